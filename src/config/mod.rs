@@ -1,0 +1,3 @@
+//! The program configuration: its schema and defaults.
+
+pub mod schema;

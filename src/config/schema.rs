@@ -1,0 +1,226 @@
+//! The program configuration: every field, its default and its meaning.
+//!
+//! This is the RON file at `/etc/acoupi/acoupi.ron` (system mode) or
+//! `$ACOUPI_HOME/config/acoupi.ron` (user mode). Field names follow upstream acoupi's
+//! `program.json` where a field exists there (`timezone`, `microphone.samplerate`,
+//! `recording.duration`, `paths.recordings`, `recording_saving.starttime`, …) so upstream
+//! users find their way; fields upstream lacks are documented where they are declared.
+//! Defaults match upstream's default program (3 s every 10 s, 06:00–22:30,
+//! Europe/London), but the window is a single wrap-aware interval, not 24 hours.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audio::format::SampleFormat;
+use crate::schedule::spec::{Bound, Window};
+
+/// Which acoupi program runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Program {
+    /// Records on schedule, keeps or deletes files by the saving filters.
+    #[default]
+    Default,
+}
+
+/// The whole program configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Which program runs.
+    pub program: Program,
+    /// IANA time zone in which schedules, windows and saving filters are read.
+    pub timezone: String,
+    /// The capture device and how it is sampled.
+    pub microphone: Microphone,
+    /// When and how long to record.
+    pub recording: Recording,
+    /// Where files and databases live.
+    pub paths: Paths,
+    /// Saving filters: which finished recordings are kept. `None` keeps every recording.
+    pub recording_saving: Option<RecordingSaving>,
+    /// Disk-space and age limits for kept recordings.
+    pub retention: Retention,
+    /// How often `acoupi beat` records a heartbeat.
+    pub heartbeat: Heartbeat,
+    /// A deployment to start without a terminal (used by the boot-partition file).
+    pub deployment: Option<Site>,
+}
+
+/// The microphone. Upstream names: `device_name`, `samplerate`, `audio_channels`,
+/// `time_expansion`; `sample_format` and `bit_depth` are ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Microphone {
+    /// How the device is found: a card id or name substring (`UltraMic`), or a full PCM
+    /// name (`hw:CARD=UltraMic,DEV=0`, `plughw:…`, `dsnoop:…`). Never a bare card number.
+    pub device_name: String,
+    /// Sample rate in Hz, 8000..=384000.
+    pub samplerate: u32,
+    /// Number of channels, at least 1.
+    pub audio_channels: u16,
+    /// Time expansion factor written into GUANO and the WAV header (1.0 for none).
+    pub time_expansion: f64,
+    /// Device sample format; `None` picks the first the device supports of
+    /// S16_LE, S24_LE, S24_3LE, S32_LE that can hold `bit_depth`.
+    pub sample_format: Option<SampleFormat>,
+    /// Bits per sample stored in the WAV file: 16, 24 or 32.
+    pub bit_depth: u16,
+}
+
+/// The recording schedule. `duration`/`interval` are upstream's; `schedule` replaces
+/// upstream's single `schedule_start`/`schedule_end` pair with a list of windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recording {
+    /// Length of each file in seconds.
+    pub duration: u32,
+    /// Seconds from the start of one file to the start of the next, aligned to the wall
+    /// clock (interval 10 → files start at :00, :10, …). Equal to `duration` → gapless.
+    pub interval: u32,
+    /// Daily windows in which recording happens; empty means around the clock.
+    pub schedule: Vec<Window>,
+    /// Optional first day of recording (YYYY-MM-DD, in `timezone`).
+    pub start_date: Option<jiff::civil::Date>,
+    /// Optional last day of recording (inclusive).
+    pub end_date: Option<jiff::civil::Date>,
+}
+
+/// Paths. Relative paths are read from `ACOUPI_HOME`; defaults derive from the layout
+/// (system or user mode), never from `$HOME` behind the user's back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Paths {
+    /// Temporary audio (`*.wav.part` while recording); a tmpfs on the device.
+    pub tmp_audio: Option<PathBuf>,
+    /// Root of the kept recordings (`YYYY/MM/DD/` below it).
+    pub recordings: Option<PathBuf>,
+    /// The metadata database.
+    pub db_metadata: Option<PathBuf>,
+}
+
+/// Saving filters (upstream `recording_saving`). A recording is kept when any enabled
+/// filter keeps it. Times are local to `timezone` (upstream compares in UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingSaving {
+    /// Keep recordings that start inside `[starttime, endtime)`; `None` disables.
+    pub starttime: Option<Bound>,
+    /// End of the kept time window.
+    pub endtime: Option<Bound>,
+    /// Keep recordings up to this many minutes before dawn or dusk (0 disables).
+    pub before_dawndusk_duration: u32,
+    /// Keep recordings up to this many minutes after dawn or dusk (0 disables).
+    pub after_dawndusk_duration: u32,
+    /// Keep the first `frequency_duration` minutes of every `frequency_interval` (either 0 disables).
+    pub frequency_duration: u32,
+    /// Period of the frequency filter, in minutes.
+    pub frequency_interval: u32,
+}
+
+/// Retention of kept recordings (ours; upstream only stops recording on low space).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Free space to keep on the recordings file system, in MiB. Below it the oldest kept
+    /// recordings are deleted; when nothing can be deleted recording pauses.
+    pub min_free_space_mb: u64,
+    /// Delete kept recordings older than this many days; `None` keeps them forever.
+    pub max_age_days: Option<u32>,
+}
+
+/// Heartbeat cadence (ours; upstream's heartbeat is a messaging feature).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Heartbeat {
+    /// Seconds between heartbeats.
+    pub interval: u32,
+}
+
+/// A deployment site, as `acoupi deployment start` takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// Deployment name.
+    pub name: String,
+    /// Latitude in degrees, -90..=90.
+    pub latitude: f64,
+    /// Longitude in degrees, -180..=180.
+    pub longitude: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            program: Program::Default,
+            timezone: "Europe/London".into(),
+            microphone: Microphone::default(),
+            recording: Recording::default(),
+            paths: Paths::default(),
+            recording_saving: None,
+            retention: Retention::default(),
+            heartbeat: Heartbeat::default(),
+            deployment: None,
+        }
+    }
+}
+
+impl Default for Microphone {
+    fn default() -> Self {
+        Microphone {
+            device_name: String::new(),
+            samplerate: 48_000,
+            audio_channels: 1,
+            time_expansion: 1.0,
+            sample_format: None,
+            bit_depth: 16,
+        }
+    }
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            duration: 3,
+            interval: 10,
+            schedule: vec![Window {
+                start: Bound::Clock { seconds: 6 * 3600 },
+                end: Bound::Clock {
+                    seconds: 22 * 3600 + 30 * 60,
+                },
+            }],
+            start_date: None,
+            end_date: None,
+        }
+    }
+}
+
+impl Default for RecordingSaving {
+    /// Upstream's defaults: 18:00–20:00, 10 min around dawn/dusk, 5 min every 30.
+    fn default() -> Self {
+        RecordingSaving {
+            starttime: Some(Bound::Clock { seconds: 18 * 3600 }),
+            endtime: Some(Bound::Clock { seconds: 20 * 3600 }),
+            before_dawndusk_duration: 10,
+            after_dawndusk_duration: 10,
+            frequency_duration: 5,
+            frequency_interval: 30,
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            min_free_space_mb: 512,
+            max_age_days: None,
+        }
+    }
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat { interval: 60 }
+    }
+}
