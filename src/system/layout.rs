@@ -92,6 +92,11 @@ impl Layout {
         self.runtime_dir.join("acoupi.sock")
     }
 
+    /// The pid file of `acoupi run`, which `acoupi config set` signals to reload.
+    pub fn pid_file(&self) -> PathBuf {
+        self.runtime_dir.join("acoupi.pid")
+    }
+
     /// The configured paths with defaults filled in and relative paths read from `home`.
     pub fn storage_paths(&self, paths: &Paths) -> StoragePaths {
         let resolve = |p: &Option<PathBuf>, default: PathBuf| match p {

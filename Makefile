@@ -1,0 +1,105 @@
+# acoupi: build, test and package the field recorder.
+# `make` alone lists the targets. Everything is cached under build/; outputs go to dist/.
+
+ARCH          ?= arm64
+BUILD         ?= $(CURDIR)/build
+DEBIAN_SUITE  ?= bookworm
+VERSION       ?= $(shell awk -F'"' '/^version/{print $$2; exit}' Cargo.toml)
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DELETE_ON_ERROR:
+.ONESHELL:
+.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint clean
+
+TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf
+gnu_aarch64-unknown-linux-musl := aarch64-linux-gnu
+gnu_armv7-unknown-linux-musleabihf := arm-linux-gnueabihf
+
+# Debian packages the build, the tests and the image pipeline need on a fresh machine.
+APT_PACKAGES := gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
+  libasound2-dev alsa-utils file curl ca-certificates bzip2 xz-utils \
+  dosfstools mtools fdisk e2fsprogs bmap-tools systemd sqlite3 shellcheck
+
+# Cross-build environment (route B of README "Cross-building"): Debian cross gcc as the
+# linker, a musl-specs wrapper as the C compiler, pkg-config confined to the static alsa-lib.
+export CARGO_TARGET_DIR := $(BUILD)/target
+export PKG_CONFIG_ALLOW_CROSS := 1
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER := aarch64-linux-gnu-gcc
+export CC_aarch64_unknown_linux_musl := $(BUILD)/sysroot-aarch64-unknown-linux-musl/cc
+export PKG_CONFIG_LIBDIR_aarch64_unknown_linux_musl := $(BUILD)/alsa-aarch64-unknown-linux-musl/usr/lib/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR_aarch64_unknown_linux_musl := $(BUILD)/alsa-aarch64-unknown-linux-musl
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_LINKER := arm-linux-gnueabihf-gcc
+export CC_armv7_unknown_linux_musleabihf := $(BUILD)/sysroot-armv7-unknown-linux-musleabihf/cc
+export PKG_CONFIG_LIBDIR_armv7_unknown_linux_musleabihf := $(BUILD)/alsa-armv7-unknown-linux-musleabihf/usr/lib/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR_armv7_unknown_linux_musleabihf := $(BUILD)/alsa-armv7-unknown-linux-musleabihf
+
+help: ## list the targets
+	@awk -F':.*## ' '/^[a-z0-9-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: apt-packages rust-targets sysroots alsa ## install everything a fresh Debian machine lacks
+
+apt-packages: $(BUILD)/.apt-packages
+$(BUILD)/.apt-packages: Makefile
+	mkdir -p $(BUILD)
+	missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done)
+	if [ -n "$$missing" ]; then
+	  echo "deps: installing $$missing" >&2
+	  apt-get update -qq
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+	fi
+	touch $@
+
+rust-targets: $(BUILD)/.rust-targets
+$(BUILD)/.rust-targets: scripts/install-rust-targets.sh
+	mkdir -p $(BUILD)
+	scripts/install-rust-targets.sh $(TARGETS)
+	touch $@
+
+sysroots: $(foreach t,$(TARGETS),$(BUILD)/sysroot-$(t)/cc)
+$(BUILD)/sysroot-%/cc: scripts/make-sysroot.sh | $(BUILD)/.apt-packages
+	DEBIAN_SUITE=$(DEBIAN_SUITE) scripts/make-sysroot.sh $* $(BUILD)/sysroot-$*
+
+alsa: $(foreach t,$(TARGETS),$(BUILD)/alsa-$(t)/usr/lib/libasound.a)
+
+ALSA_TARBALL := $(BUILD)/alsa-lib_1.2.8.orig.tar.bz2
+alsa-source: $(ALSA_TARBALL) ## fetch Debian's alsa-lib source (also for the cross route)
+$(ALSA_TARBALL): scripts/build-alsa.sh
+	mkdir -p $(BUILD)
+	ALSA_FETCH_ONLY=1 scripts/build-alsa.sh none $(BUILD)/alsa-fetch
+$(BUILD)/alsa-%/usr/lib/libasound.a: scripts/build-alsa.sh $(BUILD)/sysroot-%/cc
+	g=$(gnu_$*)
+	CC=$(BUILD)/sysroot-$*/cc AR=$$g-ar RANLIB=$$g-ranlib ALSA_SRC_DIR=$(BUILD) \
+	  scripts/build-alsa.sh $$g $(BUILD)/alsa-$*
+	touch $@
+
+build: ## host build plus static release binaries for aarch64 and armv7
+	cargo build --release
+	for t in $(TARGETS); do cargo build --release --target $$t; done
+	for t in $(TARGETS); do
+	  b=$(CARGO_TARGET_DIR)/$$t/release/acoupi
+	  file $$b | grep -q 'statically linked' || { echo "build: $$b is not statically linked" >&2; exit 1; }
+	  printf '%s\t%s bytes\n' $$b $$(stat -c %s $$b)
+	done
+
+cross-build: alsa-source ## the same static binaries through `cross` (needs Docker)
+	for t in $(TARGETS); do cross build --release --target $$t; done
+
+test: test-host test-cross ## all tests: host, then both musl targets under qemu-user
+
+test-host: ## host tests only
+	cargo test
+
+test-cross: ## the test suite for both musl targets, run under qemu-user
+	for t in $(TARGETS); do
+	  echo "== cargo test --target $$t (qemu-user)" >&2
+	  cargo test --target $$t
+	done
+
+lint: ## rustfmt, clippy, shellcheck
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	shellcheck scripts/*.sh .ci/run
+
+clean: ## remove build/ and dist/
+	rm -rf $(BUILD) dist target
