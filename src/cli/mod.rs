@@ -1,18 +1,60 @@
 //! The command line: clap definitions close to the raw flags, one file per command group.
 //!
 //! Every command is a function returning `anyhow::Result`; only `main` prints the error
-//! and chooses the exit code.
+//! and chooses the exit code: 0 success, 1 refused or a check failed ([`Refused`]),
+//! 2 a usage, configuration or system error.
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+pub mod boot_import;
+pub mod check;
+pub mod config;
+pub mod deployment;
+pub mod devices;
+pub mod setup;
+pub mod style;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::system::layout::Layout;
 
 /// acoupi: a field recorder for bioacoustic monitoring.
 #[derive(Debug, Parser)]
 #[command(
     name = "acoupi",
     about = "Field recorder for bioacoustic monitoring",
-    long_about = "Field recorder for bioacoustic monitoring.\n\nRecords on schedule from an ALSA microphone into gapless, crash-safe WAV files with a SQLite metadata store, supervised by systemd."
+    long_about = "Field recorder for bioacoustic monitoring.\n\nRecords on schedule from an ALSA microphone into gapless, crash-safe WAV files with a SQLite metadata store, supervised by systemd.\nGet started with `acoupi setup`, then `acoupi check` and `acoupi deployment start`."
 )]
-pub struct Cli {}
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the program configuration (interactive on a terminal).
+    Setup(setup::SetupArgs),
+    /// Read or change the program configuration.
+    Config(config::ConfigArgs),
+    /// Run the health checks (configuration, storages, microphone, clock, units).
+    Check,
+    /// List capture devices with the rates, channels and formats they support.
+    Devices(devices::DevicesArgs),
+    /// Start, stop or inspect the deployment.
+    #[command(subcommand)]
+    Deployment(deployment::DeploymentCommand),
+    /// The recording daemon (ExecStart of acoupi.service).
+    Run,
+    /// The health and heartbeat daemon (ExecStart of acoupi-beat.service).
+    Beat,
+    /// Import the configuration from the boot partition (run at boot).
+    BootImport(boot_import::BootImportArgs),
+}
+
+/// A command refused to act or a check failed: exit code 1, not 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
 
 /// `--version` text: what this binary is, for a field report months later.
 pub fn version_text() -> String {
@@ -39,8 +81,22 @@ pub fn parse() -> Cli {
     }
 }
 
+/// True for the daemons, which log at `info` by default; the CLI logs only warnings.
+pub fn is_daemon(cli: &Cli) -> bool {
+    matches!(cli.command, Command::Run | Command::Beat | Command::BootImport(_))
+}
+
 /// Runs the parsed command.
-pub fn run(_cli: Cli) -> anyhow::Result<()> {
-    Cli::command().print_help()?;
-    Ok(())
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let layout = Layout::detect();
+    match cli.command {
+        Command::Setup(args) => setup::run(args),
+        Command::Config(args) => config::run(args),
+        Command::Check => check::run(&layout),
+        Command::Devices(args) => devices::run(args),
+        Command::Deployment(cmd) => deployment::run(&layout, cmd),
+        Command::Run => crate::daemon::run::run(layout),
+        Command::Beat => crate::daemon::beat::run(layout),
+        Command::BootImport(args) => boot_import::run(&layout, args),
+    }
 }

@@ -1,0 +1,151 @@
+//! `acoupi check`: the health check run before a deployment starts.
+//!
+//! Each check yields findings: errors (the deployment would not work) and warnings (it
+//! would, but something deserves attention). Every finding says what to do. The same
+//! checks serve `deployment start`; `deployment status` uses only the cheap ones (it
+//! never opens the microphone).
+
+use std::time::Duration;
+
+use crate::audio::test_capture;
+use crate::config::schema::Config;
+use crate::daemon::control::{self, WorkerHealth};
+use crate::system::layout::Layout;
+use crate::system::systemd::units_installed;
+use crate::system::{clock, storage};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The deployment would not work.
+    Error,
+    /// Worth attention; does not block a deployment.
+    Warning,
+}
+
+/// One problem found, with its fix.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl Finding {
+    fn error(message: impl Into<String>) -> Finding {
+        Finding {
+            severity: Severity::Error,
+            message: message.into(),
+        }
+    }
+    fn warning(message: impl Into<String>) -> Finding {
+        Finding {
+            severity: Severity::Warning,
+            message: message.into(),
+        }
+    }
+}
+
+/// Loads and validates the configuration; `Err` holds the findings that stop every
+/// further check (nothing else can be checked without a valid configuration).
+pub fn config_findings(layout: &Layout) -> Result<Config, Vec<Finding>> {
+    crate::config::load(&layout.config_file).map_err(|e| match e {
+        crate::config::ConfigError::Invalid { path, errors } => errors
+            .into_iter()
+            .map(|f| Finding::error(format!("{}: {f}", path.display())))
+            .collect(),
+        other => vec![Finding::error(other.to_string())],
+    })
+}
+
+/// Every check, in the order a user would fix them.
+pub fn run_checks(layout: &Layout) -> Vec<Finding> {
+    let config = match config_findings(layout) {
+        Ok(c) => c,
+        Err(findings) => return findings,
+    };
+    let mut findings = Vec::new();
+    let paths = layout.storage_paths(&config.paths);
+    match storage::storage_owner(layout)
+        .and_then(|owner| storage::ensure_storages(&paths, owner))
+    {
+        Err(e) => findings.push(Finding::error(e.to_string())),
+        Ok(()) => {
+            for dir in [&paths.recordings, &paths.tmp_audio] {
+                if let Err(e) = storage::check_writable(dir) {
+                    findings.push(Finding::error(e.to_string()));
+                }
+            }
+            if let Err(e) = storage::free_space_ok(&paths.recordings, config.retention.min_free_space_mb) {
+                findings.push(Finding::error(e.to_string()));
+            }
+            if let Err(e) = crate::store::metadata::MetadataStore::open(&paths.db_metadata) {
+                findings.push(Finding::error(e.to_string()));
+            }
+        }
+    }
+    findings.extend(microphone_findings(layout, &config));
+    match clock::clock_sync() {
+        Ok(c) if c.synchronised => {}
+        Ok(_) => findings.push(Finding::warning(
+            "the system clock is not synchronised: file times may be wrong until it is (connect to a network with NTP, or add an RTC module)",
+        )),
+        Err(e) => findings.push(Finding::warning(format!("cannot tell whether the clock is synchronised: {e}"))),
+    }
+    if !units_installed(layout) {
+        let fix = match layout.mode {
+            crate::system::layout::Mode::System => "reinstall the acoupi image or package",
+            crate::system::layout::Mode::User => "`acoupi deployment start` installs them",
+        };
+        findings.push(Finding::warning(format!(
+            "the systemd units acoupi.service and acoupi-beat.service are not installed: {fix}"
+        )));
+    }
+    findings
+}
+
+/// The microphone check: the running recorder's live state when it holds the device,
+/// else a 0.1 s test capture with the configured rate, channels and format.
+fn microphone_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
+    let mic = &config.microphone;
+    if let Ok(status) = control::query(&layout.control_socket(), Duration::from_secs(2)) {
+        return match status.recording.health {
+            WorkerHealth::Ok => Vec::new(),
+            WorkerHealth::Notok => vec![Finding::error(format!(
+                "the running recorder reports a problem with {:?}: {}",
+                mic.device_name, status.recording.detail
+            ))],
+        };
+    }
+    match test_capture(&mic.device_name, mic.samplerate, mic.audio_channels, mic.sample_format, 0.1) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Finding::error(format!(
+            "microphone {:?}: {e} (run `acoupi devices` to see what is connected)",
+            mic.device_name
+        ))],
+    }
+}
+
+/// `acoupi check`: prints each finding with its fix, or "Health checks passed".
+/// Returns `Err` (exit code 1) when any error was found.
+pub fn run(layout: &Layout) -> anyhow::Result<()> {
+    let findings = run_checks(layout);
+    print_findings(&findings);
+    if findings.iter().any(|f| f.severity == Severity::Error) {
+        return Err(super::Refused("health checks failed".into()).into());
+    }
+    println!("{}", super::style::green("Health checks passed"));
+    Ok(())
+}
+
+/// Prints findings, errors in red and warnings in yellow.
+pub fn print_findings(findings: &[Finding]) {
+    for f in findings {
+        match f.severity {
+            Severity::Error => eprintln!("{} {}", super::style::red("error:"), f.message),
+            Severity::Warning => eprintln!("{} {}", super::style::yellow("warning:"), f.message),
+        }
+    }
+}

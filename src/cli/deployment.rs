@@ -1,0 +1,562 @@
+//! `acoupi deployment start|stop|status`: the lifecycle of one deployment at one site.
+//!
+//! The deployment row in metadata.db is the single record of a deployment (upstream kept
+//! a second one in a JSON file, and the two drifted apart). `start` records it and brings
+//! up both services; any failure after that rolls back to "not deployed", keeping every
+//! earlier deployment. `stop` stops the services first, so the recorder finishes its file
+//! and runs a last management pass, then ends the row, then disables the units.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::check::{self, Severity};
+use super::{style, Refused};
+use crate::config::validate::{validate_latitude, validate_longitude};
+use crate::daemon::control;
+use crate::schedule::{parse_time_zone, Location, Schedule};
+use crate::store::metadata::{Deployment, MetadataStore};
+use crate::system::layout::{Layout, Mode};
+use crate::system::metrics::disk_space;
+use crate::system::storage;
+use crate::system::systemd::{Systemctl, UnitState, Wait, UNITS};
+
+/// The two services a deployment runs.
+pub const SERVICES: [&str; 2] = ["acoupi.service", "acoupi-beat.service"];
+
+/// `acoupi deployment …`
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCommand {
+    /// Start a deployment: record the site, enable and start both services.
+    Start(StartArgs),
+    /// Stop the deployment: finish the current file, stop and disable the services.
+    Stop,
+    /// Show services, workers, program and deployment state.
+    Status(StatusArgs),
+}
+
+/// Options of `deployment start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Deployment name (prompted for when missing).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Site latitude in degrees, -90..90 (prompted for when missing).
+    #[arg(long, allow_hyphen_values = true)]
+    pub latitude: Option<String>,
+    /// Site longitude in degrees, -180..180 (prompted for when missing).
+    #[arg(long, allow_hyphen_values = true)]
+    pub longitude: Option<String>,
+    /// Skip the health check.
+    #[arg(long)]
+    pub no_check: bool,
+    /// Never prompt: missing values are an error (also when stdin is not a terminal).
+    #[arg(long)]
+    pub no_prompt: bool,
+    /// Queue the service start and return at once (for use from a boot-time unit).
+    #[arg(long)]
+    pub no_block: bool,
+    /// Seconds to wait for both services to report ready.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
+/// Options of `deployment status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a `deployment` command.
+pub fn run(layout: &Layout, cmd: DeploymentCommand) -> anyhow::Result<()> {
+    match cmd {
+        DeploymentCommand::Start(args) => start(layout, args),
+        DeploymentCommand::Stop => stop(layout),
+        DeploymentCommand::Status(args) => {
+            let status = collect_status(layout);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", render_status(&status));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A site as the operator gave it.
+struct SiteInput {
+    name: String,
+    latitude: f64,
+    longitude: f64,
+}
+
+fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<()> {
+    let config = check::config_findings(layout).map_err(|findings| {
+        check::print_findings(&findings);
+        anyhow::anyhow!("the configuration at {} is not usable", layout.config_file.display())
+    })?;
+    let paths = layout.storage_paths(&config.paths);
+    storage::ensure_storages(&paths, storage::storage_owner(layout)?)?;
+    let mut store = MetadataStore::open(&paths.db_metadata)?;
+    if let Some(active) = store.active_deployment()? {
+        return Err(Refused(format!(
+            "a deployment is already active: {:?} since {} UTC; stop it first with `acoupi deployment stop`",
+            active.name,
+            active.started_on.strftime("%Y-%m-%d %H:%M")
+        ))
+        .into());
+    }
+    let interactive = !args.no_prompt && std::io::stdin().is_terminal();
+    let site = site_from(&args, config.deployment.as_ref(), interactive)?;
+    if !args.no_check {
+        let findings = check::run_checks(layout);
+        check::print_findings(&findings);
+        if findings.iter().any(|f| f.severity == Severity::Error) {
+            return Err(Refused(
+                "health checks failed: fix the errors above or start with --no-check".into(),
+            )
+            .into());
+        }
+    }
+    let systemctl = Systemctl::new(layout.mode);
+    let deployment = store.start_deployment(
+        &site.name,
+        Some(site.latitude),
+        Some(site.longitude),
+        Timestamp::now(),
+    )?;
+    println!("Starting deployment {:?}...", deployment.name);
+    if let Err(e) = bring_up(layout, &systemctl, &args) {
+        roll_back(&systemctl, &mut store);
+        return Err(e.context("starting the deployment failed; it was rolled back (nothing is deployed)"));
+    }
+    println!("{}", style::green("Deployment started."));
+    if !args.no_block {
+        print!("{}", render_status(&collect_status(layout)));
+    }
+    Ok(())
+}
+
+/// Installs (user mode), enables and starts both services, then waits for READY.
+fn bring_up(layout: &Layout, systemctl: &Systemctl, args: &StartArgs) -> anyhow::Result<()> {
+    match layout.mode {
+        Mode::User => {
+            systemctl.install_user_units(layout, &UNITS)?;
+        }
+        Mode::System => {
+            if !crate::system::systemd::units_installed(layout) {
+                bail!("acoupi.service and acoupi-beat.service are not installed: reinstall the acoupi image or package");
+            }
+        }
+    }
+    systemctl.enable(&SERVICES)?;
+    if args.no_block {
+        systemctl.start(&SERVICES, Wait::NoBlock)?;
+        return Ok(());
+    }
+    systemctl.start(&SERVICES, Wait::Block)?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    loop {
+        let states: Vec<UnitState> = SERVICES
+            .iter()
+            .map(|u| systemctl.is_active(u))
+            .collect::<Result<_, _>>()?;
+        if states.iter().all(|s| *s == UnitState::Active) {
+            return Ok(());
+        }
+        if let Some((unit, state)) = SERVICES
+            .iter()
+            .zip(&states)
+            .find(|(_, s)| **s == UnitState::Failed)
+        {
+            bail!("{unit} is {}: see `journalctl -u {unit}`", state.as_str());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the services did not report ready within {} s ({}): see `journalctl -u acoupi`",
+                args.timeout,
+                SERVICES
+                    .iter()
+                    .zip(&states)
+                    .map(|(u, s)| format!("{u} {}", s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Undoes a failed start: services stopped and disabled, the new deployment ended.
+/// Earlier deployments are untouched.
+fn roll_back(systemctl: &Systemctl, store: &mut MetadataStore) {
+    if let Err(e) = systemctl.stop(&SERVICES) {
+        tracing::warn!(error = %e, "rollback: stopping the services failed");
+    }
+    if let Err(e) = systemctl.disable(&SERVICES) {
+        tracing::warn!(error = %e, "rollback: disabling the services failed");
+    }
+    if let Err(e) = store.end_active_deployment(Timestamp::now()) {
+        tracing::warn!(error = %e, "rollback: ending the deployment failed");
+    }
+}
+
+fn stop(layout: &Layout) -> anyhow::Result<()> {
+    let config = crate::config::load(&layout.config_file)?;
+    let paths = layout.storage_paths(&config.paths);
+    let mut store = MetadataStore::open(&paths.db_metadata)?;
+    let Some(active) = store.active_deployment()? else {
+        return Err(Refused(
+            "acoupi is not deployed: there is nothing to stop (start one with `acoupi deployment start`)".into(),
+        )
+        .into());
+    };
+    println!("Stopping deployment {:?}: finishing the current file...", active.name);
+    let systemctl = Systemctl::new(layout.mode);
+    // Stopping first lets the recorder finish its file and run a last management pass
+    // under the deployment it recorded for.
+    systemctl.stop(&SERVICES).context("stopping the services")?;
+    let ended = store.end_active_deployment(Timestamp::now())?;
+    if let Err(e) = systemctl.disable(&SERVICES) {
+        eprintln!(
+            "{} the deployment is ended but disabling the services failed ({e}); they will not record without a deployment",
+            style::yellow("warning:")
+        );
+    }
+    let summary = store.recording_summary(ended.id)?;
+    println!(
+        "{} {} recordings, {:.1} minutes in total.",
+        style::green("Deployment stopped."),
+        summary.count,
+        summary.total_duration_s / 60.0
+    );
+    Ok(())
+}
+
+fn site_from(
+    args: &StartArgs,
+    configured: Option<&crate::config::schema::Site>,
+    interactive: bool,
+) -> anyhow::Result<SiteInput> {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut output = std::io::stdout();
+    let mut ask = |flag: &str, label: &str, given: Option<String>, default: Option<String>, check: &dyn Fn(&str) -> Result<(), String>| -> anyhow::Result<String> {
+        if let Some(v) = given {
+            check(&v).map_err(|m| anyhow::anyhow!("--{flag} {v:?}: {m}"))?;
+            return Ok(v);
+        }
+        if let Some(v) = default {
+            return Ok(v);
+        }
+        if !interactive {
+            bail!("--{flag} is required (no terminal to ask on): pass --{flag} <{label}>");
+        }
+        prompt_until_valid(&mut input, &mut output, label, check)
+    };
+    let name = ask("name", "name", args.name.clone(), configured.map(|s| s.name.clone()), &|v| {
+        if v.trim().is_empty() { Err("the name must not be empty".into()) } else { Ok(()) }
+    })?;
+    let latitude = ask("latitude", "latitude", args.latitude.clone(), configured.map(|s| s.latitude.to_string()), &|v| parse_coordinate(v, validate_latitude).map(|_| ()))?;
+    let longitude = ask("longitude", "longitude", args.longitude.clone(), configured.map(|s| s.longitude.to_string()), &|v| parse_coordinate(v, validate_longitude).map(|_| ()))?;
+    Ok(SiteInput {
+        name: name.trim().to_string(),
+        latitude: parse_coordinate(&latitude, validate_latitude).map_err(anyhow::Error::msg)?,
+        longitude: parse_coordinate(&longitude, validate_longitude).map_err(anyhow::Error::msg)?,
+    })
+}
+
+fn parse_coordinate(text: &str, check: fn(f64) -> Result<(), String>) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number in degrees"))?;
+    check(v)?;
+    Ok(v)
+}
+
+/// Asks on `output` until `input` gives a value `check` accepts (re-prompting with the
+/// reason); end of input is an error.
+fn prompt_until_valid(
+    input: &mut dyn BufRead,
+    output: &mut dyn Write,
+    label: &str,
+    check: &dyn Fn(&str) -> Result<(), String>,
+) -> anyhow::Result<String> {
+    loop {
+        write!(output, "Enter the {label} of the deployment: ")?;
+        output.flush()?;
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            bail!("no {label} given (end of input)");
+        }
+        let value = line.trim().to_string();
+        match check(&value) {
+            Ok(()) => return Ok(value),
+            Err(m) => writeln!(output, "Invalid {label}: {m}. Try again.")?,
+        }
+    }
+}
+
+/// Everything `deployment status` shows, also its `--json` form.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Unit states of `acoupi` and `beat`.
+    pub services: Services,
+    /// The workers, as the recorder reports them.
+    pub workers: Workers,
+    /// Whether the configuration is usable.
+    pub program: ProgramStatus,
+    /// The deployment.
+    pub deployment: DeploymentStatus,
+}
+
+/// The two services.
+#[derive(Debug, Clone, Serialize)]
+pub struct Services {
+    /// `acoupi.service`.
+    pub acoupi: String,
+    /// `acoupi-beat.service`.
+    pub beat: String,
+}
+
+/// The workers section.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workers {
+    /// `available` when the recorder answers on its control socket, else `unavailable`.
+    pub status: String,
+    /// `ok` / `notok`, when available.
+    pub recording: Option<String>,
+    /// `ok` / `notok`, when available.
+    pub default: Option<String>,
+    /// What the recording worker is doing.
+    pub detail: Option<String>,
+}
+
+/// The program section.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgramStatus {
+    /// `ok` or `unhealthy`.
+    pub status: String,
+    /// The first problem, when unhealthy.
+    pub problem: Option<String>,
+}
+
+/// The deployment section.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentStatus {
+    /// `active` or `inactive`.
+    pub status: String,
+    /// Deployment name.
+    pub name: Option<String>,
+    /// Latitude in degrees.
+    pub latitude: Option<f64>,
+    /// Longitude in degrees.
+    pub longitude: Option<f64>,
+    /// Start, RFC 3339 UTC.
+    pub started_on: Option<String>,
+    /// Recordings stored so far.
+    pub recordings: Option<u64>,
+    /// Start of the last recording, RFC 3339 UTC.
+    pub last_recording: Option<String>,
+    /// Free bytes on the recordings file system.
+    pub free_space_bytes: Option<u64>,
+    /// Next (or current) recording window, local time.
+    pub next_window: Option<String>,
+}
+
+/// Gathers the status without touching the microphone: unit states, the control socket,
+/// the configuration and metadata.db.
+pub fn collect_status(layout: &Layout) -> Status {
+    let systemctl = Systemctl::new(layout.mode);
+    let unit = |u: &str| {
+        systemctl
+            .is_active(u)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|_| "unknown".into())
+    };
+    let services = Services {
+        acoupi: unit(SERVICES[0]),
+        beat: unit(SERVICES[1]),
+    };
+    let workers = match control::query(&layout.control_socket(), Duration::from_secs(2)) {
+        Ok(s) => Workers {
+            status: "available".into(),
+            recording: Some(health_word(s.recording.health).into()),
+            default: Some(health_word(s.default.health).into()),
+            detail: Some(s.recording.detail),
+        },
+        Err(_) => Workers {
+            status: "unavailable".into(),
+            recording: None,
+            default: None,
+            detail: None,
+        },
+    };
+    let (program, deployment) = match check::config_findings(layout) {
+        Err(findings) => (
+            ProgramStatus {
+                status: "unhealthy".into(),
+                problem: findings.first().map(|f| f.message.clone()),
+            },
+            inactive(),
+        ),
+        Ok(config) => {
+            let paths = layout.storage_paths(&config.paths);
+            let deployment = match MetadataStore::open(&paths.db_metadata)
+                .and_then(|s| s.active_deployment().map(|d| (s, d)))
+            {
+                Ok((store, Some(d))) => active_status(&store, &d, &config, &paths.recordings),
+                _ => inactive(),
+            };
+            (
+                ProgramStatus {
+                    status: "ok".into(),
+                    problem: None,
+                },
+                deployment,
+            )
+        }
+    };
+    Status {
+        services,
+        workers,
+        program,
+        deployment,
+    }
+}
+
+fn health_word(h: control::WorkerHealth) -> &'static str {
+    match h {
+        control::WorkerHealth::Ok => "ok",
+        control::WorkerHealth::Notok => "notok",
+    }
+}
+
+fn inactive() -> DeploymentStatus {
+    DeploymentStatus {
+        status: "inactive".into(),
+        name: None,
+        latitude: None,
+        longitude: None,
+        started_on: None,
+        recordings: None,
+        last_recording: None,
+        free_space_bytes: None,
+        next_window: None,
+    }
+}
+
+fn active_status(
+    store: &MetadataStore,
+    d: &Deployment,
+    config: &crate::config::schema::Config,
+    recordings: &std::path::Path,
+) -> DeploymentStatus {
+    let summary = store.recording_summary(d.id).ok();
+    let next_window = parse_time_zone(&config.timezone).ok().and_then(|tz| {
+        let location = d.latitude.zip(d.longitude).map(|(latitude, longitude)| Location { latitude, longitude });
+        let schedule = Schedule::new(&config.recording, tz.clone(), location).ok()?;
+        let w = schedule.next_window(Timestamp::now())?;
+        let fmt = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string();
+        Some(format!("{} – {}", fmt(w.start), fmt(w.end)))
+    });
+    DeploymentStatus {
+        status: "active".into(),
+        name: Some(d.name.clone()),
+        latitude: d.latitude,
+        longitude: d.longitude,
+        started_on: Some(d.started_on.to_string()),
+        recordings: summary.as_ref().map(|s| s.count),
+        last_recording: summary
+            .and_then(|s| s.last)
+            .map(|r| r.datetime.to_string()),
+        free_space_bytes: disk_space(recordings).ok().map(|d| d.available_bytes),
+        next_window,
+    }
+}
+
+/// The human form: the four sections of the deployment guide.
+pub fn render_status(s: &Status) -> String {
+    let mut out = String::from("acoupi status\n");
+    let field = |out: &mut String, name: &str, value: &str| {
+        out.push_str(&format!("  {name:>14} : {value}\n"));
+    };
+    let services_ok = s.services.acoupi == "active" && s.services.beat == "active";
+    let head = |ok: bool, title: &str| {
+        if ok { style::green(&format!("● {title}")) } else { style::yellow(&format!("● {title}")) }
+    };
+    out.push_str(&head(services_ok, "System Services"));
+    out.push('\n');
+    field(&mut out, "acoupi", &s.services.acoupi);
+    field(&mut out, "beat", &s.services.beat);
+    let workers_ok = s.workers.recording.as_deref() == Some("ok") && s.workers.default.as_deref() == Some("ok");
+    out.push_str(&head(workers_ok, "Workers"));
+    out.push('\n');
+    field(&mut out, "status", &s.workers.status);
+    if let (Some(r), Some(d)) = (&s.workers.recording, &s.workers.default) {
+        field(&mut out, "recording", r);
+        field(&mut out, "default", d);
+    }
+    if let Some(detail) = &s.workers.detail {
+        field(&mut out, "doing", detail);
+    }
+    out.push_str(&head(s.program.status == "ok", "Program"));
+    out.push('\n');
+    field(&mut out, "status", &s.program.status);
+    if let Some(p) = &s.program.problem {
+        field(&mut out, "problem", p);
+        field(&mut out, "fix", "run `acoupi check` for details");
+    }
+    let d = &s.deployment;
+    out.push_str(&head(d.status == "active", "Deployment"));
+    out.push('\n');
+    field(&mut out, "status", &d.status);
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    if d.status == "active" {
+        field(&mut out, "name", &opt(&d.name));
+        field(&mut out, "latitude", &d.latitude.map_or("-".into(), |v| v.to_string()));
+        field(&mut out, "longitude", &d.longitude.map_or("-".into(), |v| v.to_string()));
+        field(&mut out, "started on", &format!("{} (UTC)", opt(&d.started_on)));
+        field(&mut out, "recordings", &d.recordings.map_or("-".into(), |v| v.to_string()));
+        field(&mut out, "last recording", &format!("{} (UTC)", opt(&d.last_recording)));
+        field(&mut out, "free space", &d.free_space_bytes.map_or("-".into(), |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)));
+        field(&mut out, "next window", &opt(&d.next_window));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_coordinates_are_reprompted_with_the_reason() {
+        let mut input = std::io::Cursor::new(b"abc\n91\n45.5\n".to_vec());
+        let mut output = Vec::new();
+        let v = prompt_until_valid(&mut input, &mut output, "latitude", &|v| {
+            parse_coordinate(v, validate_latitude).map(|_| ())
+        })
+        .unwrap();
+        assert_eq!(v, "45.5");
+        let text = String::from_utf8(output).unwrap();
+        assert_eq!(text.matches("Enter the latitude").count(), 3, "{text}");
+        assert!(text.contains("\"abc\" is not a number"), "{text}");
+        assert!(text.contains("Invalid latitude"), "{text}");
+    }
+
+    #[test]
+    fn end_of_input_while_prompting_is_an_error_not_a_loop() {
+        let mut input = std::io::Cursor::new(Vec::new());
+        let mut output = Vec::new();
+        let e = prompt_until_valid(&mut input, &mut output, "name", &|_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("no name given"));
+    }
+}

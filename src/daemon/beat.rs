@@ -1,0 +1,165 @@
+//! `acoupi beat`: the health and heartbeat daemon (`acoupi-beat.service`).
+//!
+//! Every `heartbeat.interval` seconds it asks the recorder for its workers' state over the
+//! control socket, collects the system's vital signs (free space, CPU temperature,
+//! throttling and under-voltage, uptime, clock synchronisation), stores a heartbeat row in
+//! metadata.db and pings its own watchdog. When the recorder stays unhealthy for
+//! [`UNHEALTHY_BEATS`] beats in a row it restarts `acoupi.service`, at most once per
+//! [`RESTART_COOLDOWN`], and says so in the log.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use serde::Serialize;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::daemon::control::{self, DaemonStatus, WorkerHealth};
+use crate::daemon::notify;
+use crate::store::metadata::MetadataStore;
+use crate::system::layout::Layout;
+use crate::system::metrics::Metrics;
+use crate::system::systemd::Systemctl;
+use crate::system::{clock, sysroot::SysRoot};
+
+/// Consecutive unhealthy beats before the recorder is restarted.
+pub const UNHEALTHY_BEATS: u32 = 3;
+/// Minimum time between two restarts of the recorder by the beat daemon.
+pub const RESTART_COOLDOWN: Duration = Duration::from_secs(600);
+
+/// One heartbeat, as stored in metadata.db (and, for the connected program, sent).
+#[derive(Debug, Clone, Serialize)]
+pub struct HeartbeatPayload {
+    /// `ok` when both workers are ok, else `unhealthy`, or `down` when the recorder
+    /// does not answer.
+    pub status: String,
+    /// The recorder's answer, if it gave one.
+    pub workers: Option<DaemonStatus>,
+    /// Free space, temperature, throttling, uptime, memory, load.
+    pub metrics: Metrics,
+    /// Whether the system clock is synchronised.
+    pub clock_synchronised: Option<bool>,
+}
+
+/// Runs the beat loop until SIGTERM/SIGINT.
+pub fn run(layout: Layout) -> anyhow::Result<()> {
+    let config = crate::config::load(&layout.config_file)?;
+    let paths = layout.storage_paths(&config.paths);
+    let mut store = crate::store::metadata::MetadataStore::open(&paths.db_metadata)?;
+    let interval = Duration::from_secs(u64::from(config.heartbeat.interval.max(1)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(async move {
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut beats = tokio::time::interval(interval);
+        let mut ping = tokio::time::interval(
+            notify::watchdog_interval().unwrap_or(Duration::from_secs(30)),
+        );
+        let mut supervisor = Supervisor::default();
+        notify::ready();
+        tracing::info!(interval_s = interval.as_secs(), "beat ready");
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = ping.tick() => notify::watchdog(),
+                _ = beats.tick() => {
+                    let payload = beat(&layout, &mut store, &paths.recordings);
+                    notify::status(&format!("last heartbeat: recorder {}", payload.status));
+                    if supervisor.observe(&payload.status) {
+                        restart_recorder(&layout);
+                    }
+                }
+            }
+        }
+        notify::stopping();
+        Ok(())
+    })
+}
+
+/// Takes and stores one heartbeat.
+fn beat(layout: &Layout, store: &mut MetadataStore, storage: &std::path::Path) -> HeartbeatPayload {
+    let workers = control::query(&layout.control_socket(), Duration::from_secs(2)).ok();
+    let status = match &workers {
+        None => "down",
+        Some(s) if s.recording.health == WorkerHealth::Ok && s.default.health == WorkerHealth::Ok => "ok",
+        Some(_) => "unhealthy",
+    };
+    let payload = HeartbeatPayload {
+        status: status.to_string(),
+        workers,
+        metrics: Metrics::collect(&SysRoot::default(), storage),
+        clock_synchronised: clock::clock_sync().ok().map(|c| c.synchronised),
+    };
+    if let Err(e) = store.insert_heartbeat(Timestamp::now(), &payload) {
+        tracing::error!(error = %e, "storing a heartbeat failed");
+    }
+    payload
+}
+
+/// Decides when the recorder has been unhealthy long enough to restart it.
+#[derive(Debug, Default)]
+pub struct Supervisor {
+    unhealthy: u32,
+    last_restart: Option<Instant>,
+}
+
+impl Supervisor {
+    /// Records one beat's status; true when a restart is due now.
+    pub fn observe(&mut self, status: &str) -> bool {
+        if status == "ok" {
+            self.unhealthy = 0;
+            return false;
+        }
+        self.unhealthy += 1;
+        let cooled = self
+            .last_restart
+            .is_none_or(|t| t.elapsed() >= RESTART_COOLDOWN);
+        if self.unhealthy >= UNHEALTHY_BEATS && cooled {
+            self.unhealthy = 0;
+            self.last_restart = Some(Instant::now());
+            return true;
+        }
+        false
+    }
+}
+
+fn restart_recorder(layout: &Layout) {
+    tracing::warn!(
+        beats = UNHEALTHY_BEATS,
+        "the recorder has been unhealthy for several heartbeats: restarting acoupi.service"
+    );
+    if let Err(e) = Systemctl::new(layout.mode).restart(&["acoupi.service"]) {
+        tracing::error!(error = %e, "restarting acoupi.service failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorder_is_restarted_after_three_unhealthy_beats_and_not_again_soon() {
+        let mut s = Supervisor::default();
+        assert!(!s.observe("unhealthy"));
+        assert!(!s.observe("down"));
+        assert!(s.observe("unhealthy"), "third unhealthy beat restarts");
+        for _ in 0..10 {
+            assert!(!s.observe("down"), "cool-down holds further restarts");
+        }
+    }
+
+    #[test]
+    fn a_healthy_beat_resets_the_count() {
+        let mut s = Supervisor::default();
+        assert!(!s.observe("down"));
+        assert!(!s.observe("down"));
+        assert!(!s.observe("ok"));
+        assert!(!s.observe("down"));
+        assert!(!s.observe("down"));
+        assert!(s.observe("down"));
+    }
+}
