@@ -154,11 +154,9 @@ impl Schedule {
     fn duty(&self, t: Timestamp, (open, close): Interval) -> Plan {
         let slot = t.as_second().div_euclid(self.interval) * self.interval;
         let at = |s: i64| Timestamp::from_second(s).ok();
-        let (Some(start), Some(end), Some(next)) = (
-            at(slot),
-            at(slot + self.duration),
-            at(slot + self.interval),
-        ) else {
+        let (Some(start), Some(end), Some(next)) =
+            (at(slot), at(slot + self.duration), at(slot + self.interval))
+        else {
             return Plan::Idle { until: None };
         };
         if start >= open && t < end {

@@ -297,19 +297,27 @@ mod tests {
     #[test]
     fn no_enabled_filter_keeps_everything_and_location_is_required_for_solar_filters() {
         let utc = || TimeZone::get("UTC").unwrap();
-        check(&filters(none(), "UTC", None), &[("2026-01-01T03:07:00Z", true)]);
+        check(
+            &filters(none(), "UTC", None),
+            &[("2026-01-01T03:07:00Z", true)],
+        );
         let all = SavingFilters::new(None, utc(), None).unwrap();
         check(&all, &[("2026-01-01T03:07:00Z", true)]);
 
         let e = SavingFilters::new(Some(&RecordingSaving::default()), utc(), None)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("recording_saving.before_dawndusk_duration"), "{e}");
+        assert!(
+            e.contains("recording_saving.before_dawndusk_duration"),
+            "{e}"
+        );
         assert!(e.contains("--latitude"), "{e}");
         let mut s = none();
         s.starttime = Some("sunset".parse().unwrap());
         s.endtime = Some("23:00".parse().unwrap());
-        let e = SavingFilters::new(Some(&s), utc(), None).unwrap_err().to_string();
+        let e = SavingFilters::new(Some(&s), utc(), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("recording_saving.starttime uses sunset"), "{e}");
     }
 

@@ -182,7 +182,10 @@ mod tests {
         assert!((7..9).contains(&hours), "short night {hours} h");
 
         let dawn_chorus = resolve_window(&w("sunrise-1h", "sunrise+2h"), day, &tz, london).unwrap();
-        assert_eq!(dawn_chorus.1.as_second() - dawn_chorus.0.as_second(), 3 * 3600);
+        assert_eq!(
+            dawn_chorus.1.as_second() - dawn_chorus.0.as_second(),
+            3 * 3600
+        );
 
         // An offset that inverts a morning→evening window empties it for that day.
         assert_eq!(
@@ -190,7 +193,10 @@ mod tests {
             None
         );
         // Without a location a solar bound cannot resolve.
-        assert_eq!(resolve_window(&w("sunset", "sunrise"), day, &tz, None), None);
+        assert_eq!(
+            resolve_window(&w("sunset", "sunrise"), day, &tz, None),
+            None
+        );
     }
 
     #[test]
