@@ -25,6 +25,13 @@
 //!
 //! Offsets in a bound apply on top of the resolved instant. Saving filters use
 //! [`occurrence`] directly and match nothing on days the event does not happen.
+//!
+//! # Accuracy
+//!
+//! Checked against the U.S. Naval Observatory's published times (see the tests): within a
+//! minute below 60° latitude; up to about 3 minutes near an equinox at 64–70°, where the
+//! crate's once-a-day solar declination matters because the sun meets the horizon at a
+//! shallow angle. Both are far below the minutes-long offsets schedules are written in.
 
 use chrono::NaiveDate;
 use jiff::civil::Date;
