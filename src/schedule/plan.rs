@@ -9,9 +9,10 @@ use jiff::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
     /// A file covering `[start, end)` should be being written. `start` is the slot start
-    /// (aligned to the interval) or, when the recorder started mid-slot, the current time.
+    /// (aligned to the interval); a recorder that asks mid-slot (just started, or recovered)
+    /// starts its file at once, at `max(t, start)`.
     Record {
-        /// Start of the file.
+        /// Start of the slot.
         start: Timestamp,
         /// End of the file (exclusive).
         end: Timestamp,
