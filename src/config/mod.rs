@@ -90,6 +90,18 @@ fn ron_options() -> ron::Options {
 
 /// Reads, parses and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let config = read(path)?;
+    validate(&config).map_err(|errors| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        errors,
+    })?;
+    Ok(config)
+}
+
+/// Reads and parses the file at `path` without semantic validation: for
+/// `acoupi config get`/`set`, which must be able to show and repair a file whose values
+/// no longer validate.
+pub fn read(path: &Path) -> Result<Config, ConfigError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -104,12 +116,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             })
         }
     };
-    let config = parse(&text, path)?;
-    validate(&config).map_err(|errors| ConfigError::Invalid {
-        path: path.to_path_buf(),
-        errors,
-    })?;
-    Ok(config)
+    parse(&text, path)
 }
 
 /// Parses RON text without validating it; `path` only names the source in errors.
@@ -133,11 +140,15 @@ const HEADER: &str = "\
 
 /// The configuration as the pretty RON file [`save`] writes, header included.
 pub fn to_ron(config: &Config) -> Result<String, ConfigError> {
+    Ok(format!("{HEADER}{}\n", to_ron_body(config)?))
+}
+
+/// The configuration as pretty RON without the header comment.
+pub fn to_ron_body(config: &Config) -> Result<String, ConfigError> {
     let pretty = ron::ser::PrettyConfig::new()
         .indentor("    ")
         .extensions(Extensions::IMPLICIT_SOME);
-    let body = ron::ser::to_string_pretty(config, pretty).map_err(ConfigError::Serialize)?;
-    Ok(format!("{HEADER}{body}\n"))
+    ron::ser::to_string_pretty(config, pretty).map_err(ConfigError::Serialize)
 }
 
 /// A RON error in our words: unknown fields get the nearest valid name and the dotted
