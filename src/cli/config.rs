@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::config::{self, tree, FieldError};
+use crate::config::{self, render, tree, FieldError};
 use crate::system::layout::Layout;
 
 /// `acoupi config …`
@@ -85,12 +85,12 @@ fn get(layout: &Layout, args: GetArgs) -> anyhow::Result<()> {
     let field = args.field.as_deref().unwrap_or("");
     let value = tree::get(&current, field)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", render::json_text(&value, field));
     } else if field.trim_matches('.').is_empty() {
         // The whole configuration exactly as the file format writes it.
         println!("{}", config::to_ron_body(&current)?);
     } else {
-        println!("{}", tree::to_ron_text(&value));
+        println!("{}", render::ron_text(&value, field));
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 pub mod example;
 pub mod file;
+pub mod render;
 pub mod schema;
 pub mod tree;
 pub mod validate;

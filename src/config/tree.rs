@@ -108,6 +108,11 @@ fn to_tree(config: &Config) -> Value {
 /// The defaults with every optional field present, so every field has a name and a
 /// type even where the configuration has `None`.
 fn shape() -> Value {
+    to_tree(&shape_config())
+}
+
+/// The defaults with every optional field present (see [`shape`]).
+pub(crate) fn shape_config() -> Config {
     let mut c = Config::default();
     c.microphone.sample_format = Some(SampleFormat::S16_LE);
     c.recording.start_date = Some(jiff::civil::date(2000, 1, 1));
@@ -124,7 +129,7 @@ fn shape() -> Value {
         latitude: 0.0,
         longitude: 0.0,
     });
-    to_tree(&c)
+    c
 }
 
 /// What an unset optional section becomes when a field inside it is set.
@@ -151,7 +156,7 @@ fn join(prefix: &str, segment: &str) -> String {
 }
 
 /// Splits a dotted path; an empty path (or `.`) is the whole configuration.
-fn segments(field: &str) -> Vec<&str> {
+pub(crate) fn segments(field: &str) -> Vec<&str> {
     field
         .trim()
         .split('.')
@@ -346,52 +351,6 @@ fn structured(text: &str) -> Result<Value, String> {
     serde_json::to_value(ron_value).map_err(|e| e.to_string())
 }
 
-/// A value tree as RON text, for people: sections as `( field: value, )`, unset values
-/// as `None`, lists one entry per line.
-pub fn to_ron_text(value: &Value) -> String {
-    let mut out = String::new();
-    write_ron(value, 0, &mut out);
-    out
-}
-
-fn write_ron(value: &Value, depth: usize, out: &mut String) {
-    let pad = |d: usize| "    ".repeat(d);
-    match value {
-        Value::Null => out.push_str("None"),
-        Value::Bool(b) => out.push_str(&b.to_string()),
-        Value::Number(n) => {
-            // RON reads `1` as an integer: keep the decimal point floats had.
-            if n.is_f64() && !n.to_string().contains(['.', 'e', 'E']) {
-                out.push_str(&format!("{n}.0"));
-            } else {
-                out.push_str(&n.to_string());
-            }
-        }
-        Value::String(s) => out.push_str(&Value::String(s.clone()).to_string()),
-        Value::Array(items) if items.is_empty() => out.push_str("[]"),
-        Value::Array(items) => {
-            out.push_str("[\n");
-            for item in items {
-                out.push_str(&pad(depth + 1));
-                write_ron(item, depth + 1, out);
-                out.push_str(",\n");
-            }
-            out.push_str(&pad(depth));
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push_str("(\n");
-            for (k, v) in map {
-                out.push_str(&format!("{}{k}: ", pad(depth + 1)));
-                write_ron(v, depth + 1, out);
-                out.push_str(",\n");
-            }
-            out.push_str(&pad(depth));
-            out.push(')');
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,16 +475,5 @@ mod tests {
             .contains("index 2 is out of range: recording.schedule has 1 entry"));
         let e = set_err("microphone", "(samplerat: 1)");
         assert!(e.contains("unknown field `samplerat`"), "{e}");
-    }
-
-    #[test]
-    fn ron_text_of_a_section_parses_back() {
-        let mut c = base();
-        c.recording_saving = Some(RecordingSaving::default());
-        let text = to_ron_text(&get(&c, "").unwrap());
-        let back = set(&Config::default(), "", &text).unwrap();
-        assert_eq!(back, c);
-        assert_eq!(to_ron_text(&Value::from(1.0)), "1.0");
-        assert_eq!(to_ron_text(&Value::Null), "None");
     }
 }
