@@ -79,13 +79,19 @@ fn setup_no_prompt_with_set_writes_a_file_that_loads() {
         "--set",
         "recording.schedule.0.start=sunset-30m",
     ]);
-    assert!(out.contains(&format!("wrote {}", home.config().display())), "{out}");
+    assert!(
+        out.contains(&format!("wrote {}", home.config().display())),
+        "{out}"
+    );
     let c = acoupi::config::load(&home.config()).expect("setup wrote a valid file");
     assert_eq!(c.microphone.device_name, "UltraMic");
     assert_eq!(c.recording.duration, 5);
     assert_eq!(c.recording.schedule[0].start.to_string(), "sunset-30m");
     let text = fs::read_to_string(home.config()).unwrap();
-    assert!(text.starts_with("// acoupi program configuration."), "{text}");
+    assert!(
+        text.starts_with("// acoupi program configuration."),
+        "{text}"
+    );
 }
 
 #[test]
@@ -120,14 +126,20 @@ fn setup_refuses_to_overwrite_without_force() {
         "microphone.device_name=USB",
     ]);
     assert_eq!(fs::read(home.bak()).unwrap(), before);
-    assert_eq!(home.ok(&["config", "get", "microphone.device_name"]), "\"USB\"\n");
+    assert_eq!(
+        home.ok(&["config", "get", "microphone.device_name"]),
+        "\"USB\"\n"
+    );
 }
 
 #[test]
 fn setup_rejects_programs_not_in_this_build() {
     let home = Home::new();
     let err = home.fails(&["setup", "--no-prompt", "--program", "connected"]);
-    assert_eq!(err, "error: program `connected` is not available in this build\n");
+    assert_eq!(
+        err,
+        "error: program `connected` is not available in this build\n"
+    );
 }
 
 #[test]
@@ -135,12 +147,20 @@ fn get_set_round_trip_with_list_index_and_solar_bound() {
     let home = Home::set_up();
     home.ok(&["config", "set", "recording.schedule.0.end", "sunset-30m"]);
     home.ok(&["config", "set", "microphone.samplerate", "96000"]);
-    home.ok(&["config", "set", "recording.schedule.1", "(start: \"sunrise-1h\", end: \"09:00\")"]);
+    home.ok(&[
+        "config",
+        "set",
+        "recording.schedule.1",
+        "(start: \"sunrise-1h\", end: \"09:00\")",
+    ]);
     assert_eq!(
         home.ok(&["config", "get", "recording.schedule.0.end"]),
         "\"sunset-30m\"\n"
     );
-    assert_eq!(home.ok(&["config", "get", "microphone.samplerate"]), "96000\n");
+    assert_eq!(
+        home.ok(&["config", "get", "microphone.samplerate"]),
+        "96000\n"
+    );
     assert_eq!(
         home.ok(&["config", "get", "recording.schedule.1", "--json"]),
         "{\n  \"start\": \"sunrise-1h\",\n  \"end\": \"09:00\"\n}\n"
@@ -150,7 +170,10 @@ fn get_set_round_trip_with_list_index_and_solar_bound() {
     assert_eq!(c.microphone.samplerate, 96_000);
     // The whole configuration printed by `get` is the file format.
     let whole = home.ok(&["config", "get"]);
-    assert_eq!(acoupi::config::parse(&whole, Path::new("stdout")).unwrap(), c);
+    assert_eq!(
+        acoupi::config::parse(&whole, Path::new("stdout")).unwrap(),
+        c
+    );
     let json: serde_json::Value =
         serde_json::from_str(&home.ok(&["config", "get", "--json"])).unwrap();
     assert_eq!(json["recording"]["schedule"][0]["end"], "sunset-30m");
@@ -193,10 +216,15 @@ fn malformed_ron_reports_file_line_and_column() {
     let err = home.fails(&["config", "get"]);
     let expected = format!("error: {}:3:5: ", home.config().display());
     assert!(err.starts_with(&expected), "{err}");
-    fs::write(home.config(), "(\n  microphone: (\n    samplerat: 1,\n  ),\n)\n").unwrap();
+    fs::write(
+        home.config(),
+        "(\n  microphone: (\n    samplerat: 1,\n  ),\n)\n",
+    )
+    .unwrap();
     let err = home.fails(&["config", "get"]);
     assert!(
-        err.contains(":3:") && err.contains("unknown field `samplerat` in microphone; did you mean `samplerate`?"),
+        err.contains(":3:")
+            && err.contains("unknown field `samplerat` in microphone; did you mean `samplerate`?"),
         "{err}"
     );
 }
@@ -222,16 +250,44 @@ fn invalid_values_are_rejected_and_leave_file_and_backup_alone() {
     let bak = fs::read(home.bak()).unwrap();
     assert_ne!(file, bak);
     for (field, value, needle) in [
-        ("microphone.samplerate", "abc", "invalid value \"abc\" for microphone.samplerate: expected a whole number"),
-        ("microphone.samplerate", "1000000", "microphone.samplerate must be between 8000 and 384000 Hz, got 1000000"),
-        ("timezone", "Mars/Olympus", "timezone \"Mars/Olympus\" is not a known IANA time zone"),
-        ("recording.duration", "60", "recording.duration (60 s) is longer than recording.interval (10 s)"),
-        ("recording.schedule.0.start", "25:00", "recording.schedule.0.start"),
+        (
+            "microphone.samplerate",
+            "abc",
+            "invalid value \"abc\" for microphone.samplerate: expected a whole number",
+        ),
+        (
+            "microphone.samplerate",
+            "1000000",
+            "microphone.samplerate must be between 8000 and 384000 Hz, got 1000000",
+        ),
+        (
+            "timezone",
+            "Mars/Olympus",
+            "timezone \"Mars/Olympus\" is not a known IANA time zone",
+        ),
+        (
+            "recording.duration",
+            "60",
+            "recording.duration (60 s) is longer than recording.interval (10 s)",
+        ),
+        (
+            "recording.schedule.0.start",
+            "25:00",
+            "recording.schedule.0.start",
+        ),
     ] {
         let err = home.fails(&["config", "set", field, value]);
         assert!(err.contains(needle), "{field}={value}: {err}");
-        assert_eq!(fs::read(home.config()).unwrap(), file, "{field}={value} changed the file");
-        assert_eq!(fs::read(home.bak()).unwrap(), bak, "{field}={value} clobbered the backup");
+        assert_eq!(
+            fs::read(home.config()).unwrap(),
+            file,
+            "{field}={value} changed the file"
+        );
+        assert_eq!(
+            fs::read(home.bak()).unwrap(),
+            bak,
+            "{field}={value} clobbered the backup"
+        );
     }
 }
 
@@ -250,7 +306,10 @@ fn import_installs_a_valid_file_and_keeps_the_last_good_one() {
     )
     .unwrap();
     let out = home.ok(&["config", "import", boot.to_str().unwrap()]);
-    assert!(out.contains("the file carries a deployment: hedge (51.5, -0.1)"), "{out}");
+    assert!(
+        out.contains("the file carries a deployment: hedge (51.5, -0.1)"),
+        "{out}"
+    );
     assert_eq!(fs::read(home.config()).unwrap(), fs::read(&boot).unwrap());
     let last_good = home.dir.path().join("config/acoupi.ron.last-good");
     assert_eq!(fs::read(last_good).unwrap(), before);
@@ -261,9 +320,16 @@ fn import_rejects_an_invalid_file_and_installs_nothing() {
     let home = Home::set_up();
     let before = fs::read(home.config()).unwrap();
     let boot = home.dir.path().join("boot-acoupi.ron");
-    fs::write(&boot, "(microphone: (device_name: \"USB\"), heartbeat: (interval: 1))\n").unwrap();
+    fs::write(
+        &boot,
+        "(microphone: (device_name: \"USB\"), heartbeat: (interval: 1))\n",
+    )
+    .unwrap();
     let err = home.fails(&["config", "import", boot.to_str().unwrap()]);
-    assert!(err.contains("heartbeat.interval must be at least 10 seconds"), "{err}");
+    assert!(
+        err.contains("heartbeat.interval must be at least 10 seconds"),
+        "{err}"
+    );
     assert!(err.contains(&boot.display().to_string()), "{err}");
     assert_eq!(fs::read(home.config()).unwrap(), before);
     assert!(!home.dir.path().join("config/acoupi.ron.last-good").exists());
@@ -280,7 +346,10 @@ fn set_sends_sighup_to_the_running_recorder() {
     let out = home.ok(&["config", "set", "microphone.samplerate", "96000"]);
     assert_eq!(out, "reloaded running recorder\n");
     let status = recorder.wait().unwrap();
-    assert_eq!(status.signal(), Some(nix::sys::signal::Signal::SIGHUP as i32));
+    assert_eq!(
+        status.signal(),
+        Some(nix::sys::signal::Signal::SIGHUP as i32)
+    );
     // Now the pid file is stale: nothing to reload, nothing said.
     let out = home.ok(&["config", "set", "microphone.samplerate", "48000"]);
     assert_eq!(out, "");

@@ -65,7 +65,12 @@ pub fn run(args: SetupArgs) -> anyhow::Result<()> {
     let config = if interactive {
         let devices = capture_devices();
         let mut stdout = std::io::stdout();
-        configure(&args, path, Some((&mut stdin.lock(), &mut stdout)), &devices)?
+        configure(
+            &args,
+            path,
+            Some((&mut stdin.lock(), &mut stdout)),
+            &devices,
+        )?
     } else {
         configure(&args, path, None, &[])?
     };
@@ -160,9 +165,8 @@ fn ask(
         let candidate = if answer.is_empty() {
             Ok(config.clone())
         } else if field == "recording.schedule" {
-            schedule_value(answer).and_then(|v| {
-                tree::set(config, field, &v).map_err(|e| e.to_string())
-            })
+            schedule_value(answer)
+                .and_then(|v| tree::set(config, field, &v).map_err(|e| e.to_string()))
         } else {
             tree::set(config, field, answer).map_err(|e| e.to_string())
         };
@@ -309,13 +313,20 @@ mod tests {
         assert_eq!(c.recording.schedule.len(), 2);
         assert_eq!(c.recording.schedule[0].start.to_string(), "sunset-30m");
         assert!(out.contains("expected a whole number"), "{out}");
-        assert!(out.contains("microphone.samplerate must be between 8000 and 384000"), "{out}");
         assert!(
-            out.contains("recording.interval [10]: ")
-                && out.contains("recording.duration (20 s) is longer than recording.interval (10 s)"),
+            out.contains("microphone.samplerate must be between 8000 and 384000"),
             "{out}"
         );
-        assert!(out.contains("\"Mars/Olympus\" is not a known IANA time zone"), "{out}");
+        assert!(
+            out.contains("recording.interval [10]: ")
+                && out
+                    .contains("recording.duration (20 s) is longer than recording.interval (10 s)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\"Mars/Olympus\" is not a known IANA time zone"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -339,6 +350,8 @@ mod tests {
     #[test]
     fn always_means_an_empty_schedule() {
         assert_eq!(schedule_value("always").unwrap(), "[]");
-        assert!(schedule_value("06:00-22:00").unwrap_err().contains("START..END"));
+        assert!(schedule_value("06:00-22:00")
+            .unwrap_err()
+            .contains("START..END"));
     }
 }

@@ -27,8 +27,10 @@ mod tests {
 
     #[test]
     fn example_mentions_every_field_of_the_schema() {
-        let mut c = Config::default();
-        c.recording_saving = Some(Default::default());
+        let c = Config {
+            recording_saving: Some(Default::default()),
+            ..Default::default()
+        };
         let tree = serde_json::to_value(&c).unwrap();
         let mut missing = vec![];
         let serde_json::Value::Object(top) = tree else {

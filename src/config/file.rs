@@ -96,8 +96,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], backup: &Path) -> Result<(), C
         f.write_all(contents).map_err(werr(&tmp))?;
         f.sync_all().map_err(werr(&tmp))?;
         // `mode` above is filtered by the umask; the file mode is part of the contract.
-        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(CONFIG_MODE))
-            .map_err(werr(&tmp))?;
+        fs::set_permissions(
+            &tmp,
+            std::os::unix::fs::PermissionsExt::from_mode(CONFIG_MODE),
+        )
+        .map_err(werr(&tmp))?;
         if path.exists() {
             match fs::remove_file(backup) {
                 Ok(()) => {}

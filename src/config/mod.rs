@@ -176,6 +176,13 @@ fn describe_ron_error(code: &ron::Error) -> String {
             }
         }
         ron::Error::NoSuchEnumVariant {
+            found,
+            outer: Some(outer),
+            ..
+        } if outer == "Program" => {
+            format!("program `{found}` is not available in this build; use `default`")
+        }
+        ron::Error::NoSuchEnumVariant {
             expected, found, ..
         } => match suggest(found, expected.iter().copied()) {
             Some(s) => format!("unknown value `{found}`; did you mean `{s}`?"),
@@ -192,7 +199,16 @@ fn describe_ron_error(code: &ron::Error) -> String {
                 format!("field `{field}` is given twice in {section}")
             }
         }
-        other => other.to_string(),
+        other => lowercase_first(&other.to_string()),
+    }
+}
+
+/// RON's messages start with a capital; ours do not.
+fn lowercase_first(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -212,7 +228,10 @@ fn section_of_struct(name: &str) -> &str {
 }
 
 /// The candidate closest to `found`, if any is close enough to be what the user meant.
-pub(crate) fn suggest<'a>(found: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    found: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(found, c), c))
@@ -226,7 +245,9 @@ mod tests {
     use super::*;
 
     fn parse_err(text: &str) -> String {
-        parse(text, Path::new("acoupi.ron")).unwrap_err().to_string()
+        parse(text, Path::new("acoupi.ron"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -245,22 +266,30 @@ mod tests {
     #[test]
     fn unknown_top_level_field_is_suggested() {
         let e = parse_err("(timezon: \"UTC\")");
-        assert!(e.contains("unknown field `timezon` at the top level; did you mean `timezone`?"), "{e}");
+        assert!(
+            e.contains("unknown field `timezon` at the top level; did you mean `timezone`?"),
+            "{e}"
+        );
     }
 
     #[test]
     fn syntax_error_carries_line_and_column() {
         let e = parse_err("(\n  timezone: \"UTC\"\n  program: default,\n)");
-        assert!(e.starts_with("acoupi.ron:3:3: "), "{e}");
+        assert_eq!(e, "acoupi.ron:3:3: expected comma");
+    }
+
+    #[test]
+    fn unknown_program_says_it_is_not_in_this_build() {
+        let e = parse_err("(program: connected)");
+        assert!(
+            e.ends_with("program `connected` is not available in this build; use `default`"),
+            "{e}"
+        );
     }
 
     #[test]
     fn implicit_and_explicit_some_both_parse() {
-        let a = parse(
-            "(recording_saving: (starttime: \"18:30\"))",
-            Path::new("a"),
-        )
-        .unwrap();
+        let a = parse("(recording_saving: (starttime: \"18:30\"))", Path::new("a")).unwrap();
         let b = parse(
             "(recording_saving: Some((starttime: Some(\"18:30\"))))",
             Path::new("b"),
@@ -287,7 +316,10 @@ mod tests {
 
     #[test]
     fn suggestion_needs_a_close_name() {
-        assert_eq!(suggest("samplerat", ["samplerate", "bit_depth"]), Some("samplerate"));
+        assert_eq!(
+            suggest("samplerat", ["samplerate", "bit_depth"]),
+            Some("samplerate")
+        );
         assert_eq!(suggest("zzz", ["samplerate", "bit_depth"]), None);
     }
 }

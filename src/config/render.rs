@@ -41,7 +41,10 @@ impl<'de> Deserialize<'de> for Order {
                 while let Some(o) = seq.next_element::<Order>()? {
                     item.get_or_insert(Box::new(o));
                 }
-                Ok(Order { fields: vec![], item })
+                Ok(Order {
+                    fields: vec![],
+                    item,
+                })
             }
             fn visit_bool<E: de::Error>(self, _: bool) -> Result<Order, E> {
                 Ok(Order::default())
@@ -94,7 +97,10 @@ impl Order {
     }
 
     /// The keys of `map` in schema order, unknown ones last.
-    fn keys<'a>(&'a self, map: &'a serde_json::Map<String, Value>) -> Vec<(&'a str, Option<&'a Order>)> {
+    fn keys<'a>(
+        &'a self,
+        map: &'a serde_json::Map<String, Value>,
+    ) -> Vec<(&'a str, Option<&'a Order>)> {
         let mut keys: Vec<(&str, Option<&Order>)> = self
             .fields
             .iter()
@@ -147,7 +153,12 @@ fn write_ron(value: &Value, order: &Order, depth: usize, out: &mut String) {
             out.push_str("[\n");
             for item in items {
                 out.push_str(&pad(depth + 1, ind));
-                write_ron(item, order.item.as_deref().unwrap_or(&EMPTY), depth + 1, out);
+                write_ron(
+                    item,
+                    order.item.as_deref().unwrap_or(&EMPTY),
+                    depth + 1,
+                    out,
+                );
                 out.push_str(",\n");
             }
             out.push_str(&pad(depth, ind));
@@ -175,7 +186,12 @@ fn write_json(value: &Value, order: &Order, depth: usize, out: &mut String) {
             out.push_str("[\n");
             for (i, item) in items.iter().enumerate() {
                 out.push_str(&pad(depth + 1, ind));
-                write_json(item, order.item.as_deref().unwrap_or(&EMPTY), depth + 1, out);
+                write_json(
+                    item,
+                    order.item.as_deref().unwrap_or(&EMPTY),
+                    depth + 1,
+                    out,
+                );
                 out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
             }
             out.push_str(&pad(depth, ind));
@@ -213,9 +229,15 @@ mod tests {
     fn sections_print_in_schema_order() {
         let c = config();
         let text = ron_text(&get(&c, "microphone").unwrap(), "microphone");
-        assert!(text.starts_with("(\n    device_name: \"UltraMic\",\n    samplerate: 48000,\n"), "{text}");
+        assert!(
+            text.starts_with("(\n    device_name: \"UltraMic\",\n    samplerate: 48000,\n"),
+            "{text}"
+        );
         assert!(text.contains("time_expansion: 1.0,"), "{text}");
-        let text = ron_text(&get(&c, "recording.schedule.0").unwrap(), "recording.schedule.0");
+        let text = ron_text(
+            &get(&c, "recording.schedule.0").unwrap(),
+            "recording.schedule.0",
+        );
         assert_eq!(text, "(\n    start: \"06:00\",\n    end: \"22:30\",\n)");
         let json = json_text(&get(&c, "recording").unwrap(), "recording");
         assert!(json.starts_with("{\n  \"duration\": 3,\n  \"interval\": 10,\n  \"schedule\": [\n    {\n      \"start\""), "{json}");
@@ -225,10 +247,16 @@ mod tests {
     fn printed_texts_parse_back_to_the_same_config() {
         let c = config();
         let whole = get(&c, "").unwrap();
-        assert_eq!(set(&Config::default(), "", &ron_text(&whole, "")).unwrap(), c);
+        assert_eq!(
+            set(&Config::default(), "", &ron_text(&whole, "")).unwrap(),
+            c
+        );
         let json = json_text(&whole, "");
         assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), whole);
         assert_eq!(ron_text(&Value::Null, "x"), "None");
-        assert_eq!(ron_text(&Value::from(1.0), "microphone.time_expansion"), "1.0");
+        assert_eq!(
+            ron_text(&Value::from(1.0), "microphone.time_expansion"),
+            "1.0"
+        );
     }
 }

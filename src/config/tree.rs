@@ -135,7 +135,9 @@ pub(crate) fn shape_config() -> Config {
 /// What an unset optional section becomes when a field inside it is set.
 fn create_section(section: &str) -> Result<Value, TreeError> {
     match section {
-        "recording_saving" => Ok(serde_json::to_value(RecordingSaving::default()).unwrap_or(Value::Null)),
+        "recording_saving" => {
+            Ok(serde_json::to_value(RecordingSaving::default()).unwrap_or(Value::Null))
+        }
         "deployment" => Err(TreeError::UnsetSection {
             section: section.into(),
             example: "(name: \"hedgerow\", latitude: 51.5, longitude: -0.12)".into(),
@@ -157,11 +159,7 @@ fn join(prefix: &str, segment: &str) -> String {
 
 /// Splits a dotted path; an empty path (or `.`) is the whole configuration.
 pub(crate) fn segments(field: &str) -> Vec<&str> {
-    field
-        .trim()
-        .split('.')
-        .filter(|s| !s.is_empty())
-        .collect()
+    field.trim().split('.').filter(|s| !s.is_empty()).collect()
 }
 
 fn unknown(section: &str, name: &str, map: &Map<String, Value>) -> TreeError {
@@ -185,7 +183,10 @@ pub fn get(config: &Config, field: &str) -> Result<Value, TreeError> {
         let here = join(&at, seg);
         match (&cur, shp) {
             (Value::Object(map), _) => {
-                let next = map.get(seg).cloned().ok_or_else(|| unknown(&at, seg, map))?;
+                let next = map
+                    .get(seg)
+                    .cloned()
+                    .ok_or_else(|| unknown(&at, seg, map))?;
                 shp = shp.get(seg).unwrap_or(&Value::Null);
                 cur = next;
             }
@@ -194,11 +195,14 @@ pub fn get(config: &Config, field: &str) -> Result<Value, TreeError> {
                     list: at.clone(),
                     segment: seg.into(),
                 })?;
-                let next = items.get(index).cloned().ok_or(TreeError::IndexOutOfRange {
-                    list: at.clone(),
-                    index,
-                    len: items.len(),
-                })?;
+                let next = items
+                    .get(index)
+                    .cloned()
+                    .ok_or(TreeError::IndexOutOfRange {
+                        list: at.clone(),
+                        index,
+                        len: items.len(),
+                    })?;
                 shp = shp.get(0).unwrap_or(&Value::Null);
                 cur = next;
             }
@@ -238,9 +242,19 @@ pub fn set(config: &Config, field: &str, value: &str) -> Result<Config, TreeErro
     })
 }
 
-fn set_in(cur: &mut Value, shape: &Value, at: &str, segs: &[&str], raw: &str) -> Result<(), TreeError> {
+fn set_in(
+    cur: &mut Value,
+    shape: &Value,
+    at: &str,
+    segs: &[&str],
+    raw: &str,
+) -> Result<(), TreeError> {
     let Some((&seg, rest)) = segs.split_first() else {
-        let field = if at.is_empty() { "the configuration" } else { at };
+        let field = if at.is_empty() {
+            "the configuration"
+        } else {
+            at
+        };
         *cur = coerce(raw, shape, field)?;
         return Ok(());
     };
@@ -373,8 +387,14 @@ mod tests {
     #[test]
     fn get_navigates_sections_and_list_indices() {
         let c = base();
-        assert_eq!(get(&c, "microphone.samplerate").unwrap(), Value::from(48_000));
-        assert_eq!(get(&c, "recording.schedule.0.start").unwrap(), Value::from("06:00"));
+        assert_eq!(
+            get(&c, "microphone.samplerate").unwrap(),
+            Value::from(48_000)
+        );
+        assert_eq!(
+            get(&c, "recording.schedule.0.start").unwrap(),
+            Value::from("06:00")
+        );
         assert_eq!(get(&c, "").unwrap(), to_tree(&c));
         assert_eq!(get(&c, "recording_saving.starttime").unwrap(), Value::Null);
     }
@@ -402,19 +422,40 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("did you mean `starttime`?"));
-        assert!(get(&c, "zzz").unwrap_err().to_string().contains("valid fields are deployment, heartbeat, microphone"));
+        assert!(get(&c, "zzz")
+            .unwrap_err()
+            .to_string()
+            .contains("valid fields are deployment, heartbeat, microphone"));
     }
 
     #[test]
     fn numbers_and_bools_are_coerced_from_text() {
-        assert_eq!(set_ok("microphone.samplerate", "96000").microphone.samplerate, 96_000);
-        assert_eq!(set_ok("microphone.time_expansion", "10").microphone.time_expansion, 10.0);
-        assert_eq!(set_ok("microphone.time_expansion", "0.5").microphone.time_expansion, 0.5);
+        assert_eq!(
+            set_ok("microphone.samplerate", "96000")
+                .microphone
+                .samplerate,
+            96_000
+        );
+        assert_eq!(
+            set_ok("microphone.time_expansion", "10")
+                .microphone
+                .time_expansion,
+            10.0
+        );
+        assert_eq!(
+            set_ok("microphone.time_expansion", "0.5")
+                .microphone
+                .time_expansion,
+            0.5
+        );
         assert_eq!(
             coerce("yes", &Value::Bool(false), "x").unwrap(),
             Value::Bool(true)
         );
-        assert_eq!(coerce("No", &Value::Bool(true), "x").unwrap(), Value::Bool(false));
+        assert_eq!(
+            coerce("No", &Value::Bool(true), "x").unwrap(),
+            Value::Bool(false)
+        );
         assert!(coerce("maybe", &Value::Bool(true), "x").is_err());
     }
 
@@ -425,11 +466,20 @@ mod tests {
             "invalid value \"abc\" for microphone.samplerate: expected a whole number"
         );
         let e = set_err("microphone.audio_channels", "70000");
-        assert!(e.starts_with("invalid value for microphone.audio_channels: "), "{e}");
+        assert!(
+            e.starts_with("invalid value for microphone.audio_channels: "),
+            "{e}"
+        );
         let e = set_err("recording.schedule.0.start", "25:00");
-        assert!(e.contains("recording.schedule.0.start") && e.contains("hours must be"), "{e}");
+        assert!(
+            e.contains("recording.schedule.0.start") && e.contains("hours must be"),
+            "{e}"
+        );
         let e = set_err("microphone.samplerate", "none");
-        assert!(e.starts_with("invalid value for microphone.samplerate"), "{e}");
+        assert!(
+            e.starts_with("invalid value for microphone.samplerate"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -441,10 +491,17 @@ mod tests {
         let c = set(&c, "recording.start_date", "none").unwrap();
         assert_eq!(c.recording.start_date, None);
         assert_eq!(
-            set_ok("microphone.sample_format", "S24_3LE").microphone.sample_format,
+            set_ok("microphone.sample_format", "S24_3LE")
+                .microphone
+                .sample_format,
             Some(SampleFormat::S24_3LE)
         );
-        assert_eq!(set_ok("microphone.device_name", "\"hw:CARD=X\"").microphone.device_name, "hw:CARD=X");
+        assert_eq!(
+            set_ok("microphone.device_name", "\"hw:CARD=X\"")
+                .microphone
+                .device_name,
+            "hw:CARD=X"
+        );
     }
 
     #[test]
@@ -454,7 +511,10 @@ mod tests {
         assert_eq!(s.starttime, Some(Bound::Clock { seconds: 66_600 }));
         assert_eq!(s.frequency_interval, 30);
         let e = set_err("deployment.name", "x");
-        assert!(e.starts_with("deployment is not set: set the whole section"), "{e}");
+        assert!(
+            e.starts_with("deployment is not set: set the whole section"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -467,12 +527,17 @@ mod tests {
         assert_eq!(c.recording.schedule[0].start.to_string(), "sunset-1h");
         let c = set_ok("recording.schedule", "[]");
         assert!(c.recording.schedule.is_empty());
-        let c = set_ok("deployment", "{\"name\": \"w\", \"latitude\": 1.5, \"longitude\": 2}");
+        let c = set_ok(
+            "deployment",
+            "{\"name\": \"w\", \"latitude\": 1.5, \"longitude\": 2}",
+        );
         assert_eq!(c.deployment.unwrap().longitude, 2.0);
         let c = set_ok("recording.schedule.1", "(start: \"20:00\", end: \"04:00\")");
         assert_eq!(c.recording.schedule[1].end.to_string(), "04:00");
-        assert!(set_err("recording.schedule.2", "(start: \"20:00\", end: \"04:00\")")
-            .contains("index 2 is out of range: recording.schedule has 1 entry"));
+        assert!(
+            set_err("recording.schedule.2", "(start: \"20:00\", end: \"04:00\")")
+                .contains("index 2 is out of range: recording.schedule has 1 entry")
+        );
         let e = set_err("microphone", "(samplerat: 1)");
         assert!(e.contains("unknown field `samplerat`"), "{e}");
     }

@@ -111,10 +111,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
     if rec.interval == 0 || rec.interval > 86_400 {
         push(
             "recording.interval",
-            format!(
-                "must be between 1 and 86400 seconds, got {}",
-                rec.interval
-            ),
+            format!("must be between 1 and 86400 seconds, got {}", rec.interval),
         );
     }
     if rec.duration == 0 {
@@ -190,9 +187,7 @@ pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
         if d > 0 && i > 0 && d > i {
             push(
                 "recording_saving.frequency_duration",
-                format!(
-                    "({d} min) is longer than recording_saving.frequency_interval ({i} min)"
-                ),
+                format!("({d} min) is longer than recording_saving.frequency_interval ({i} min)"),
             );
         }
     }
@@ -216,7 +211,10 @@ pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
 
     if let Some(site) = &config.deployment {
         for e in validate_site(site) {
-            errors.push(FieldError::new(format!("deployment.{}", e.field), e.message));
+            errors.push(FieldError::new(
+                format!("deployment.{}", e.field),
+                e.message,
+            ));
         }
     }
 
@@ -247,7 +245,9 @@ pub fn validate_latitude(latitude: f64) -> Result<(), String> {
     if (-90.0..=90.0).contains(&latitude) {
         Ok(())
     } else {
-        Err(format!("must be between -90 and 90 degrees, got {latitude}"))
+        Err(format!(
+            "must be between -90 and 90 degrees, got {latitude}"
+        ))
     }
 }
 
@@ -256,7 +256,9 @@ pub fn validate_longitude(longitude: f64) -> Result<(), String> {
     if (-180.0..=180.0).contains(&longitude) {
         Ok(())
     } else {
-        Err(format!("must be between -180 and 180 degrees, got {longitude}"))
+        Err(format!(
+            "must be between -180 and 180 degrees, got {longitude}"
+        ))
     }
 }
 
@@ -358,8 +360,14 @@ mod tests {
             c.recording.start_date = Some(jiff::civil::date(2026, 6, 2));
             c.recording.end_date = Some(jiff::civil::date(2026, 6, 1));
         });
-        assert!(has(&e, "recording.schedule.1 starts and ends at 06:00"), "{e:?}");
-        assert!(has(&e, "recording.start_date (2026-06-02) is after"), "{e:?}");
+        assert!(
+            has(&e, "recording.schedule.1 starts and ends at 06:00"),
+            "{e:?}"
+        );
+        assert!(
+            has(&e, "recording.start_date (2026-06-02) is after"),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -372,8 +380,14 @@ mod tests {
                 ..Default::default()
             })
         });
-        assert!(has(&e, "recording_saving.endtime is not set but starttime is"));
-        assert!(has(&e, "recording_saving.frequency_duration (40 min) is longer"));
+        assert!(has(
+            &e,
+            "recording_saving.endtime is not set but starttime is"
+        ));
+        assert!(has(
+            &e,
+            "recording_saving.frequency_duration (40 min) is longer"
+        ));
     }
 
     #[test]
@@ -386,8 +400,14 @@ mod tests {
             })
         });
         assert!(has(&e, "deployment.name must not be empty"));
-        assert!(has(&e, "deployment.latitude must be between -90 and 90 degrees, got 91"));
-        assert!(has(&e, "deployment.longitude must be between -180 and 180 degrees"));
+        assert!(has(
+            &e,
+            "deployment.latitude must be between -90 and 90 degrees, got 91"
+        ));
+        assert!(has(
+            &e,
+            "deployment.longitude must be between -180 and 180 degrees"
+        ));
         assert!(validate_latitude(f64::NAN).is_err());
         assert!(validate_longitude(180.0).is_ok());
     }
@@ -398,6 +418,9 @@ mod tests {
             c.microphone.bit_depth = 24;
             c.microphone.sample_format = Some(crate::audio::format::SampleFormat::S16_LE);
         });
-        assert!(has(&e, "microphone.sample_format S16_LE holds 16 bits"), "{e:?}");
+        assert!(
+            has(&e, "microphone.sample_format S16_LE holds 16 bits"),
+            "{e:?}"
+        );
     }
 }
