@@ -354,3 +354,39 @@ fn set_sends_sighup_to_the_running_recorder() {
     let out = home.ok(&["config", "set", "microphone.samplerate", "48000"]);
     assert_eq!(out, "");
 }
+
+#[test]
+fn setup_without_a_terminal_does_not_prompt() {
+    // stdin is /dev/null: no dialogue even without --no-prompt.
+    let home = Home::new();
+    home.ok(&[
+        "setup",
+        "--set",
+        "microphone.device_name=hw:CARD=UltraMic,DEV=0",
+    ]);
+    let c = acoupi::config::load(&home.config()).unwrap();
+    assert_eq!(c.microphone.device_name, "hw:CARD=UltraMic,DEV=0");
+    let err = Home::new().fails(&["setup"]);
+    assert!(err.contains("microphone.device_name is required"), "{err}");
+}
+
+#[test]
+fn negative_values_and_sections_are_accepted_on_the_command_line() {
+    let home = Home::set_up();
+    home.ok(&[
+        "config",
+        "set",
+        "deployment",
+        "(name: \"hedge\", latitude: -33.9, longitude: -70.6)",
+    ]);
+    home.ok(&["config", "set", "deployment.longitude", "-71.5"]);
+    assert_eq!(
+        home.ok(&["config", "get", "deployment.longitude"]),
+        "-71.5\n"
+    );
+    let err = home.fails(&["config", "set", "deployment.latitude", "-91"]);
+    assert_eq!(
+        err,
+        "error: deployment.latitude must be between -90 and 90 degrees, got -91; nothing was written\n"
+    );
+}

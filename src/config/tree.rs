@@ -238,7 +238,24 @@ pub fn set(config: &Config, field: &str, value: &str) -> Result<Config, TreeErro
         } else {
             segs.join(".")
         },
-        message: e.to_string(),
+        message: plain_types(&e.to_string()),
+    })
+}
+
+/// serde names Rust types ("expected u16"); say what they accept instead.
+fn plain_types(message: &str) -> String {
+    [
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected u64", "expected a whole number from 0"),
+        ("expected f64", "expected a number"),
+    ]
+    .iter()
+    .fold(message.to_string(), |m, (rust, plain)| {
+        m.replace(rust, plain)
     })
 }
 
@@ -465,10 +482,13 @@ mod tests {
             set_err("microphone.samplerate", "abc"),
             "invalid value \"abc\" for microphone.samplerate: expected a whole number"
         );
-        let e = set_err("microphone.audio_channels", "70000");
-        assert!(
-            e.starts_with("invalid value for microphone.audio_channels: "),
-            "{e}"
+        assert_eq!(
+            set_err("microphone.audio_channels", "70000"),
+            "invalid value for microphone.audio_channels: invalid value: integer `70000`, expected a whole number from 0 to 65535"
+        );
+        assert_eq!(
+            set_err("microphone.audio_channels", "-1"),
+            "invalid value for microphone.audio_channels: invalid value: integer `-1`, expected a whole number from 0 to 65535"
         );
         let e = set_err("recording.schedule.0.start", "25:00");
         assert!(
