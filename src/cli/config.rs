@@ -1,0 +1,163 @@
+//! `acoupi config get|set|import|example`: read and change the program configuration one
+//! dotted field at a time, install a whole file, print the commented example.
+//!
+//! Every change is validated as a whole configuration before anything is written, written
+//! atomically with the previous file kept, and a running recorder is told to reload. The
+//! field navigation and coercion live in `config::tree`; this file only wires them to
+//! the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::config::{self, render, tree, FieldError};
+use crate::system::layout::Layout;
+
+/// `acoupi config …`
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// What to do with the configuration.
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// The `config` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigCommand {
+    /// Print a field, a section or the whole configuration.
+    Get(GetArgs),
+    /// Change one field; the whole configuration is validated before it is written.
+    Set(SetArgs),
+    /// Validate a configuration file and install it (previous kept as .last-good).
+    Import(ImportArgs),
+    /// Print the commented example configuration with every field explained.
+    Example,
+}
+
+/// `acoupi config get [FIELD] [--json]`
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// Dotted field, e.g. `microphone.samplerate` or `recording.schedule.0.start`;
+    /// omit it for the whole configuration.
+    pub field: Option<String>,
+    /// Print JSON instead of RON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `acoupi config set FIELD VALUE`
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    /// Dotted field, e.g. `microphone.device_name`, `recording.schedule.0.end`.
+    pub field: String,
+    /// The new value: a number, `true`/`false`, text (`06:00`, `sunset-30m`), `none` to
+    /// unset an optional field, or RON/JSON for a section or list.
+    #[arg(allow_hyphen_values = true)]
+    pub value: String,
+}
+
+/// `acoupi config import FILE [--to PATH]`
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The file to install, e.g. the boot partition's `acoupi.ron`.
+    pub file: PathBuf,
+    /// Where to install it (default: this installation's configuration file).
+    #[arg(long)]
+    pub to: Option<PathBuf>,
+}
+
+/// Runs `acoupi config …`.
+pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
+    let layout = Layout::detect();
+    match args.command {
+        ConfigCommand::Get(a) => get(&layout, a),
+        ConfigCommand::Set(a) => set(&layout, a),
+        ConfigCommand::Import(a) => import(&layout, a),
+        ConfigCommand::Example => {
+            print!("{}", config::example_ron());
+            Ok(())
+        }
+    }
+}
+
+fn get(layout: &Layout, args: GetArgs) -> anyhow::Result<()> {
+    let current = config::read(&layout.config_file)?;
+    let field = args.field.as_deref().unwrap_or("");
+    let value = tree::get(&current, field)?;
+    if args.json {
+        println!("{}", render::json_text(&value, field));
+    } else if field.trim_matches('.').is_empty() {
+        // The whole configuration exactly as the file format writes it.
+        println!("{}", config::to_ron_body(&current)?);
+    } else {
+        println!("{}", render::ron_text(&value, field));
+    }
+    Ok(())
+}
+
+fn set(layout: &Layout, args: SetArgs) -> anyhow::Result<()> {
+    let path = &layout.config_file;
+    let current = config::read(path)?;
+    let changed = tree::set(&current, &args.field, &args.value)?;
+    if let Err(errors) = config::validate(&changed) {
+        anyhow::bail!("{}; nothing was written", field_errors(&errors));
+    }
+    if changed == current {
+        return Ok(());
+    }
+    config::save(&changed, path)?;
+    reload_running(layout)
+}
+
+fn import(layout: &Layout, args: ImportArgs) -> anyhow::Result<()> {
+    let dst = args.to.unwrap_or_else(|| layout.config_file.clone());
+    let outcome = config::import(&args.file, &dst)?;
+    println!("installed {} as {}", args.file.display(), dst.display());
+    if let Some(previous) = &outcome.previous {
+        println!("previous configuration kept as {}", previous.display());
+    }
+    if let Some(site) = &outcome.deployment {
+        println!(
+            "the file carries a deployment: {} ({}, {})",
+            site.name, site.latitude, site.longitude
+        );
+    }
+    if dst == layout.config_file {
+        reload_running(layout)?;
+    }
+    Ok(())
+}
+
+/// Several field errors, one per line; a single one on its own line.
+pub(crate) fn field_errors(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The pid file the recorder daemon writes while it runs.
+pub fn pid_file(layout: &Layout) -> PathBuf {
+    layout.runtime_dir.join("acoupi.pid")
+}
+
+/// Sends SIGHUP to a running recorder so it rereads the configuration; says so when it
+/// did. No pid file, or a stale one, means nothing is running: nothing to do.
+fn reload_running(layout: &Layout) -> anyhow::Result<()> {
+    if let Some(pid) = running_pid(&pid_file(layout)) {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
+            .with_context(|| format!("asking the running recorder (pid {pid}) to reload"))?;
+        println!("reloaded running recorder");
+    }
+    Ok(())
+}
+
+/// The pid in `path` if that process exists.
+fn running_pid(path: &Path) -> Option<nix::unistd::Pid> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let raw: i32 = text.trim().parse().ok().filter(|p| *p > 0)?;
+    let pid = nix::unistd::Pid::from_raw(raw);
+    // Signal 0 checks existence without disturbing the process.
+    nix::sys::signal::kill(pid, None).ok().map(|()| pid)
+}

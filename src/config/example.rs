@@ -1,0 +1,53 @@
+//! The commented example configuration shipped on the boot partition and printed by
+//! `acoupi config example`: every field with what it means and what it accepts.
+//!
+//! The text lives in `example.ron` next to this file so it reads as the real thing; a
+//! test keeps it parseable and valid, so it cannot drift from the schema.
+
+/// The commented example `acoupi.ron`.
+pub fn example_ron() -> &'static str {
+    include_str!("example.ron")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::schema::Config;
+    use crate::config::{parse, validate};
+
+    #[test]
+    fn example_parses_and_validates() {
+        let c = parse(example_ron(), Path::new("example.ron")).unwrap();
+        validate(&c).unwrap();
+        assert_eq!(c.microphone.device_name, "USB");
+        assert!(c.deployment.is_none());
+    }
+
+    #[test]
+    fn example_mentions_every_field_of_the_schema() {
+        let c = Config {
+            recording_saving: Some(Default::default()),
+            ..Default::default()
+        };
+        let tree = serde_json::to_value(&c).unwrap();
+        let mut missing = vec![];
+        let serde_json::Value::Object(top) = tree else {
+            panic!("config is a struct")
+        };
+        for (k, v) in &top {
+            if !example_ron().contains(&format!("{k}:")) {
+                missing.push(k.clone());
+            }
+            if let serde_json::Value::Object(section) = v {
+                for f in section.keys() {
+                    if !example_ron().contains(&format!("{f}:")) {
+                        missing.push(format!("{k}.{f}"));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "undocumented: {missing:?}");
+    }
+}
