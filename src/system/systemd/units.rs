@@ -316,6 +316,8 @@ mod tests {
 Description=acoupi recorder
 After=sound.target time-sync.target
 StartLimitIntervalSec=0
+# Reboot when the daemon cannot get going.
+FailureAction=reboot
 
 [Service]
 Type=notify
@@ -339,11 +341,10 @@ ProtectSystem=strict
 ProtectHome=true
 PrivateTmp=true
 CapabilityBoundingSet=
-SystemCallFilter=@system-service \\
-    ~@privileged
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged \\
+    @resources
 NoNewPrivileges=yes
-# Reboot when the daemon cannot get going.
-FailureAction=reboot
 
 [Install]
 WantedBy=multi-user.target
@@ -379,12 +380,35 @@ WantedBy=multi-user.target
             "Restart=always",
             "RestartSec=5s",
             "TimeoutStopSec=90s",
-            "SystemCallFilter=@system-service      ~@privileged",
+            "SystemCallFilter=@system-service",
+            "SystemCallFilter=~@privileged      @resources",
             "NoNewPrivileges=yes",
             "[Install]",
             "WantedBy=default.target",
         ];
         assert_eq!(settings(&text), expected, "{text}");
+    }
+
+    /// The generated text must parse cleanly with the real systemd: `verify` prints a
+    /// warning for every unknown key, bad value or missing executable.
+    #[test]
+    fn user_unit_passes_systemd_analyze_verify_without_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = dir.path().join("runtime");
+        std::fs::create_dir(&runtime).unwrap();
+        // An executable that exists, as the real ExecStart= will.
+        let exe = std::env::current_exe().unwrap();
+        let unit = dir.path().join("acoupi.service");
+        std::fs::write(&unit, user_unit_text(SYSTEM_UNIT, dir.path(), &exe)).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["--user", "verify", "--man=no"])
+            .arg(&unit)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .expect("systemd-analyze (Debian package systemd) must be installed");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(stderr, "", "systemd warned about the generated unit");
     }
 
     #[test]
