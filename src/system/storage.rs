@@ -7,7 +7,7 @@
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Uid, User};
@@ -137,7 +137,16 @@ fn ensure_dir(dir: &Path, owner: Option<(Uid, Gid)>) -> Result<(), StorageError>
         .collect();
     for level in missing.iter().rev() {
         match DirBuilder::new().mode(0o750).create(level) {
-            Ok(()) => chown(level, owner)?,
+            Ok(()) => {
+                // The umask may have taken bits away (or a strict one all group access).
+                std::fs::set_permissions(level, std::fs::Permissions::from_mode(0o750)).map_err(
+                    |source| StorageError::Create {
+                        path: level.to_path_buf(),
+                        source,
+                    },
+                )?;
+                chown(level, owner)?;
+            }
             // Another process (the other daemon) won the race: fine, it is a folder now.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(source) => {
