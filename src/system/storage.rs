@@ -138,7 +138,7 @@ fn ensure_dir(dir: &Path, owner: Option<(Uid, Gid)>) -> Result<(), StorageError>
     for level in missing.iter().rev() {
         match DirBuilder::new().mode(0o750).create(level) {
             Ok(()) => {
-                // The umask may have taken bits away (or a strict one all group access).
+                // Set explicitly: a strict umask (e.g. 077) would have removed group access.
                 std::fs::set_permissions(level, std::fs::Permissions::from_mode(0o750)).map_err(
                     |source| StorageError::Create {
                         path: level.to_path_buf(),
