@@ -400,7 +400,12 @@ impl Systemctl {
         }
         let dir = user_unit_dir()?;
         let exe = std::env::current_exe().map_err(InstallError::CurrentExe)?;
-        let written = write_user_units(&dir, &layout.home, &exe, sources)?;
+        // The unit runs with its own working directory: a relative home would move.
+        let home = std::path::absolute(&layout.home).map_err(|source| InstallError::Home {
+            path: layout.home.clone(),
+            source,
+        })?;
+        let written = write_user_units(&dir, &home, &exe, sources)?;
         self.daemon_reload().map_err(InstallError::Reload)?;
         Ok(written)
     }

@@ -24,6 +24,15 @@ pub enum InstallError {
     /// The path of the running binary is unknown.
     #[error("finding the path of the acoupi binary for ExecStart=: {0}")]
     CurrentExe(#[source] std::io::Error),
+    /// `ACOUPI_HOME` could not be made absolute for `Environment=`.
+    #[error("resolving ACOUPI_HOME {} to an absolute path: {source}", path.display())]
+    Home {
+        /// The home as configured.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing a unit file failed.
     #[error("writing unit file {}: {source}", path.display())]
     Write {
