@@ -54,7 +54,7 @@ pub fn run(layout: &Layout, args: BootImportArgs) -> anyhow::Result<()> {
             std::fs::rename(&args.source, &done)
                 .with_context(|| format!("renaming {} to {}", args.source.display(), done.display()))?;
             tracing::info!(config = %layout.config_file.display(), "installed the boot-partition configuration");
-            if outcome.has_deployment {
+            if outcome.deployment.is_some() {
                 start_configured_deployment(layout)?;
             }
             Ok(())

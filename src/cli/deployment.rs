@@ -23,10 +23,7 @@ use crate::store::metadata::{Deployment, MetadataStore};
 use crate::system::layout::{Layout, Mode};
 use crate::system::metrics::disk_space;
 use crate::system::storage;
-use crate::system::systemd::{Systemctl, UnitState, Wait, UNITS};
-
-/// The two services a deployment runs.
-pub const SERVICES: [&str; 2] = ["acoupi.service", "acoupi-beat.service"];
+use crate::system::systemd::{Systemctl, UnitState, Wait, SYSTEM_UNITS, UNITS};
 
 /// `acoupi deployment …`
 #[derive(Debug, Subcommand)]
@@ -148,7 +145,7 @@ fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<()> {
 fn bring_up(layout: &Layout, systemctl: &Systemctl, args: &StartArgs) -> anyhow::Result<()> {
     match layout.mode {
         Mode::User => {
-            systemctl.install_user_units(layout, &UNITS)?;
+            systemctl.install_user_units(layout, &SYSTEM_UNITS)?;
         }
         Mode::System => {
             if !crate::system::systemd::units_installed(layout) {
@@ -156,22 +153,22 @@ fn bring_up(layout: &Layout, systemctl: &Systemctl, args: &StartArgs) -> anyhow:
             }
         }
     }
-    systemctl.enable(&SERVICES)?;
+    systemctl.enable(&UNITS)?;
     if args.no_block {
-        systemctl.start(&SERVICES, Wait::NoBlock)?;
+        systemctl.start(&UNITS, Wait::NoBlock)?;
         return Ok(());
     }
-    systemctl.start(&SERVICES, Wait::Block)?;
+    systemctl.start(&UNITS, Wait::Block)?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     loop {
-        let states: Vec<UnitState> = SERVICES
+        let states: Vec<UnitState> = UNITS
             .iter()
             .map(|u| systemctl.is_active(u))
             .collect::<Result<_, _>>()?;
         if states.iter().all(|s| *s == UnitState::Active) {
             return Ok(());
         }
-        if let Some((unit, state)) = SERVICES
+        if let Some((unit, state)) = UNITS
             .iter()
             .zip(&states)
             .find(|(_, s)| **s == UnitState::Failed)
@@ -182,7 +179,7 @@ fn bring_up(layout: &Layout, systemctl: &Systemctl, args: &StartArgs) -> anyhow:
             bail!(
                 "the services did not report ready within {} s ({}): see `journalctl -u acoupi`",
                 args.timeout,
-                SERVICES
+                UNITS
                     .iter()
                     .zip(&states)
                     .map(|(u, s)| format!("{u} {}", s.as_str()))
@@ -197,10 +194,10 @@ fn bring_up(layout: &Layout, systemctl: &Systemctl, args: &StartArgs) -> anyhow:
 /// Undoes a failed start: services stopped and disabled, the new deployment ended.
 /// Earlier deployments are untouched.
 fn roll_back(systemctl: &Systemctl, store: &mut MetadataStore) {
-    if let Err(e) = systemctl.stop(&SERVICES) {
+    if let Err(e) = systemctl.stop(&UNITS) {
         tracing::warn!(error = %e, "rollback: stopping the services failed");
     }
-    if let Err(e) = systemctl.disable(&SERVICES) {
+    if let Err(e) = systemctl.disable(&UNITS) {
         tracing::warn!(error = %e, "rollback: disabling the services failed");
     }
     if let Err(e) = store.end_active_deployment(Timestamp::now()) {
@@ -222,9 +219,9 @@ fn stop(layout: &Layout) -> anyhow::Result<()> {
     let systemctl = Systemctl::new(layout.mode);
     // Stopping first lets the recorder finish its file and run a last management pass
     // under the deployment it recorded for.
-    systemctl.stop(&SERVICES).context("stopping the services")?;
+    systemctl.stop(&UNITS).context("stopping the services")?;
     let ended = store.end_active_deployment(Timestamp::now())?;
-    if let Err(e) = systemctl.disable(&SERVICES) {
+    if let Err(e) = systemctl.disable(&UNITS) {
         eprintln!(
             "{} the deployment is ended but disabling the services failed ({e}); they will not record without a deployment",
             style::yellow("warning:")
@@ -383,8 +380,8 @@ pub fn collect_status(layout: &Layout) -> Status {
             .unwrap_or_else(|_| "unknown".into())
     };
     let services = Services {
-        acoupi: unit(SERVICES[0]),
-        beat: unit(SERVICES[1]),
+        acoupi: unit(UNITS[0]),
+        beat: unit(UNITS[1]),
     };
     let workers = match control::query(&layout.control_socket(), Duration::from_secs(2)) {
         Ok(s) => Workers {
@@ -464,9 +461,9 @@ fn active_status(
     let next_window = parse_time_zone(&config.timezone).ok().and_then(|tz| {
         let location = d.latitude.zip(d.longitude).map(|(latitude, longitude)| Location { latitude, longitude });
         let schedule = Schedule::new(&config.recording, tz.clone(), location).ok()?;
-        let w = schedule.next_window(Timestamp::now())?;
+        let (start, end) = schedule.next_window(Timestamp::now())?;
         let fmt = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string();
-        Some(format!("{} – {}", fmt(w.start), fmt(w.end)))
+        Some(format!("{} – {}", fmt(start), fmt(end)))
     });
     DeploymentStatus {
         status: "active".into(),
@@ -478,7 +475,7 @@ fn active_status(
         last_recording: summary
             .and_then(|s| s.last)
             .map(|r| r.datetime.to_string()),
-        free_space_bytes: disk_space(recordings).ok().map(|d| d.available_bytes),
+        free_space_bytes: disk_space(recordings).ok().map(|d| d.free_bytes),
         next_window,
     }
 }

@@ -56,7 +56,7 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
         let mut int = signal(SignalKind::interrupt())?;
         let mut beats = tokio::time::interval(interval);
         let mut ping = tokio::time::interval(
-            notify::watchdog_interval().unwrap_or(Duration::from_secs(30)),
+            notify::watchdog_timeout().map_or(Duration::from_secs(30), |t| t / 3),
         );
         let mut supervisor = Supervisor::default();
         notify::ready();

@@ -40,7 +40,7 @@ pub fn watchdog() {
     send(&[NotifyState::Watchdog]);
 }
 
-/// How often to ping: a third of `WatchdogSec`, or `None` when no watchdog is armed.
-pub fn watchdog_interval() -> Option<Duration> {
-    sd_notify::watchdog_enabled().map(|d| d / 3)
+/// The armed watchdog timeout (`WatchdogSec`), or `None` when there is none.
+pub fn watchdog_timeout() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
 }

@@ -35,7 +35,7 @@ use crate::schedule::{parse_time_zone, Location, SavingFilters, Schedule};
 use crate::store::metadata::{Deployment, Gap, MetadataStore, NewRecording};
 use crate::system::layout::{Layout, StoragePaths};
 use crate::system::{clock, device_id, storage, sysroot::SysRoot};
-use crate::tasks::management::{Management, PassReport};
+use crate::tasks::management::{KeepRule, Management, PassReport};
 
 /// How often the management task runs.
 const MANAGEMENT_INTERVAL: Duration = Duration::from_secs(10);
@@ -85,11 +85,11 @@ impl Program {
             _ => None,
         };
         let schedule = Schedule::new(&config.recording, tz.clone(), location)?;
-        let keep = match &config.recording_saving {
+        let keep: Option<KeepRule> = match &config.recording_saving {
             None => None,
             Some(saving) => {
-                let filters = SavingFilters::new(saving, tz, location)?;
-                Some(Box::new(move |t| filters.keeps(t)) as Box<dyn Fn(Timestamp) -> bool + Send>)
+                let filters = SavingFilters::new(Some(saving), tz, location)?;
+                Some(Box::new(move |t| filters.keeps(t)))
             }
         };
         let management = Management {
@@ -150,6 +150,7 @@ struct Daemon {
     last_pass: Option<std::time::Instant>,
     last_error: Option<String>,
     schedule_ended: bool,
+    stall_after: Duration,
 }
 
 impl Daemon {
@@ -197,6 +198,7 @@ impl Daemon {
             last_pass: None,
             last_error: None,
             schedule_ended: false,
+            stall_after: watchdog::stall_after(notify::watchdog_timeout()),
         };
         daemon.recover_tmp_dir()?;
         daemon.start_capture()?;
@@ -362,11 +364,13 @@ impl Daemon {
                 state: c.handle.progress.state(),
                 last_read: c.handle.progress.last_read(),
                 started: c.started,
+                stall_after: self.stall_after,
             },
             None => RecorderObservation {
                 state: RecorderState::Stopped,
                 last_read: None,
                 started: self.started_at,
+                stall_after: self.stall_after,
             },
         }
     }
@@ -419,7 +423,7 @@ impl Daemon {
                 _ => "listening".into(),
             },
             RecorderState::Idle => match self.program.gate.schedule.next_window(now) {
-                Some(w) => format!("idle until {}", local(w.start)),
+                Some((start, _)) => format!("idle until {}", local(start)),
                 None => "idle: the schedule has ended".into(),
             },
             RecorderState::DeviceMissing => format!(
@@ -466,7 +470,8 @@ impl Daemon {
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
         let mut manage = tokio::time::interval(MANAGEMENT_INTERVAL);
-        let ping_every = notify::watchdog_interval().unwrap_or(Duration::from_secs(5));
+        // A third of WatchdogSec between pings, and STATUS= at least every 5 s.
+        let ping_every = notify::watchdog_timeout().map_or(Duration::from_secs(5), |t| t / 3);
         let mut tick = tokio::time::interval(ping_every.min(Duration::from_secs(5)));
         self.management_pass();
         notify::ready();

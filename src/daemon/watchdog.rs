@@ -13,8 +13,17 @@ use crate::audio::recorder::RecorderState;
 use crate::daemon::control::WorkerHealth;
 
 /// How long the capture may go without a successful read while a window is open before
-/// it counts as stalled. A period is 0.1 s; reopening a USB device takes about a second.
+/// it counts as stalled, at most. A period is 0.1 s; reopening a USB device takes about a
+/// second.
 pub const STALL_AFTER: Duration = Duration::from_secs(10);
+
+/// The stall threshold for a watchdog timeout: half of `WatchdogSec` (so a stall is
+/// noticed well before systemd gives up), at most [`STALL_AFTER`], at least one second.
+pub fn stall_after(watchdog_timeout: Option<Duration>) -> Duration {
+    watchdog_timeout
+        .map(|t| (t / 2).clamp(Duration::from_secs(1), STALL_AFTER))
+        .unwrap_or(STALL_AFTER)
+}
 
 /// What the watchdog looks at for the recording worker.
 #[derive(Debug, Clone, Copy)]
@@ -25,16 +34,18 @@ pub struct RecorderObservation {
     pub last_read: Option<Timestamp>,
     /// When the current recorder thread was started.
     pub started: Timestamp,
+    /// Reads may pause this long before the capture counts as stalled ([`stall_after`]).
+    pub stall_after: Duration,
 }
 
-/// True when the capture should be delivering audio but has not for [`STALL_AFTER`].
+/// True when the capture should be delivering audio but has not for `obs.stall_after`.
 pub fn is_stalled(obs: &RecorderObservation, now: Timestamp) -> bool {
     let streaming = matches!(
         obs.state,
         RecorderState::Recording | RecorderState::Listening
     );
     let since = obs.last_read.unwrap_or(obs.started).max(obs.started);
-    streaming && now.duration_since(since).unsigned_abs() > STALL_AFTER
+    streaming && now.duration_since(since).unsigned_abs() > obs.stall_after
 }
 
 /// The recording worker's health for `status`: anything that keeps audio from being
@@ -78,7 +89,8 @@ mod tests {
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         let started = now - jiff::SignedDuration::from_secs(600);
         let last_read = last_read_ago.map(|s| now - jiff::SignedDuration::from_secs(s));
-        (RecorderObservation { state, last_read, started }, now)
+        let stall_after = STALL_AFTER;
+        (RecorderObservation { state, last_read, started, stall_after }, now)
     }
 
     #[test]
@@ -122,8 +134,17 @@ mod tests {
             state: RecorderState::Listening,
             last_read: None,
             started: now - jiff::SignedDuration::from_secs(2),
+            stall_after: STALL_AFTER,
         };
         assert!(!is_stalled(&o, now));
+    }
+
+    #[test]
+    fn stall_threshold_follows_the_watchdog_timeout() {
+        assert_eq!(stall_after(None), STALL_AFTER);
+        assert_eq!(stall_after(Some(Duration::from_secs(30))), STALL_AFTER);
+        assert_eq!(stall_after(Some(Duration::from_secs(4))), Duration::from_secs(2));
+        assert_eq!(stall_after(Some(Duration::from_millis(500))), Duration::from_secs(1));
     }
 
     #[test]
