@@ -24,6 +24,8 @@ pub mod db;
 pub mod metadata;
 mod metadata_rows;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
