@@ -26,6 +26,8 @@ mod metadata_rows;
 mod schema;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_invariant;
 
 use std::path::{Path, PathBuf};
 
