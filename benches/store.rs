@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use acoupi::store::{audit, Durability, MetadataStore, NewRecording};
+use acoupi::store::{audit, Check, Durability, MetadataStore, NewRecording};
 use jiff::{SignedDuration, Timestamp};
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn insert_rate(dir: &Path, durability: Durability, n: i64) -> f64 {
     let db = dir.join(format!("insert-{durability:?}.db"));
-    let mut store = MetadataStore::open_with(&db, durability).expect("open bench db");
+    let mut store = MetadataStore::open_with(&db, durability, Check::Full).expect("open bench db");
     let deployment = store
         .start_deployment("bench", None, None, Timestamp::UNIX_EPOCH)
         .expect("start deployment")
@@ -75,7 +75,8 @@ fn main() {
 
     // A long deployment: all kept but the last 10, still in tmp.
     let db = dir.path().join("metadata.db");
-    let mut store = MetadataStore::open_with(&db, Durability::Normal).expect("open bench db");
+    let mut store =
+        MetadataStore::open_with(&db, Durability::Normal, Check::Full).expect("open bench db");
     let deployment = store
         .start_deployment("long", None, None, Timestamp::UNIX_EPOCH)
         .expect("start deployment")
@@ -97,12 +98,15 @@ fn main() {
     );
     drop(store);
 
-    let started = Instant::now();
+    for check in [Check::Full, Check::Quick] {
+        let started = Instant::now();
+        drop(MetadataStore::open_with(&db, Durability::Full, check).expect("reopen"));
+        println!(
+            "open with Check::{check:?} + migration check at {rows} recordings: {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     let store = MetadataStore::open(&db).expect("reopen");
-    println!(
-        "open with integrity_check + migration check at {rows} recordings: {:.0} ms",
-        started.elapsed().as_secs_f64() * 1e3
-    );
 
     let last = last.expect("at least one recording");
     let cutoff = last.datetime - SignedDuration::from_hours(24 * 30);
@@ -111,7 +115,9 @@ fn main() {
         let started = Instant::now();
         let pending = store.tmp_recordings().expect("tmp recordings");
         let oldest = store.oldest_kept(100).expect("oldest kept");
-        let expired = store.kept_older_than(cutoff, 1000).expect("kept older than");
+        let expired = store
+            .kept_older_than(cutoff, 1000)
+            .expect("kept older than");
         let summary = store.recording_summary(deployment).expect("summary");
         let found = store.find_by_path(&last.path).expect("find by path");
         samples.push(started.elapsed());

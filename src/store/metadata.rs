@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::db::{format_timestamp, open_db, to_micros, Durability, TimestampStyle};
+use super::db::{format_timestamp, open_db_with, to_micros, Check, Durability, TimestampStyle};
 use super::metadata_rows::{
     RawDeployment, RawGap, RawHeartbeat, RawRecording, DEPLOYMENT_COLUMNS, GAP_COLUMNS,
     HEARTBEAT_COLUMNS, RECORDING_COLUMNS,
@@ -181,15 +181,19 @@ fn invalid(field: &'static str, reason: String) -> StoreError {
 }
 
 impl MetadataStore {
-    /// Opens metadata.db at `path` with [`Durability::Full`] (creating it if missing,
-    /// refusing a corrupt one) and applies pending migrations.
+    /// Opens metadata.db at `path` with [`Durability::Full`] and [`Check::Full`]
+    /// (creating it if missing, refusing a corrupt one) and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, Durability::Full)
+        Self::open_with(path, Durability::Full, Check::Full)
     }
 
-    /// [`MetadataStore::open`] with a chosen durability.
-    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
-        let mut conn = open_db(path, durability)?;
+    /// [`MetadataStore::open`] with a chosen durability and depth of check.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        check: Check,
+    ) -> Result<Self, StoreError> {
+        let mut conn = open_db_with(path, durability, check)?;
         schema::migrate(&mut conn, path)?;
         Ok(MetadataStore {
             conn,

@@ -32,7 +32,7 @@ mod tests_invariant;
 use std::path::{Path, PathBuf};
 
 pub use audit::{audit, Audit};
-pub use db::{open_db, Durability};
+pub use db::{open_db, open_db_with, Check, Durability};
 pub use metadata::{
     Deployment, Gap, Heartbeat, MetadataStore, NewRecording, Recording, RecordingState,
     RecordingSummary,

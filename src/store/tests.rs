@@ -327,7 +327,7 @@ fn corrupt_file_is_refused_with_typed_error_and_left_in_place() {
     let path = dir.path().join("metadata.db");
     {
         // NORMAL: fsync per commit adds nothing to this test but seconds.
-        let mut store = MetadataStore::open_with(&path, Durability::Normal).unwrap();
+        let mut store = MetadataStore::open_with(&path, Durability::Normal, Check::Full).unwrap();
         let base = at("2026-01-01T00:00:00Z");
         let deployment = store.start_deployment("site", None, None, base).unwrap();
         for i in 0..2000 {
@@ -343,6 +343,11 @@ fn corrupt_file_is_refused_with_typed_error_and_left_in_place() {
     }
     std::fs::write(&path, &bytes).unwrap();
 
+    let quick = MetadataStore::open_with(&path, Durability::Full, Check::Quick).unwrap_err();
+    assert!(
+        matches!(&quick, StoreError::Corrupt { path: p, .. } if *p == path),
+        "{quick:?}"
+    );
     let err = MetadataStore::open(&path).unwrap_err();
     assert!(
         matches!(&err, StoreError::Corrupt { path: p, .. } if *p == path),

@@ -113,7 +113,8 @@ impl Device {
             )
             .unwrap();
         drop(doomed);
-        self.store = Some(MetadataStore::open_with(&self.db(), Durability::Normal).unwrap());
+        self.store =
+            Some(MetadataStore::open_with(&self.db(), Durability::Normal, Check::Full).unwrap());
         assert!(self.store().recording(ghost.id).unwrap().is_none());
     }
 
@@ -199,7 +200,7 @@ fn run(seed: u64, steps: usize) {
     // A capture in progress is not the audit's business.
     std::fs::write(root.path().join("tmp/now.wav.part"), b"RIFF").unwrap();
     let db = root.path().join("metadata.db");
-    let mut store = MetadataStore::open_with(&db, Durability::Normal).unwrap();
+    let mut store = MetadataStore::open_with(&db, Durability::Normal, Check::Full).unwrap();
     let start = at("2026-11-26T00:00:00Z");
     let deployment = store
         .start_deployment("site", None, None, start)
@@ -272,7 +273,8 @@ fn audit_reports_stray_rows_and_files() {
     std::fs::create_dir_all(recordings.join("2026/11/26")).unwrap();
     std::fs::create_dir(&tmp).unwrap();
     let mut store =
-        MetadataStore::open_with(&root.path().join("m.db"), Durability::Normal).unwrap();
+        MetadataStore::open_with(&root.path().join("m.db"), Durability::Normal, Check::Full)
+            .unwrap();
     let dep = store
         .start_deployment("site", None, None, at("2026-11-26T00:00:00Z"))
         .unwrap()
