@@ -9,10 +9,12 @@
 //! - [`config`]: the RON program configuration.
 //! - [`audio`]: ALSA capture and WAV files.
 //! - [`schedule`]: when to record (pure).
+//! - [`store`]: metadata.db (upstream schema + migrations); the only SQL.
 //! - [`system`]: the operating system around us (paths).
 
 pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod schedule;
+pub mod store;
 pub mod system;

@@ -1,0 +1,702 @@
+//! metadata.db: deployments, recordings, capture gaps and heartbeats.
+//!
+//! [`MetadataStore`] holds one connection. Every method is one transaction and the
+//! writing ones are idempotent where a replay after a crash could call them twice
+//! (`insert_recording`, `mark_kept`, `delete_recording`). It knows nothing about saving
+//! filters, destinations or retention policy: callers decide, the store records.
+//!
+//! Timestamps are stored as upstream's UTC text with six fractional digits and read back
+//! truncated to the microsecond; the values returned are what is stored.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::db::{format_timestamp, open_db_with, to_micros, Check, Durability, TimestampStyle};
+use super::metadata_rows::{
+    RawDeployment, RawGap, RawHeartbeat, RawRecording, DEPLOYMENT_COLUMNS, GAP_COLUMNS,
+    HEARTBEAT_COLUMNS, RECORDING_COLUMNS,
+};
+use super::{schema, StoreError};
+
+/// A deployment row: one period of recording at one site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    /// Unique id (stored as a 16-byte BLOB).
+    pub id: Uuid,
+    /// Operator-chosen name.
+    pub name: String,
+    /// When it started.
+    pub started_on: Timestamp,
+    /// When it ended; `None` while active.
+    pub ended_on: Option<Timestamp>,
+    /// Site latitude in degrees, if known.
+    pub latitude: Option<f64>,
+    /// Site longitude in degrees, if known.
+    pub longitude: Option<f64>,
+}
+
+/// Where a recording's file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingState {
+    /// In the temporary (RAM) directory, waiting for the management task.
+    Tmp,
+    /// Moved to the recordings directory.
+    Kept,
+}
+
+impl RecordingState {
+    fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Tmp => "tmp",
+            RecordingState::Kept => "kept",
+        }
+    }
+}
+
+/// A finished file, as the recorder reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecording {
+    /// Unique id, chosen by the recorder (also in the file name).
+    pub id: Uuid,
+    /// The file in the temporary directory.
+    pub path: PathBuf,
+    /// Instant of the first frame (upstream's `datetime`, unique).
+    pub datetime: Timestamp,
+    /// Measured duration: frames / samplerate.
+    pub duration_s: f64,
+    /// Capture samplerate in Hz, before time expansion.
+    pub samplerate_hz: u32,
+    /// Number of channels.
+    pub audio_channels: u16,
+    /// The deployment it belongs to (must exist).
+    pub deployment_id: Uuid,
+    /// Whether the system clock was synchronised when the file started.
+    pub clock_synced: bool,
+    /// Time-expansion factor written in the header (1 for none).
+    pub time_expansion: f64,
+    /// Bits per sample in the file.
+    pub bit_depth: u16,
+    /// Frames in the file.
+    pub frames: u64,
+}
+
+/// A recording row. Columns we added are `None` in rows written by upstream acoupi.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    /// Unique id.
+    pub id: Uuid,
+    /// Where the file is; `None` when not stored locally (upstream allows it).
+    pub path: Option<PathBuf>,
+    /// Instant of the first frame.
+    pub datetime: Timestamp,
+    /// Duration in seconds.
+    pub duration_s: f64,
+    /// Samplerate in Hz.
+    pub samplerate_hz: u32,
+    /// Number of channels.
+    pub audio_channels: u16,
+    /// The deployment it belongs to.
+    pub deployment_id: Uuid,
+    /// Temporary or kept; `None` for upstream rows.
+    pub state: Option<RecordingState>,
+    /// Whether the clock was synchronised at the start.
+    pub clock_synced: Option<bool>,
+    /// Time-expansion factor.
+    pub time_expansion: Option<f64>,
+    /// Bits per sample.
+    pub bit_depth: Option<u16>,
+    /// Frames in the file.
+    pub frames: Option<u64>,
+}
+
+/// What `deployment status` shows about a deployment's recordings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingSummary {
+    /// Number of recording rows.
+    pub count: u64,
+    /// Sum of their durations in seconds.
+    pub total_duration_s: f64,
+    /// The most recent one.
+    pub last: Option<Recording>,
+}
+
+/// A stretch of a deployment during which audio should have been captured but was not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gap {
+    /// The deployment it belongs to.
+    pub deployment_id: Uuid,
+    /// First instant missing.
+    pub started_on: Timestamp,
+    /// First instant captured again.
+    pub ended_on: Timestamp,
+    /// Short machine-readable cause (`xrun`, `device_missing`, `restart`, ...).
+    pub reason: String,
+}
+
+/// A stored heartbeat: when, and the payload the beat daemon chose to keep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// Row id, increasing.
+    pub id: i64,
+    /// When the heartbeat was taken.
+    pub created_on: Timestamp,
+    /// Workers' state, free space, temperature, throttling, uptime, clock sync, ...
+    pub payload: serde_json::Value,
+}
+
+/// The open metadata.db.
+pub struct MetadataStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for MetadataStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn sqlite_err<'a>(db: &'a Path, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
+    move |e| StoreError::sqlite(db, op, e)
+}
+
+fn ts(t: Timestamp) -> String {
+    format_timestamp(t, TimestampStyle::T)
+}
+
+fn path_text(path: &Path) -> Result<&str, StoreError> {
+    path.to_str().ok_or_else(|| StoreError::NonUtf8Path {
+        path: path.to_path_buf(),
+    })
+}
+
+fn invalid(field: &'static str, reason: String) -> StoreError {
+    StoreError::Invalid { field, reason }
+}
+
+impl MetadataStore {
+    /// Opens metadata.db at `path` with [`Durability::Full`] and [`Check::Full`]
+    /// (creating it if missing, refusing a corrupt one) and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::Full, Check::Full)
+    }
+
+    /// [`MetadataStore::open`] with a chosen durability and depth of check.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        check: Check,
+    ) -> Result<Self, StoreError> {
+        let mut conn = open_db_with(path, durability, check)?;
+        schema::migrate(&mut conn, path)?;
+        Ok(MetadataStore {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        sqlite_err(&self.path, op)
+    }
+
+    /// Starts a deployment. Refuses with [`StoreError::DeploymentActive`] while one is
+    /// active; earlier deployments are never touched.
+    pub fn start_deployment(
+        &mut self,
+        name: &str,
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+        started_on: Timestamp,
+    ) -> Result<Deployment, StoreError> {
+        if name.trim().is_empty() {
+            return Err(invalid("name", "a deployment needs a name".into()));
+        }
+        check_range("latitude", latitude, 90.0)?;
+        check_range("longitude", longitude, 180.0)?;
+        let deployment = Deployment {
+            id: Uuid::new_v4(),
+            name: name.to_owned(),
+            started_on: to_micros(started_on),
+            ended_on: None,
+            latitude,
+            longitude,
+        };
+        let err = |op| sqlite_err(&self.path, op);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("locking"))?;
+        if let Some(active) = latest_active(&tx, &self.path)? {
+            return Err(StoreError::DeploymentActive {
+                name: active.name,
+                started_on: active.started_on,
+            });
+        }
+        let taken: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM deployment WHERE started_on = ?1)",
+                [ts(deployment.started_on)],
+                |r| r.get(0),
+            )
+            .map_err(err("reading deployments in"))?;
+        if taken {
+            return Err(StoreError::StartTaken {
+                started_on: deployment.started_on,
+            });
+        }
+        tx.execute(
+            "INSERT INTO deployment (id, name, started_on, ended_on, latitude, longitude)
+             VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
+            params![
+                deployment.id.as_bytes(),
+                deployment.name,
+                ts(deployment.started_on),
+                latitude,
+                longitude
+            ],
+        )
+        .map_err(err("inserting a deployment into"))?;
+        tx.commit().map_err(err("committing a deployment to"))?;
+        Ok(deployment)
+    }
+
+    /// Ends the active deployment at `ended_on`; [`StoreError::NotDeployed`] if none is.
+    /// An end before the start (a clock that jumped back) is stored as given and logged.
+    pub fn end_active_deployment(&mut self, ended_on: Timestamp) -> Result<Deployment, StoreError> {
+        let err = |op| sqlite_err(&self.path, op);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("locking"))?;
+        let mut active = latest_active(&tx, &self.path)?.ok_or(StoreError::NotDeployed)?;
+        let ended_on = to_micros(ended_on);
+        if ended_on < active.started_on {
+            tracing::warn!(deployment = %active.id, %ended_on, started_on = %active.started_on,
+                "deployment ends before it started; the clock probably jumped");
+        }
+        tx.execute(
+            "UPDATE deployment SET ended_on = ?1 WHERE id = ?2",
+            params![ts(ended_on), active.id.as_bytes()],
+        )
+        .map_err(err("ending a deployment in"))?;
+        tx.commit().map_err(err("committing a deployment end to"))?;
+        active.ended_on = Some(ended_on);
+        Ok(active)
+    }
+
+    /// The active deployment: the one with the latest start (upstream's rule), if it has
+    /// not ended.
+    pub fn active_deployment(&self) -> Result<Option<Deployment>, StoreError> {
+        latest_active(&self.conn, &self.path)
+    }
+
+    /// All deployments, oldest first.
+    pub fn deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        let sql = format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployment ORDER BY started_on");
+        let raw = collect(&self.conn, &sql, [], RawDeployment::read)
+            .map_err(self.err("reading deployments in"))?;
+        raw.into_iter().map(|r| r.into_typed(&self.path)).collect()
+    }
+
+    /// Records a finished file in state `tmp`. Idempotent by id: a second call returns
+    /// the stored row unchanged. The deployment must exist; a start instant or path
+    /// already used by another recording is refused, never overwritten.
+    pub fn insert_recording(&mut self, new: &NewRecording) -> Result<Recording, StoreError> {
+        validate(new)?;
+        let path_str = path_text(&new.path)?.to_owned();
+        let frames = i64::try_from(new.frames)
+            .map_err(|_| invalid("frames", format!("{} is too large", new.frames)))?;
+        let datetime = to_micros(new.datetime);
+        let err = |op| sqlite_err(&self.path, op);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("locking"))?;
+        if let Some(existing) = recording_where(&tx, &self.path, "id = ?1", new.id.as_bytes())? {
+            return Ok(existing);
+        }
+        let deployment_known: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM deployment WHERE id = ?1)",
+                [new.deployment_id.as_bytes()],
+                |r| r.get(0),
+            )
+            .map_err(err("reading deployments in"))?;
+        if !deployment_known {
+            return Err(StoreError::UnknownDeployment {
+                id: new.deployment_id,
+            });
+        }
+        if let Some(other) = recording_where(&tx, &self.path, "datetime = ?1", ts(datetime))? {
+            return Err(StoreError::DatetimeTaken {
+                id: new.id,
+                datetime,
+                existing: other.id,
+            });
+        }
+        if let Some(other) = recording_where(&tx, &self.path, "path = ?1", &path_str)? {
+            return Err(StoreError::PathTaken {
+                id: new.id,
+                path: new.path.clone(),
+                existing: other.id,
+            });
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO recording ({RECORDING_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ),
+            params![
+                new.id.as_bytes(),
+                path_str,
+                ts(datetime),
+                new.duration_s,
+                new.samplerate_hz,
+                new.audio_channels,
+                new.deployment_id.as_bytes(),
+                RecordingState::Tmp.as_str(),
+                new.clock_synced,
+                new.time_expansion,
+                new.bit_depth,
+                frames,
+            ],
+        )
+        .map_err(err("inserting a recording into"))?;
+        tx.commit().map_err(err("committing a recording to"))?;
+        Ok(Recording {
+            id: new.id,
+            path: Some(new.path.clone()),
+            datetime,
+            duration_s: new.duration_s,
+            samplerate_hz: new.samplerate_hz,
+            audio_channels: new.audio_channels,
+            deployment_id: new.deployment_id,
+            state: Some(RecordingState::Tmp),
+            clock_synced: Some(new.clock_synced),
+            time_expansion: Some(new.time_expansion),
+            bit_depth: Some(new.bit_depth),
+            frames: Some(new.frames),
+        })
+    }
+
+    /// Records that the file now lives at `new_path` in the recordings directory (path and
+    /// state change together). Call after the file is in place; calling again is harmless.
+    pub fn mark_kept(&mut self, id: Uuid, new_path: &Path) -> Result<Recording, StoreError> {
+        let path_str = path_text(new_path)?.to_owned();
+        let err = |op| sqlite_err(&self.path, op);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("locking"))?;
+        if let Some(other) = recording_where(&tx, &self.path, "path = ?1", &path_str)? {
+            if other.id != id {
+                return Err(StoreError::PathTaken {
+                    id,
+                    path: new_path.to_path_buf(),
+                    existing: other.id,
+                });
+            }
+        }
+        let changed = tx
+            .execute(
+                "UPDATE recording SET path = ?1, state = ?2 WHERE id = ?3",
+                params![path_str, RecordingState::Kept.as_str(), id.as_bytes()],
+            )
+            .map_err(err("updating a recording in"))?;
+        if changed == 0 {
+            return Err(StoreError::UnknownRecording { id });
+        }
+        let kept = recording_where(&tx, &self.path, "id = ?1", id.as_bytes())?
+            .ok_or(StoreError::UnknownRecording { id })?;
+        tx.commit().map_err(err("committing a recording move to"))?;
+        Ok(kept)
+    }
+
+    /// Deletes a recording and the model outputs, detections and tags that hang from it.
+    /// Call after the file is gone. Returns whether the row existed.
+    pub fn delete_recording(&mut self, id: Uuid) -> Result<bool, StoreError> {
+        let err = |op| sqlite_err(&self.path, op);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("locking"))?;
+        // Children first: foreign keys are enforced and upstream's schema has no cascade.
+        tx.execute(
+            "DELETE FROM predicted_tag WHERE detection_id IN (
+                 SELECT d.id FROM detection d JOIN model_output m ON d.model_output_id = m.id
+                 WHERE m.recording_id = ?1)",
+            [id.as_bytes()],
+        )
+        .and_then(|_| {
+            tx.execute(
+                "DELETE FROM detection WHERE model_output_id IN (
+                     SELECT id FROM model_output WHERE recording_id = ?1)",
+                [id.as_bytes()],
+            )
+        })
+        .and_then(|_| {
+            tx.execute(
+                "DELETE FROM model_output WHERE recording_id = ?1",
+                [id.as_bytes()],
+            )
+        })
+        .map_err(err("deleting model outputs from"))?;
+        let deleted = tx
+            .execute("DELETE FROM recording WHERE id = ?1", [id.as_bytes()])
+            .map_err(err("deleting a recording from"))?;
+        tx.commit().map_err(err("committing a deletion to"))?;
+        Ok(deleted > 0)
+    }
+
+    /// One recording by id.
+    pub fn recording(&self, id: Uuid) -> Result<Option<Recording>, StoreError> {
+        recording_where(&self.conn, &self.path, "id = ?1", id.as_bytes())
+    }
+
+    /// The recording stored at `path`, if any.
+    pub fn find_by_path(&self, path: &Path) -> Result<Option<Recording>, StoreError> {
+        recording_where(&self.conn, &self.path, "path = ?1", path_text(path)?)
+    }
+
+    /// Recordings still in the temporary directory, oldest first.
+    pub fn tmp_recordings(&self) -> Result<Vec<Recording>, StoreError> {
+        self.recordings("state = 'tmp' ORDER BY datetime", params![])
+    }
+
+    /// The `limit` oldest kept recordings (retention frees space from these).
+    pub fn oldest_kept(&self, limit: usize) -> Result<Vec<Recording>, StoreError> {
+        self.recordings(
+            "state = 'kept' ORDER BY datetime LIMIT ?1",
+            [&sql_limit(limit) as &dyn rusqlite::ToSql],
+        )
+    }
+
+    /// Up to `limit` kept recordings that started before `before`, oldest first.
+    pub fn kept_older_than(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Recording>, StoreError> {
+        self.recordings(
+            "state = 'kept' AND datetime < ?1 ORDER BY datetime LIMIT ?2",
+            [&ts(before) as &dyn rusqlite::ToSql, &sql_limit(limit)],
+        )
+    }
+
+    /// Recordings that started at or after `since`, oldest first.
+    pub fn recordings_since(&self, since: Timestamp) -> Result<Vec<Recording>, StoreError> {
+        self.recordings("datetime >= ?1 ORDER BY datetime", [ts(since)])
+    }
+
+    /// Count, total duration and last recording of a deployment.
+    pub fn recording_summary(&self, deployment_id: Uuid) -> Result<RecordingSummary, StoreError> {
+        let (count, total_duration_s): (i64, f64) = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(duration_s), 0.0) FROM recording
+                 WHERE deployment_id = ?1",
+                [deployment_id.as_bytes()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(self.err("summarising recordings in"))?;
+        let last = recording_where(
+            &self.conn,
+            &self.path,
+            "deployment_id = ?1 ORDER BY datetime DESC LIMIT 1",
+            deployment_id.as_bytes(),
+        )?;
+        Ok(RecordingSummary {
+            // COUNT(*) is never negative.
+            count: u64::try_from(count).unwrap_or(0),
+            total_duration_s,
+            last,
+        })
+    }
+
+    /// Every non-NULL recording path (for the audit).
+    pub(crate) fn recording_paths(&self) -> Result<Vec<PathBuf>, StoreError> {
+        collect(
+            &self.conn,
+            "SELECT path FROM recording WHERE path IS NOT NULL",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .map(|v| v.into_iter().map(PathBuf::from).collect())
+        .map_err(self.err("reading recording paths in"))
+    }
+
+    /// Records a capture gap. The deployment must exist and the gap must not end before
+    /// it starts.
+    pub fn insert_gap(&mut self, gap: &Gap) -> Result<(), StoreError> {
+        if gap.ended_on < gap.started_on {
+            return Err(invalid(
+                "gap",
+                format!(
+                    "ends at {} before it starts at {}",
+                    gap.ended_on, gap.started_on
+                ),
+            ));
+        }
+        self.conn
+            .execute(
+                "INSERT INTO gap (deployment_id, started_on, ended_on, reason)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    gap.deployment_id.as_bytes(),
+                    ts(gap.started_on),
+                    ts(gap.ended_on),
+                    gap.reason
+                ],
+            )
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::UnknownDeployment {
+                    id: gap.deployment_id,
+                },
+                _ => StoreError::sqlite(&self.path, "inserting a gap into", e),
+            })?;
+        Ok(())
+    }
+
+    /// Gaps that ended at or after `since`, in start order.
+    pub fn gaps_since(&self, since: Timestamp) -> Result<Vec<Gap>, StoreError> {
+        let sql =
+            format!("SELECT {GAP_COLUMNS} FROM gap WHERE ended_on >= ?1 ORDER BY started_on, id");
+        let raw = collect(&self.conn, &sql, [ts(since)], RawGap::read)
+            .map_err(self.err("reading gaps in"))?;
+        raw.into_iter().map(|r| r.into_typed(&self.path)).collect()
+    }
+
+    /// Stores a heartbeat; `payload` is serialised as JSON.
+    pub fn insert_heartbeat<T: Serialize>(
+        &mut self,
+        created_on: Timestamp,
+        payload: &T,
+    ) -> Result<Heartbeat, StoreError> {
+        let value = serde_json::to_value(payload)
+            .map_err(|e| invalid("heartbeat payload", e.to_string()))?;
+        let created_on = to_micros(created_on);
+        self.conn
+            .execute(
+                "INSERT INTO heartbeat (created_on, payload) VALUES (?1, ?2)",
+                params![ts(created_on), value.to_string()],
+            )
+            .map_err(self.err("inserting a heartbeat into"))?;
+        Ok(Heartbeat {
+            id: self.conn.last_insert_rowid(),
+            created_on,
+            payload: value,
+        })
+    }
+
+    /// Heartbeats taken at or after `since`, oldest first.
+    pub fn heartbeats_since(&self, since: Timestamp) -> Result<Vec<Heartbeat>, StoreError> {
+        let sql = format!(
+            "SELECT {HEARTBEAT_COLUMNS} FROM heartbeat WHERE created_on >= ?1
+             ORDER BY created_on, id"
+        );
+        let raw = collect(&self.conn, &sql, [ts(since)], RawHeartbeat::read)
+            .map_err(self.err("reading heartbeats in"))?;
+        raw.into_iter().map(|r| r.into_typed(&self.path)).collect()
+    }
+
+    fn recordings<P: rusqlite::Params>(
+        &self,
+        clause: &str,
+        params: P,
+    ) -> Result<Vec<Recording>, StoreError> {
+        let sql = format!("SELECT {RECORDING_COLUMNS} FROM recording WHERE {clause}");
+        let raw = collect(&self.conn, &sql, params, RawRecording::read)
+            .map_err(self.err("reading recordings in"))?;
+        raw.into_iter().map(|r| r.into_typed(&self.path)).collect()
+    }
+}
+
+/// The latest-started deployment if it has not ended.
+fn latest_active(conn: &Connection, db: &Path) -> Result<Option<Deployment>, StoreError> {
+    let sql =
+        format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployment ORDER BY started_on DESC LIMIT 1");
+    let latest = conn
+        .query_row(&sql, [], RawDeployment::read)
+        .optional()
+        .map_err(|e| StoreError::sqlite(db, "reading deployments in", e))?
+        .map(|r| r.into_typed(db))
+        .transpose()?;
+    Ok(latest.filter(|d| d.ended_on.is_none()))
+}
+
+/// The first recording matching `clause` (which uses `?1`).
+fn recording_where(
+    conn: &Connection,
+    db: &Path,
+    clause: &str,
+    value: impl rusqlite::ToSql,
+) -> Result<Option<Recording>, StoreError> {
+    let sql = format!("SELECT {RECORDING_COLUMNS} FROM recording WHERE {clause}");
+    conn.query_row(&sql, [value], RawRecording::read)
+        .optional()
+        .map_err(|e| StoreError::sqlite(db, "reading recordings in", e))?
+        .map(|r| r.into_typed(db))
+        .transpose()
+}
+
+fn collect<T, P: rusqlite::Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, read)?;
+    rows.collect()
+}
+
+/// A LIMIT value: SQLite takes i64; anything larger means "no limit".
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+fn check_range(field: &'static str, value: Option<f64>, bound: f64) -> Result<(), StoreError> {
+    match value {
+        Some(v) if !(v.is_finite() && (-bound..=bound).contains(&v)) => Err(invalid(
+            field,
+            format!("{v} is outside [-{bound}, {bound}]"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate(new: &NewRecording) -> Result<(), StoreError> {
+    if !(new.duration_s.is_finite() && new.duration_s > 0.0) {
+        return Err(invalid(
+            "duration_s",
+            format!("{} is not > 0", new.duration_s),
+        ));
+    }
+    if new.samplerate_hz == 0 {
+        return Err(invalid("samplerate_hz", "0 is not > 0".into()));
+    }
+    if new.audio_channels == 0 {
+        return Err(invalid("audio_channels", "0 is not >= 1".into()));
+    }
+    if !(new.time_expansion.is_finite() && new.time_expansion > 0.0) {
+        return Err(invalid(
+            "time_expansion",
+            format!("{} is not > 0", new.time_expansion),
+        ));
+    }
+    if new.path.as_os_str().is_empty() {
+        return Err(invalid("path", "empty".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,671 @@
+//! Store tests on real SQLite files in temporary directories.
+
+use std::path::{Path, PathBuf};
+
+use jiff::{SignedDuration, Timestamp};
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use super::*;
+
+/// Upstream acoupi 0.6's metadata.db DDL as upstream writes it, kept here independently of
+/// `schema.rs` so the comparison below can fail.
+pub(super) const UPSTREAM_DDL: &str = "
+CREATE TABLE IF NOT EXISTS deployment (
+    id BLOB PRIMARY KEY,
+    name TEXT NOT NULL,
+    started_on TEXT NOT NULL UNIQUE,
+    ended_on TEXT,
+    latitude REAL,
+    longitude REAL
+);
+CREATE TABLE IF NOT EXISTS recording (
+    id BLOB PRIMARY KEY,
+    path TEXT UNIQUE,
+    datetime TEXT NOT NULL UNIQUE,
+    duration_s REAL NOT NULL,
+    samplerate_hz INTEGER NOT NULL,
+    audio_channels INTEGER NOT NULL DEFAULT 1,
+    deployment_id BLOB NOT NULL,
+    FOREIGN KEY (deployment_id) REFERENCES deployment(id)
+);
+CREATE TABLE IF NOT EXISTS model_output (
+    id BLOB PRIMARY KEY,
+    model_name TEXT NOT NULL,
+    recording_id BLOB NOT NULL,
+    created_on TEXT NOT NULL,
+    FOREIGN KEY (recording_id) REFERENCES recording(id)
+);
+CREATE TABLE IF NOT EXISTS detection (
+    id BLOB PRIMARY KEY,
+    prediction_type TEXT NOT NULL CHECK (prediction_type IN ('presence', 'sequence', 'event')),
+    start_time_s REAL,
+    end_time_s REAL,
+    low_freq_hz REAL,
+    high_freq_hz REAL,
+    detection_score REAL NOT NULL,
+    model_output_id BLOB NOT NULL,
+    FOREIGN KEY (model_output_id) REFERENCES model_output(id)
+);
+CREATE TABLE IF NOT EXISTS predicted_tag (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    confidence_score REAL NOT NULL,
+    detection_id BLOB NOT NULL,
+    FOREIGN KEY (detection_id) REFERENCES detection(id)
+);
+CREATE INDEX IF NOT EXISTS idx_recording_deployment_id ON recording(deployment_id);
+CREATE INDEX IF NOT EXISTS idx_model_output_recording_id ON model_output(recording_id);
+CREATE INDEX IF NOT EXISTS idx_model_output_created_on ON model_output(created_on);
+CREATE INDEX IF NOT EXISTS idx_detection_model_output_id ON detection(model_output_id);
+CREATE INDEX IF NOT EXISTS idx_predicted_tag_detection_id ON predicted_tag(detection_id);
+CREATE INDEX IF NOT EXISTS idx_predicted_tag_key_value ON predicted_tag(key, value);
+PRAGMA user_version = 1;
+";
+
+const UPSTREAM_TABLES: [&str; 5] = [
+    "deployment",
+    "recording",
+    "model_output",
+    "detection",
+    "predicted_tag",
+];
+
+pub(super) fn at(text: &str) -> Timestamp {
+    text.parse().unwrap()
+}
+
+pub(super) fn new_recording(deployment: Uuid, datetime: Timestamp, path: PathBuf) -> NewRecording {
+    NewRecording {
+        id: Uuid::new_v4(),
+        path,
+        datetime,
+        duration_s: 60.0,
+        samplerate_hz: 48_000,
+        audio_channels: 1,
+        deployment_id: deployment,
+        clock_synced: true,
+        time_expansion: 1.0,
+        bit_depth: 16,
+        frames: 2_880_000,
+    }
+}
+
+fn fresh() -> (tempfile::TempDir, MetadataStore, Deployment) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MetadataStore::open(&dir.path().join("metadata.db")).unwrap();
+    let deployment = store
+        .start_deployment(
+            "site A",
+            Some(51.5),
+            Some(-0.12),
+            at("2026-11-26T02:00:00Z"),
+        )
+        .unwrap();
+    (dir, store, deployment)
+}
+
+type ColumnInfo = (i64, String, String, bool, Option<String>, i64);
+
+fn table_info(conn: &Connection, table: &str) -> Vec<ColumnInfo> {
+    let mut stmt = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Index name → (table, unique, columns), for every index, including UNIQUE autoindexes.
+fn indices(conn: &Connection, tables: &[&str]) -> Vec<(String, String, bool, Vec<String>)> {
+    let mut out = Vec::new();
+    for table in tables {
+        let mut stmt = conn
+            .prepare(&format!("PRAGMA index_list({table})"))
+            .unwrap();
+        let list: Vec<(String, bool)> = stmt
+            .query_map([], |r| Ok((r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (name, unique) in list {
+            let mut info = conn.prepare(&format!("PRAGMA index_info({name})")).unwrap();
+            let cols: Vec<String> = info
+                .query_map([], |r| r.get(2))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            out.push((name, table.to_string(), unique, cols));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn upstream_db(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(UPSTREAM_DDL).unwrap();
+    conn
+}
+
+#[test]
+fn fresh_schema_keeps_upstream_columns_types_and_indices() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = upstream_db(&dir.path().join("upstream.db"));
+    let ours_path = dir.path().join("metadata.db");
+    drop(MetadataStore::open(&ours_path).unwrap());
+    let ours = Connection::open(&ours_path).unwrap();
+
+    for table in UPSTREAM_TABLES {
+        let theirs = table_info(&upstream, table);
+        let mine = table_info(&ours, table);
+        assert_eq!(&mine[..theirs.len()], &theirs[..], "table {table}");
+        for extra in &mine[theirs.len()..] {
+            // Added columns must be nullable without default, so upstream inserts still work.
+            assert!(!extra.3 && extra.4.is_none() && extra.5 == 0, "{extra:?}");
+        }
+    }
+    let theirs = indices(&upstream, &UPSTREAM_TABLES);
+    let mine = indices(&ours, &UPSTREAM_TABLES);
+    for index in &theirs {
+        assert!(mine.contains(index), "missing {index:?}");
+    }
+    let user_version: i64 = ours
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(user_version, 1);
+    let journal: String = ours
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[test]
+fn uuids_are_stored_as_16_byte_blobs() {
+    let (dir, mut store, deployment) = fresh();
+    let new = new_recording(
+        deployment.id,
+        at("2026-11-26T02:00:00Z"),
+        dir.path().join("a.wav"),
+    );
+    store.insert_recording(&new).unwrap();
+    let conn = Connection::open(store.path()).unwrap();
+    let (kind, len, bytes, dep): (String, i64, Vec<u8>, Vec<u8>) = conn
+        .query_row(
+            "SELECT typeof(id), length(id), id, deployment_id FROM recording",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!((kind.as_str(), len), ("blob", 16));
+    assert_eq!(bytes, new.id.as_bytes());
+    assert_eq!(dep, deployment.id.as_bytes());
+}
+
+#[test]
+fn timestamps_within_one_second_sort_as_text_in_time_order() {
+    let (dir, mut store, deployment) = fresh();
+    // Inserted out of order; .000000 must not sort after .05 as upstream's
+    // "microseconds omitted when zero" would make it.
+    let times = [
+        "2026-11-26T03:00:00.5Z",
+        "2026-11-26T03:00:00Z",
+        "2026-11-26T03:00:01Z",
+        "2026-11-26T03:00:00.05Z",
+        "2026-11-26T03:00:00.000001Z",
+    ];
+    for (i, t) in times.iter().enumerate() {
+        let new = new_recording(deployment.id, at(t), dir.path().join(format!("{i}.wav")));
+        store.insert_recording(&new).unwrap();
+    }
+    let conn = Connection::open(store.path()).unwrap();
+    let texts: Vec<String> = conn
+        .prepare("SELECT datetime FROM recording ORDER BY datetime")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        texts,
+        [
+            "2026-11-26T03:00:00.000000+00:00",
+            "2026-11-26T03:00:00.000001+00:00",
+            "2026-11-26T03:00:00.050000+00:00",
+            "2026-11-26T03:00:00.500000+00:00",
+            "2026-11-26T03:00:01.000000+00:00",
+        ]
+    );
+    let since = store
+        .recordings_since(at("2026-11-26T03:00:00.000001Z"))
+        .unwrap();
+    let got: Vec<Timestamp> = since.iter().map(|r| r.datetime).collect();
+    let mut sorted = got.clone();
+    sorted.sort();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got, sorted);
+}
+
+#[test]
+fn second_start_is_refused_and_first_deployment_kept() {
+    let (_dir, mut store, first) = fresh();
+    let err = store
+        .start_deployment("site B", None, None, at("2026-11-27T00:00:00Z"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DeploymentActive { name, started_on }
+            if name == "site A" && *started_on == first.started_on),
+        "{err}"
+    );
+    assert_eq!(store.deployments().unwrap(), vec![first.clone()]);
+    assert_eq!(store.active_deployment().unwrap(), Some(first));
+}
+
+#[test]
+fn ending_without_active_deployment_is_not_deployed_and_history_stays() {
+    let (_dir, mut store, first) = fresh();
+    let ended = store
+        .end_active_deployment(at("2026-11-26T05:00:00Z"))
+        .unwrap();
+    assert_eq!(ended.ended_on, Some(at("2026-11-26T05:00:00Z")));
+    assert_eq!(store.active_deployment().unwrap(), None);
+    assert!(matches!(
+        store.end_active_deployment(at("2026-11-26T06:00:00Z")),
+        Err(StoreError::NotDeployed)
+    ));
+    let second = store
+        .start_deployment("site B", None, None, at("2026-11-26T07:00:00Z"))
+        .unwrap();
+    let all = store.deployments().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].id, first.id);
+    assert_eq!(all[0].ended_on, Some(at("2026-11-26T05:00:00Z")));
+    assert_eq!(store.active_deployment().unwrap(), Some(second));
+}
+
+#[test]
+fn out_of_range_coordinates_are_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = MetadataStore::open(&dir.path().join("metadata.db")).unwrap();
+    for (lat, lon) in [
+        (Some(91.0), None),
+        (None, Some(-180.5)),
+        (Some(f64::NAN), None),
+    ] {
+        let err = store
+            .start_deployment("x", lat, lon, at("2026-11-26T00:00:00Z"))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
+    }
+    assert!(store.deployments().unwrap().is_empty());
+}
+
+#[test]
+fn missing_parent_directory_is_reported_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("storages").join("metadata.db");
+    let err = MetadataStore::open(&path).unwrap_err();
+    assert!(matches!(&err, StoreError::ParentMissing { path: p } if *p == path));
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!dir.path().join("storages").exists());
+}
+
+#[test]
+fn corrupt_file_is_refused_with_typed_error_and_left_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    {
+        // NORMAL: fsync per commit adds nothing to this test but seconds.
+        let mut store = MetadataStore::open_with(&path, Durability::Normal, Check::Full).unwrap();
+        let base = at("2026-01-01T00:00:00Z");
+        let deployment = store.start_deployment("site", None, None, base).unwrap();
+        for i in 0..2000 {
+            let t = base + SignedDuration::from_secs(60 * i);
+            let new = new_recording(deployment.id, t, dir.path().join(format!("{i}.wav")));
+            store.insert_recording(&new).unwrap();
+        }
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    for (i, b) in bytes[middle..middle + 16384].iter_mut().enumerate() {
+        *b = (i * 131 % 251) as u8;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let quick = MetadataStore::open_with(&path, Durability::Full, Check::Quick).unwrap_err();
+    assert!(
+        matches!(&quick, StoreError::Corrupt { path: p, .. } if *p == path),
+        "{quick:?}"
+    );
+    let err = MetadataStore::open(&path).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { path: p, .. } if *p == path),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.starts_with("metadata.db at "), "{message}");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("move it aside"), "{message}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the file was modified"
+    );
+}
+
+#[test]
+fn upstream_v1_database_migrates_without_losing_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    let dep = Uuid::new_v4();
+    let rec = Uuid::new_v4();
+    let out = Uuid::new_v4();
+    let det = Uuid::new_v4();
+    {
+        let conn = upstream_db(&path);
+        // Written as upstream writes: zero microseconds omitted, a naive timestamp.
+        conn.execute(
+            "INSERT INTO deployment VALUES (?1, 'old', '2024-01-01T00:00:00+00:00', NULL, 1.5, 2.5)",
+            [dep.as_bytes()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO recording (id, path, datetime, duration_s, samplerate_hz, audio_channels, deployment_id)
+             VALUES (?1, '/run/shm/x.wav', '2024-01-01T00:01:00.250000', 3.0, 192000, 1, ?2)",
+            (rec.as_bytes(), dep.as_bytes()),
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO model_output VALUES (?1, 'BatDetect2', ?2, '2024-01-01T00:01:05+00:00')",
+            (out.as_bytes(), rec.as_bytes()),
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO detection VALUES (?1, 'event', 0.1, 0.2, 20000, 40000, 0.9, ?2)",
+            (det.as_bytes(), out.as_bytes()),
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO predicted_tag (key, value, confidence_score, detection_id)
+             VALUES ('species', 'Pipistrellus', 0.8, ?1)",
+            [det.as_bytes()],
+        )
+        .unwrap();
+    }
+    let store = MetadataStore::open(&path).unwrap();
+    let deployments = store.deployments().unwrap();
+    assert_eq!(deployments.len(), 1);
+    assert_eq!(deployments[0].id, dep);
+    assert_eq!(deployments[0].started_on, at("2024-01-01T00:00:00Z"));
+    // Upstream's rule: the latest deployment without an end is the active one.
+    assert_eq!(store.active_deployment().unwrap().map(|d| d.id), Some(dep));
+    let recording = store.recording(rec).unwrap().unwrap();
+    assert_eq!(recording.datetime, at("2024-01-01T00:01:00.25Z"));
+    assert_eq!(recording.samplerate_hz, 192_000);
+    assert_eq!(recording.state, None);
+    assert_eq!(recording.frames, None);
+    drop(store);
+
+    // Reopening applies nothing twice.
+    let store = MetadataStore::open(&path).unwrap();
+    drop(store);
+    let conn = Connection::open(&path).unwrap();
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    for table in UPSTREAM_TABLES {
+        assert_eq!(count(table), 1, "{table}");
+    }
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM acoupi_schema_version ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(versions, [1, 2]);
+    let user_version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(user_version, 1);
+}
+
+#[test]
+fn database_from_a_newer_acoupi_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    drop(MetadataStore::open(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO acoupi_schema_version VALUES (99, '2030-01-01T00:00:00.000000+00:00')",
+            [],
+        )
+        .unwrap();
+    let err = MetadataStore::open(&path).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn reader_keeps_its_snapshot_while_writer_commits() {
+    let (dir, mut store, deployment) = fresh();
+    let first = new_recording(
+        deployment.id,
+        at("2026-11-26T03:00:00Z"),
+        dir.path().join("1.wav"),
+    );
+    store.insert_recording(&first).unwrap();
+
+    let reader = Connection::open(store.path()).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let count = || -> i64 {
+        reader
+            .query_row("SELECT COUNT(*) FROM recording", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(), 1);
+    // With a rollback journal this commit would wait for the reader and time out.
+    let started = std::time::Instant::now();
+    for i in 2..=50 {
+        let t = at("2026-11-26T03:00:00Z") + SignedDuration::from_secs(60 * i);
+        let new = new_recording(deployment.id, t, dir.path().join(format!("{i}.wav")));
+        store.insert_recording(&new).unwrap();
+    }
+    assert!(started.elapsed() < super::db::BUSY_TIMEOUT);
+    assert_eq!(count(), 1, "the reader's snapshot moved");
+    reader.execute_batch("COMMIT").unwrap();
+    assert_eq!(count(), 50);
+
+    // A second store on the same file, in another thread, reads while this one writes.
+    let path = store.path().to_path_buf();
+    let handle = std::thread::spawn(move || {
+        let other = MetadataStore::open(&path).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..50 {
+            seen.push(other.recording_summary(deployment.id).unwrap().count);
+        }
+        seen
+    });
+    for i in 51..=100 {
+        let t = at("2026-11-26T03:00:00Z") + SignedDuration::from_secs(60 * i);
+        let new = new_recording(deployment.id, t, dir.path().join(format!("{i}.wav")));
+        store.insert_recording(&new).unwrap();
+    }
+    let seen = handle.join().unwrap();
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(seen.iter().all(|&c| (50..=100).contains(&c)), "{seen:?}");
+}
+
+#[test]
+fn insert_is_idempotent_by_id_and_collisions_are_typed_errors() {
+    let (dir, mut store, deployment) = fresh();
+    let new = new_recording(
+        deployment.id,
+        at("2026-11-26T03:00:00.123Z"),
+        dir.path().join("a.wav"),
+    );
+    let stored = store.insert_recording(&new).unwrap();
+    assert_eq!(store.insert_recording(&new).unwrap(), stored);
+
+    let same_start = new_recording(deployment.id, new.datetime, dir.path().join("b.wav"));
+    let err = store.insert_recording(&same_start).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DatetimeTaken { existing, .. } if *existing == new.id),
+        "{err}"
+    );
+    let same_path = new_recording(deployment.id, at("2026-11-26T03:01:00Z"), new.path.clone());
+    let err = store.insert_recording(&same_path).unwrap_err();
+    assert!(matches!(err, StoreError::PathTaken { .. }), "{err}");
+    let orphan = new_recording(
+        Uuid::new_v4(),
+        at("2026-11-26T03:02:00Z"),
+        dir.path().join("c.wav"),
+    );
+    let err = store.insert_recording(&orphan).unwrap_err();
+    assert!(matches!(err, StoreError::UnknownDeployment { .. }), "{err}");
+    assert_eq!(store.recording_summary(deployment.id).unwrap().count, 1);
+}
+
+#[test]
+fn keeping_and_deleting_update_queries_and_remove_model_outputs() {
+    let (dir, mut store, deployment) = fresh();
+    let base = at("2026-11-26T03:00:00Z");
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let t = base + SignedDuration::from_secs(60 * i);
+        let new = new_recording(deployment.id, t, dir.path().join(format!("tmp/{i}.wav")));
+        ids.push(store.insert_recording(&new).unwrap().id);
+    }
+    assert_eq!(store.tmp_recordings().unwrap().len(), 4);
+    for (i, id) in ids.iter().enumerate().take(3) {
+        let kept = store
+            .mark_kept(*id, &dir.path().join(format!("rec/{i}.wav")))
+            .unwrap();
+        assert_eq!(kept.state, Some(RecordingState::Kept));
+    }
+    // Replaying a move is harmless.
+    store
+        .mark_kept(ids[0], &dir.path().join("rec/0.wav"))
+        .unwrap();
+    assert!(matches!(
+        store.mark_kept(ids[3], &dir.path().join("rec/0.wav")),
+        Err(StoreError::PathTaken { .. })
+    ));
+    let tmp: Vec<Uuid> = store
+        .tmp_recordings()
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(tmp, [ids[3]]);
+    let oldest: Vec<Uuid> = store.oldest_kept(2).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(oldest, [ids[0], ids[1]]);
+    let older: Vec<Uuid> = store
+        .kept_older_than(base + SignedDuration::from_secs(90), 10)
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(older, [ids[0], ids[1]]);
+    assert_eq!(
+        store
+            .find_by_path(&dir.path().join("rec/1.wav"))
+            .unwrap()
+            .map(|r| r.id),
+        Some(ids[1])
+    );
+
+    // A model output with a detection and a tag hangs from recording 0.
+    let conn = Connection::open(store.path()).unwrap();
+    let (out, det) = (Uuid::new_v4(), Uuid::new_v4());
+    conn.execute(
+        "INSERT INTO model_output VALUES (?1, 'm', ?2, '2026-11-26T03:05:00.000000+00:00')",
+        (out.as_bytes(), ids[0].as_bytes()),
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO detection VALUES (?1, 'presence', NULL, NULL, NULL, NULL, 0.5, ?2)",
+        (det.as_bytes(), out.as_bytes()),
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO predicted_tag (key, value, confidence_score, detection_id) VALUES ('k', 'v', 0.5, ?1)",
+        [det.as_bytes()],
+    )
+    .unwrap();
+    assert!(store.delete_recording(ids[0]).unwrap());
+    assert!(!store.delete_recording(ids[0]).unwrap());
+    for table in ["model_output", "detection", "predicted_tag"] {
+        let n: i64 = conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    let summary = store.recording_summary(deployment.id).unwrap();
+    assert_eq!(summary.count, 3);
+    assert_eq!(summary.total_duration_s, 180.0);
+    assert_eq!(summary.last.map(|r| r.id), Some(ids[3]));
+}
+
+#[test]
+fn gaps_and_heartbeats_round_trip() {
+    let (_dir, mut store, deployment) = fresh();
+    let gap = Gap {
+        deployment_id: deployment.id,
+        started_on: at("2026-11-26T03:00:00.250Z"),
+        ended_on: at("2026-11-26T03:00:02Z"),
+        reason: "xrun".into(),
+    };
+    store.insert_gap(&gap).unwrap();
+    let backwards = Gap {
+        ended_on: at("2026-11-26T02:59:00Z"),
+        ..gap.clone()
+    };
+    assert!(matches!(
+        store.insert_gap(&backwards),
+        Err(StoreError::Invalid { .. })
+    ));
+    let foreign = Gap {
+        deployment_id: Uuid::new_v4(),
+        ..gap.clone()
+    };
+    assert!(matches!(
+        store.insert_gap(&foreign),
+        Err(StoreError::UnknownDeployment { .. })
+    ));
+    assert_eq!(
+        store.gaps_since(at("2026-11-26T03:00:01Z")).unwrap(),
+        vec![gap]
+    );
+    assert!(store
+        .gaps_since(at("2026-11-26T03:00:03Z"))
+        .unwrap()
+        .is_empty());
+
+    let payload = serde_json::json!({"free_bytes": 123, "cpu_temp_c": 51.2, "clock_synced": false});
+    let stored = store
+        .insert_heartbeat(at("2026-11-26T03:10:00Z"), &payload)
+        .unwrap();
+    store
+        .insert_heartbeat(at("2026-11-26T03:20:00Z"), &serde_json::json!({}))
+        .unwrap();
+    let since = store.heartbeats_since(at("2026-11-26T03:10:00Z")).unwrap();
+    assert_eq!(since.len(), 2);
+    assert_eq!(since[0], stored);
+    assert_eq!(since[0].payload, payload);
+}
