@@ -348,6 +348,7 @@ impl Recorder {
                         }
                         Plan::Record { .. } | Plan::Listen { .. } => {}
                     }
+                    self.progress.set_state(RecorderState::DeviceMissing);
                     if lost_since.is_none() {
                         lost_since = Some(Timestamp::now());
                         tracing::warn!(device = %self.cfg.device_name, error = %device::error_chain(&e), "capture device unavailable; retrying");
@@ -356,7 +357,6 @@ impl Recorder {
                             error: Arc::new(e),
                         });
                     }
-                    self.progress.set_state(RecorderState::DeviceMissing);
                     self.sleep_for(backoff);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
@@ -389,11 +389,11 @@ impl Recorder {
                     drop(cap);
                     tracing::warn!(device = %self.cfg.device_name, error = %device::error_chain(&e), "capture device failed; reopening");
                     lost_since = Some(Timestamp::now());
+                    self.progress.set_state(RecorderState::DeviceMissing);
                     self.emit(RecorderEvent::DeviceLost {
                         device: self.cfg.device_name.clone(),
                         error: Arc::new(e),
                     });
-                    self.progress.set_state(RecorderState::DeviceMissing);
                     self.sleep_for(backoff);
                 }
             }
