@@ -325,7 +325,11 @@ fn finished_file_carries_a_parseable_guano_chunk_after_the_data() {
         f.path.file_name().unwrap().to_str().unwrap()
     );
     let stamp: Timestamp = get("Timestamp").parse().unwrap();
-    assert_eq!(stamp, f.start.round(jiff::Unit::Millisecond).unwrap());
+    // Milliseconds, truncated like the file name.
+    let ms = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Millisecond)
+        .mode(jiff::RoundMode::Trunc);
+    assert_eq!(stamp, f.start.round(ms).unwrap());
     let riff = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
     assert_eq!(riff + 8, bytes.len());
 }
