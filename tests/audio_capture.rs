@@ -465,3 +465,31 @@ fn test_capture_reads_frames_and_measures_the_peak() {
     assert_eq!(r.format, SampleFormat::S16_LE);
     assert_eq!(r.peak_dbfs, 0.0);
 }
+
+#[test]
+fn devices_report_marks_the_configured_pcm() {
+    input("probe", &[0; 64]);
+    let r = acoupi::cli::devices::report(Some("probe"));
+    let marked: Vec<_> = r.devices.iter().filter(|d| d.configured).collect();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(marked[0].info.pcm, "probe");
+    let text = acoupi::cli::devices::render_text(&r);
+    assert!(text.contains("* probe  [configured]"), "{text}");
+    assert!(
+        text.contains("formats: S16_LE, S24_LE, S24_3LE, S32_LE"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["devices"][marked_index(&r)]["configured"], true);
+
+    let r = acoupi::cli::devices::report(Some("UltraMic"));
+    let text = acoupi::cli::devices::render_text(&r);
+    assert!(
+        text.contains("configured device \"UltraMic\" not usable: no capture device matches"),
+        "{text}"
+    );
+}
+
+fn marked_index(r: &acoupi::cli::devices::DevicesReport) -> usize {
+    r.devices.iter().position(|d| d.configured).unwrap()
+}

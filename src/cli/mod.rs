@@ -3,7 +3,9 @@
 //! Every command is a function returning `anyhow::Result`; only `main` prints the error
 //! and chooses the exit code.
 
-use clap::{CommandFactory, FromArgMatches, Parser};
+pub mod devices;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// acoupi: a field recorder for bioacoustic monitoring.
 #[derive(Debug, Parser)]
@@ -12,7 +14,18 @@ use clap::{CommandFactory, FromArgMatches, Parser};
     about = "Field recorder for bioacoustic monitoring",
     long_about = "Field recorder for bioacoustic monitoring.\n\nRecords on schedule from an ALSA microphone into gapless, crash-safe WAV files with a SQLite metadata store, supervised by systemd."
 )]
-pub struct Cli {}
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List capture devices, their rates, channels and formats.
+    Devices(devices::DevicesArgs),
+}
 
 /// `--version` text: what this binary is, for a field report months later.
 pub fn version_text() -> String {
@@ -40,7 +53,12 @@ pub fn parse() -> Cli {
 }
 
 /// Runs the parsed command.
-pub fn run(_cli: Cli) -> anyhow::Result<()> {
-    Cli::command().print_help()?;
-    Ok(())
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Devices(args)) => devices::run(args),
+        None => {
+            Cli::command().print_help()?;
+            Ok(())
+        }
+    }
 }
