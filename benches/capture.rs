@@ -60,7 +60,8 @@ fn child(pcm: &str, rate: u32, seconds: i64, dir: &Path) -> Result<(), String> {
     });
     let h = spawn_recorder(cfg, planner, tx, Arc::new(AtomicBool::new(false)))
         .map_err(|e| e.to_string())?;
-    h.join().map_err(|_| "recorder thread panicked".to_string())?;
+    h.join()
+        .map_err(|_| "recorder thread panicked".to_string())?;
     let mut frames = 0;
     while let Ok(e) = rx.try_recv() {
         if let RecorderEvent::FileFinished(f) = e {
@@ -72,6 +73,29 @@ fn child(pcm: &str, rate: u32, seconds: i64, dir: &Path) -> Result<(), String> {
         return Err(format!("recorded {frames} frames, expected {want}"));
     }
     Ok(())
+}
+
+/// Writes `frames` of an S16_LE counter in small pieces: a child's max RSS starts at the
+/// spawning process's peak (exec keeps the old `hiwater_rss`), so this process stays small.
+fn write_counter(path: &Path, frames: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for i in 0..frames {
+        w.write_all(&(i as i16).to_le_bytes())?;
+    }
+    w.flush()
+}
+
+/// This process's peak RSS in KiB: the floor under both children's numbers.
+fn own_peak_rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
 }
 
 /// CPU seconds (user + system) and max RSS in KiB of a finished child.
@@ -114,8 +138,7 @@ fn main() -> Result<(), String> {
         let pcm = format!("cap{rate}");
         let input: PathBuf = dir.path().join(format!("{pcm}.raw"));
         let frames = rate as usize * seconds as usize;
-        let raw: Vec<u8> = (0..frames).flat_map(|i| (i as i16).to_le_bytes()).collect();
-        std::fs::write(&input, raw).map_err(|e| e.to_string())?;
+        write_counter(&input, frames).map_err(|e| e.to_string())?;
         let conf = dir.path().join(format!("{pcm}.conf"));
         std::fs::write(
             &conf,
@@ -173,5 +196,9 @@ fn main() -> Result<(), String> {
             rss_a as f64 / rss_r.max(1) as f64
         );
     }
+    println!(
+        "peak RSS floor (this bench process, inherited through spawn): {} KiB",
+        own_peak_rss_kib()
+    );
     Ok(())
 }
