@@ -1,0 +1,204 @@
+//! Capture cost: CPU seconds per hour of audio and peak RSS of acoupi's capture → WAV
+//! path, next to `arecord` reading the same PCM into a WAV in the same run.
+//!
+//! Both read through alsa-lib's `file` plugin (not paced in real time), so the numbers
+//! are the CPU work per audio second, not a real-time load. Each side runs in its own
+//! child process and is measured with `wait4` (user + system time, max RSS): this
+//! binary re-executes itself with `--child` to run the recorder.
+//!
+//! `cargo bench --bench capture` (set `CAPTURE_BENCH_SECONDS` to change the audio length).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use acoupi::audio::{spawn_recorder, RecorderConfig, RecorderEvent};
+use acoupi::schedule::plan::{Plan, Planner};
+use jiff::{SignedDuration, Timestamp};
+
+/// Gapless 10-second files from the first question on, `total` seconds in all.
+struct Gapless {
+    origin: OnceLock<Timestamp>,
+    total_s: i64,
+}
+
+impl Planner for Gapless {
+    fn plan_at(&self, t: Timestamp) -> Plan {
+        let origin = *self.origin.get_or_init(|| t);
+        let k = t.duration_since(origin).as_secs() / 10;
+        if k * 10 >= self.total_s {
+            return Plan::Idle { until: None };
+        }
+        let start = origin + SignedDuration::from_secs(k * 10);
+        Plan::Record {
+            start,
+            end: start + SignedDuration::from_secs(10),
+        }
+    }
+}
+
+/// The child side: record `seconds` of `pcm` at `rate` into `dir`.
+fn child(pcm: &str, rate: u32, seconds: i64, dir: &Path) -> Result<(), String> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cfg = RecorderConfig {
+        device_name: pcm.into(),
+        samplerate: rate,
+        channels: 1,
+        format: None,
+        bit_depth: 16,
+        time_expansion: 1.0,
+        tmp_dir: dir.to_path_buf(),
+        deployment_name: None,
+        position: None,
+        serial: None,
+    };
+    let planner = Arc::new(Gapless {
+        origin: OnceLock::new(),
+        total_s: seconds,
+    });
+    let h = spawn_recorder(cfg, planner, tx, Arc::new(AtomicBool::new(false)))
+        .map_err(|e| e.to_string())?;
+    h.join()
+        .map_err(|_| "recorder thread panicked".to_string())?;
+    let mut frames = 0;
+    while let Ok(e) = rx.try_recv() {
+        if let RecorderEvent::FileFinished(f) = e {
+            frames += f.frames;
+        }
+    }
+    let want = rate as u64 * seconds as u64;
+    if frames != want {
+        return Err(format!("recorded {frames} frames, expected {want}"));
+    }
+    Ok(())
+}
+
+/// Writes `frames` of an S16_LE counter in small pieces: a child's max RSS starts at the
+/// spawning process's peak (exec keeps the old `hiwater_rss`), so this process stays small.
+fn write_counter(path: &Path, frames: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for i in 0..frames {
+        w.write_all(&(i as i16).to_le_bytes())?;
+    }
+    w.flush()
+}
+
+/// This process's peak RSS in KiB: the floor under both children's numbers.
+fn own_peak_rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) and max RSS in KiB of a finished child.
+fn wait_measured(mut cmd: Command) -> Result<(f64, i64, f64), String> {
+    let started = Instant::now();
+    let child = cmd.spawn().map_err(|e| format!("spawning {cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child; rusage is a POD struct the call fills in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = started.elapsed().as_secs_f64();
+    if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("{cmd:?} failed (status {status})"));
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok((secs(ru.ru_utime) + secs(ru.ru_stime), ru.ru_maxrss, wall))
+}
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let get = |k: usize| args.get(i + k).cloned().unwrap_or_default();
+        let rate = get(2).parse().map_err(|_| "bad rate")?;
+        let secs = get(3).parse().map_err(|_| "bad seconds")?;
+        return child(&get(1), rate, secs, Path::new(&get(4)));
+    }
+    let seconds: i64 = std::env::var("CAPTURE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    println!("capture → WAV, {seconds} s of audio, mono S16_LE, file plugin (not real-time paced)");
+    println!(
+        "{:>8}  {:>8}  {:>14}  {:>12}  {:>9}",
+        "rate", "tool", "CPU s/audio h", "peak RSS KiB", "wall s"
+    );
+    for rate in [48_000u32, 384_000] {
+        let pcm = format!("cap{rate}");
+        let input: PathBuf = dir.path().join(format!("{pcm}.raw"));
+        let frames = rate as usize * seconds as usize;
+        write_counter(&input, frames).map_err(|e| e.to_string())?;
+        let conf = dir.path().join(format!("{pcm}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "pcm.nullpcm {{ type null }}\npcm.{pcm} {{ type file slave.pcm \"nullpcm\" file \"/dev/null\" infile \"{}\" format \"raw\" }}\n",
+                input.display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let out = dir.path().join(format!("out{rate}"));
+        std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+
+        let mut ours = Command::new(&me);
+        ours.env("ALSA_CONFIG_PATH", &conf).args([
+            "--child",
+            &pcm,
+            &rate.to_string(),
+            &seconds.to_string(),
+            &out.display().to_string(),
+        ]);
+        let (cpu_a, rss_a, wall_a) = wait_measured(ours)?;
+
+        let mut arecord = Command::new("arecord");
+        arecord.env("ALSA_CONFIG_PATH", &conf).args([
+            "-q",
+            "-D",
+            &pcm,
+            "-f",
+            "S16_LE",
+            "-c",
+            "1",
+            "-r",
+            &rate.to_string(),
+            "-s",
+            &frames.to_string(),
+            &out.join("arecord.wav").display().to_string(),
+        ]);
+        let (cpu_r, rss_r, wall_r) = wait_measured(arecord)?;
+
+        let per_hour = |cpu: f64| cpu * 3600.0 / seconds as f64;
+        println!(
+            "{rate:>8}  {:>8}  {:>14.3}  {rss_a:>12}  {wall_a:>9.3}",
+            "acoupi",
+            per_hour(cpu_a)
+        );
+        println!(
+            "{rate:>8}  {:>8}  {:>14.3}  {rss_r:>12}  {wall_r:>9.3}",
+            "arecord",
+            per_hour(cpu_r)
+        );
+        println!(
+            "{rate:>8}  {:>8}  {:>14.2}x {:>11.2}x",
+            "ratio",
+            cpu_a / cpu_r.max(1e-6),
+            rss_a as f64 / rss_r.max(1) as f64
+        );
+    }
+    println!(
+        "peak RSS floor (this bench process, inherited through spawn): {} KiB",
+        own_peak_rss_kib()
+    );
+    Ok(())
+}

@@ -1,0 +1,649 @@
+//! The recording worker: one thread that owns the PCM, reads it continuously while a
+//! window is open and cuts the stream into WAV files at exact sample boundaries.
+//!
+//! Time inside the stream is *stream time*: the instant the stream started plus
+//! frames / rate, in integer nanoseconds, so cuts never drift by rounding and files with
+//! `interval == duration` join without a lost or repeated sample. The thread asks the
+//! [`Planner`] what to do at the stream time of the next sample; it never touches the
+//! database, the network or tokio, and reports through [`RecorderEvent`]s.
+//! Overruns and a missing device are states it recovers from, never reasons to stop.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::convert::Converter;
+use super::device::{self, Capture, CaptureParams};
+use super::format::SampleFormat;
+use super::guano::Guano;
+use super::wav::{self, WavError, WavSpec, WavWriter};
+use super::{AudioError, FinishedFile};
+use crate::schedule::plan::{Plan, Planner};
+
+/// First retry delay after the device went missing; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_secs(1);
+/// Longest retry delay: a re-plugged microphone is picked up within this.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long a wait for audio may last before the loop looks at the shutdown flag again.
+const WAIT_MS: u32 = 500;
+/// Longest single wall-clock sleep, so shutdown and clock steps are noticed quickly.
+const SLEEP_STEP: Duration = Duration::from_millis(100);
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+/// What the recorder needs to know. Built by the daemon from the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecorderConfig {
+    /// `microphone.device_name`; resolved again at every open so a re-plugged card that
+    /// came back under another number is found.
+    pub device_name: String,
+    /// Sample rate in Hz.
+    pub samplerate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// Device sample format, or `None` to pick one.
+    pub format: Option<SampleFormat>,
+    /// Stored bits per sample: 16, 24 or 32.
+    pub bit_depth: u16,
+    /// Time expansion factor for the header and GUANO.
+    pub time_expansion: f64,
+    /// Where `.wav.part` and finished `.wav` files go.
+    pub tmp_dir: PathBuf,
+    /// GUANO `Acoupi|Deployment Name`.
+    pub deployment_name: Option<String>,
+    /// GUANO `Loc Position` (latitude, longitude).
+    pub position: Option<(f64, f64)>,
+    /// GUANO `Serial`: the recorder's device id.
+    pub serial: Option<String>,
+}
+
+/// What the recorder is doing, as the watchdog and `STATUS=` see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RecorderState {
+    /// Outside any window; the PCM is closed.
+    Idle = 0,
+    /// Stream open, between files.
+    Listening = 1,
+    /// Writing a file.
+    Recording = 2,
+    /// The device should be open but is not there; retrying with back-off.
+    DeviceMissing = 3,
+    /// The last file was cut short by a full disk; waiting for the next slot.
+    DiskFull = 4,
+    /// The thread has ended.
+    Stopped = 5,
+}
+
+impl RecorderState {
+    fn from_u8(v: u8) -> RecorderState {
+        match v {
+            1 => RecorderState::Listening,
+            2 => RecorderState::Recording,
+            3 => RecorderState::DeviceMissing,
+            4 => RecorderState::DiskFull,
+            5 => RecorderState::Stopped,
+            _ => RecorderState::Idle,
+        }
+    }
+}
+
+/// Counters the capture thread updates and the daemon's watchdog reads. Plain atomics:
+/// the thread never waits on a reader.
+#[derive(Debug, Default)]
+pub struct Progress {
+    frames: AtomicU64,
+    last_read_ms: AtomicI64,
+    state: AtomicU8,
+    xruns: AtomicU64,
+}
+
+impl Progress {
+    /// Frames read from the device since the thread started.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Wall time of the last successful read.
+    pub fn last_read(&self) -> Option<Timestamp> {
+        match self.last_read_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Timestamp::from_millisecond(ms).ok(),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> RecorderState {
+        RecorderState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Overruns recovered from so far.
+    pub fn xruns(&self) -> u64 {
+        self.xruns.load(Ordering::Relaxed)
+    }
+
+    fn set_state(&self, s: RecorderState) {
+        self.state.store(s as u8, Ordering::Relaxed);
+    }
+}
+
+/// Why audio is missing between two instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapReason {
+    /// The device buffer overran (the thread did not read in time).
+    Xrun,
+    /// The device was missing or failed.
+    DeviceMissing,
+}
+
+/// What the recorder reports.
+#[derive(Debug, Clone)]
+pub enum RecorderEvent {
+    /// A file was finished and renamed to `.wav`.
+    FileFinished(FinishedFile),
+    /// Audio between `start` and `end` was not captured (estimate for overruns).
+    Gap {
+        /// Start of the gap.
+        start: Timestamp,
+        /// End of the gap.
+        end: Timestamp,
+        /// Why.
+        reason: GapReason,
+    },
+    /// An overrun was recovered from.
+    Xrun {
+        /// Wall time of the overrun.
+        at: Timestamp,
+        /// Overruns so far.
+        count: u64,
+    },
+    /// The device could not be opened or stopped working; retrying with back-off.
+    DeviceLost {
+        /// `microphone.device_name`.
+        device: String,
+        /// The failure.
+        error: Arc<AudioError>,
+    },
+    /// The device works again.
+    DeviceBack {
+        /// The PCM that opened.
+        pcm: String,
+    },
+    /// The disk filled up: the current file was cut short (and kept valid); the next
+    /// slot tries again.
+    DiskFull {
+        /// The write that failed.
+        error: Arc<WavError>,
+    },
+    /// Writing a file failed for another reason (e.g. the directory is missing); the
+    /// slot is skipped.
+    WriteFailed {
+        /// The failure.
+        error: Arc<WavError>,
+    },
+    /// The planner said "never again"; the thread has ended.
+    ScheduleEnded,
+}
+
+/// The running recorder.
+#[derive(Debug)]
+pub struct RecorderHandle {
+    /// Progress counters for the watchdog.
+    pub progress: Arc<Progress>,
+    join: JoinHandle<()>,
+}
+
+impl RecorderHandle {
+    /// True once the thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Waits for the thread (after setting the shutdown flag, or after `ScheduleEnded`).
+    pub fn join(self) -> std::thread::Result<()> {
+        self.join.join()
+    }
+}
+
+/// Starts the recording worker thread. It runs until `shutdown` is set (finishing the
+/// current file first) or the planner says `Idle { until: None }`.
+pub fn spawn_recorder(
+    cfg: RecorderConfig,
+    planner: Arc<dyn Planner>,
+    events: UnboundedSender<RecorderEvent>,
+    shutdown: Arc<AtomicBool>,
+) -> Result<RecorderHandle, AudioError> {
+    if !wav::valid_bit_depth(cfg.bit_depth) {
+        return Err(AudioError::InvalidBitDepth(cfg.bit_depth));
+    }
+    if !device::RATE_RANGE.contains(&cfg.samplerate) {
+        return Err(AudioError::InvalidRate(cfg.samplerate));
+    }
+    if cfg.channels == 0 {
+        return Err(AudioError::InvalidChannels);
+    }
+    let progress = Arc::new(Progress::default());
+    let mut r = Recorder {
+        cfg,
+        planner,
+        events,
+        shutdown,
+        progress: progress.clone(),
+    };
+    let join = std::thread::Builder::new()
+        .name("recorder".into())
+        .spawn(move || r.run())
+        .map_err(AudioError::Spawn)?;
+    Ok(RecorderHandle { progress, join })
+}
+
+struct Recorder {
+    cfg: RecorderConfig,
+    planner: Arc<dyn Planner>,
+    events: UnboundedSender<RecorderEvent>,
+    shutdown: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+}
+
+/// Why a stream ended.
+enum StreamEnd {
+    Shutdown,
+    Idle(Option<Timestamp>),
+    Lost(AudioError),
+}
+
+/// Stream time: the instant of frame `n` is `anchor + n / rate`, in integer nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct StreamClock {
+    anchor_ns: i128,
+    rate: i128,
+}
+
+impl StreamClock {
+    fn time(&self, frame: u64) -> Timestamp {
+        ts(self.anchor_ns + i128::from(frame) * NANOS_PER_SEC / self.rate)
+    }
+
+    /// The first frame whose instant is at or after `t`.
+    fn frame_at(&self, t: Timestamp) -> u64 {
+        let d = (t.as_nanosecond() - self.anchor_ns).max(0);
+        let f = (d * self.rate + NANOS_PER_SEC - 1) / NANOS_PER_SEC;
+        u64::try_from(f).unwrap_or(u64::MAX)
+    }
+}
+
+fn ts(ns: i128) -> Timestamp {
+    Timestamp::from_nanosecond(ns).unwrap_or(if ns < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
+/// The file being written and the slot it belongs to.
+struct OpenFile {
+    writer: WavWriter,
+    slot: (Timestamp, Timestamp),
+}
+
+impl Recorder {
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    fn emit(&self, e: RecorderEvent) {
+        // A closed receiver means the daemon is going away; nothing left to tell.
+        let _ = self.events.send(e);
+    }
+
+    /// Sleeps until wall time `until`, waking early on shutdown.
+    fn sleep_until(&self, until: Timestamp) {
+        while !self.stopping() {
+            let left = until.as_nanosecond() - Timestamp::now().as_nanosecond();
+            if left <= 0 {
+                return;
+            }
+            let left = Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX));
+            std::thread::sleep(left.min(SLEEP_STEP));
+        }
+    }
+
+    fn sleep_for(&self, d: Duration) {
+        let until = Timestamp::now().checked_add(d).unwrap_or(Timestamp::MAX);
+        self.sleep_until(until);
+    }
+
+    fn params(&self) -> CaptureParams {
+        CaptureParams {
+            samplerate: self.cfg.samplerate,
+            channels: self.cfg.channels,
+            format: self.cfg.format,
+            bit_depth: self.cfg.bit_depth,
+        }
+    }
+
+    fn run(&mut self) {
+        let mut backoff = BACKOFF_START;
+        let mut lost_since: Option<Timestamp> = None;
+        while !self.stopping() {
+            let opened = device::resolve_device(&self.cfg.device_name)
+                .and_then(|pcm| device::open_capture(&pcm, &self.params()));
+            let cap = match opened {
+                Ok(c) => c,
+                Err(e) => {
+                    // A missing device only matters while a window is open.
+                    match self.planner.plan_at(Timestamp::now()) {
+                        Plan::Idle { until: None } => {
+                            self.emit(RecorderEvent::ScheduleEnded);
+                            break;
+                        }
+                        Plan::Idle { until: Some(u) } => {
+                            self.progress.set_state(RecorderState::Idle);
+                            self.sleep_until(u);
+                            continue;
+                        }
+                        Plan::Record { .. } | Plan::Listen { .. } => {}
+                    }
+                    self.progress.set_state(RecorderState::DeviceMissing);
+                    if lost_since.is_none() {
+                        lost_since = Some(Timestamp::now());
+                        tracing::warn!(device = %self.cfg.device_name, error = %device::error_chain(&e), "capture device unavailable; retrying");
+                        self.emit(RecorderEvent::DeviceLost {
+                            device: self.cfg.device_name.clone(),
+                            error: Arc::new(e),
+                        });
+                    }
+                    self.sleep_for(backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            };
+            backoff = BACKOFF_START;
+            if let Some(since) = lost_since.take() {
+                tracing::info!(pcm = %cap.name, "capture device is back");
+                self.emit(RecorderEvent::DeviceBack {
+                    pcm: cap.name.clone(),
+                });
+                self.emit(RecorderEvent::Gap {
+                    start: since,
+                    end: Timestamp::now(),
+                    reason: GapReason::DeviceMissing,
+                });
+            }
+            match self.stream(&cap) {
+                StreamEnd::Shutdown => break,
+                StreamEnd::Idle(None) => {
+                    self.emit(RecorderEvent::ScheduleEnded);
+                    break;
+                }
+                StreamEnd::Idle(Some(until)) => {
+                    drop(cap); // the PCM is closed outside windows
+                    self.progress.set_state(RecorderState::Idle);
+                    self.sleep_until(until);
+                }
+                StreamEnd::Lost(e) => {
+                    drop(cap);
+                    tracing::warn!(device = %self.cfg.device_name, error = %device::error_chain(&e), "capture device failed; reopening");
+                    lost_since = Some(Timestamp::now());
+                    self.progress.set_state(RecorderState::DeviceMissing);
+                    self.emit(RecorderEvent::DeviceLost {
+                        device: self.cfg.device_name.clone(),
+                        error: Arc::new(e),
+                    });
+                    self.sleep_for(backoff);
+                }
+            }
+        }
+        self.progress.set_state(RecorderState::Stopped);
+    }
+
+    /// Reads one open stream until the plan says idle, the device fails, or shutdown.
+    fn stream(&self, cap: &Capture) -> StreamEnd {
+        let bpf = cap.format.bytes_per_sample() * usize::from(self.cfg.channels);
+        let mut buf = vec![0u8; cap.period_frames * bpf];
+        let mut s = Stream {
+            rec: self,
+            conv: Converter::new(cap.format, self.cfg.bit_depth),
+            model: cap.name.clone(),
+            clock: StreamClock {
+                anchor_ns: 0,
+                rate: i128::from(self.cfg.samplerate),
+            },
+            pos: 0,
+            file: None,
+            skip_slot: None,
+        };
+        let read_err = |source| AudioError::Read {
+            pcm: cap.name.clone(),
+            source,
+        };
+        if let Err(e) = cap.pcm.start() {
+            return StreamEnd::Lost(read_err(e));
+        }
+        s.clock.anchor_ns = Timestamp::now().as_nanosecond();
+        let io = cap.pcm.io_bytes();
+        loop {
+            if self.stopping() {
+                s.finish();
+                return StreamEnd::Shutdown;
+            }
+            let result = match cap.pcm.wait(Some(WAIT_MS)) {
+                // No audio yet: look at the shutdown flag again. Progress stays still,
+                // which is what the watchdog watches for.
+                Ok(false) => continue,
+                Ok(true) => io.readi(&mut buf),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(n) => {
+                    self.progress.frames.fetch_add(n as u64, Ordering::Relaxed);
+                    self.progress
+                        .last_read_ms
+                        .store(Timestamp::now().as_millisecond(), Ordering::Relaxed);
+                    if let Some(end) = s.process(&buf[..n * bpf], n as u64, bpf) {
+                        return end;
+                    }
+                }
+                Err(e) if e.errno() == libc::EPIPE || e.errno() == libc::ESTRPIPE => {
+                    let count = self.progress.xruns.fetch_add(1, Ordering::Relaxed) + 1;
+                    let gap_start = s.clock.time(s.pos);
+                    // The file so far is contiguous audio; what follows is not.
+                    s.finish();
+                    if let Err(e) = cap.pcm.try_recover(e, true) {
+                        return StreamEnd::Lost(read_err(e));
+                    }
+                    let _ = cap.pcm.start();
+                    let now = Timestamp::now();
+                    tracing::warn!(count, "capture overrun; recovered");
+                    self.emit(RecorderEvent::Xrun { at: now, count });
+                    self.emit(RecorderEvent::Gap {
+                        start: gap_start,
+                        end: now.max(gap_start),
+                        reason: GapReason::Xrun,
+                    });
+                    // Stream time restarts at the wall clock: the lost frames are unknown.
+                    s.clock.anchor_ns = now.as_nanosecond();
+                    s.pos = 0;
+                }
+                Err(e) => {
+                    s.finish();
+                    return StreamEnd::Lost(read_err(e));
+                }
+            }
+        }
+    }
+}
+
+/// One open stream's cutting state.
+struct Stream<'a> {
+    rec: &'a Recorder,
+    conv: Converter,
+    model: String,
+    clock: StreamClock,
+    /// Frames of this stream already handled.
+    pos: u64,
+    file: Option<OpenFile>,
+    /// A slot whose file could not be written (disk full): not retried until it ends.
+    skip_slot: Option<(Timestamp, Timestamp)>,
+}
+
+impl Stream<'_> {
+    /// Cuts `n` frames of device bytes by the plan. `Some` ends the stream.
+    fn process(&mut self, chunk: &[u8], n: u64, bpf: usize) -> Option<StreamEnd> {
+        let mut off = 0u64;
+        while off < n {
+            let at = self.pos + off;
+            let t = self.clock.time(at);
+            let step = match self.rec.planner.plan_at(t) {
+                Plan::Record { start, end } => {
+                    // `t < end` makes this at least one frame; `max` guards a planner bug.
+                    let until = self.clock.frame_at(end).max(at + 1);
+                    let take = (n - off).min(until - at);
+                    self.record(
+                        (start, end),
+                        t.max(start),
+                        &chunk[off as usize * bpf..(off + take) as usize * bpf],
+                    );
+                    if at + take == until {
+                        self.finish();
+                    }
+                    take
+                }
+                Plan::Listen { until } => {
+                    self.finish();
+                    self.rec.progress.set_state(RecorderState::Listening);
+                    (n - off).min(self.clock.frame_at(until).max(at + 1) - at)
+                }
+                Plan::Idle { until } => {
+                    self.finish();
+                    self.pos += n;
+                    return Some(StreamEnd::Idle(until));
+                }
+            };
+            off += step;
+        }
+        self.pos += n;
+        None
+    }
+
+    fn spec(&self) -> WavSpec {
+        WavSpec {
+            samplerate: self.rec.cfg.samplerate,
+            channels: self.rec.cfg.channels,
+            bit_depth: self.rec.cfg.bit_depth,
+            time_expansion: self.rec.cfg.time_expansion,
+        }
+    }
+
+    fn record(&mut self, slot: (Timestamp, Timestamp), start: Timestamp, bytes: &[u8]) {
+        if self.file.as_ref().is_some_and(|f| f.slot != slot) {
+            self.finish();
+        }
+        if self.skip_slot == Some(slot) {
+            return;
+        }
+        if self.file.is_none() {
+            match WavWriter::create(&self.rec.cfg.tmp_dir, start, self.spec()) {
+                Ok(writer) => {
+                    self.rec.progress.set_state(RecorderState::Recording);
+                    self.file = Some(OpenFile { writer, slot });
+                }
+                Err(e) => return self.write_failed(slot, e),
+            }
+        }
+        let Some(f) = self.file.as_mut() else { return };
+        if let Err(e) = f.writer.write(self.conv.convert(bytes)) {
+            // Keep what is written: the writer cut it back to whole frames.
+            self.finish();
+            self.write_failed(slot, e);
+        }
+    }
+
+    fn write_failed(&mut self, slot: (Timestamp, Timestamp), e: WavError) {
+        self.skip_slot = Some(slot);
+        tracing::error!(error = %device::error_chain(&e), "writing a recording failed; skipping the rest of this slot");
+        let error = Arc::new(e);
+        if error.is_disk_full() {
+            self.rec.progress.set_state(RecorderState::DiskFull);
+            self.rec.emit(RecorderEvent::DiskFull { error });
+        } else {
+            self.rec.emit(RecorderEvent::WriteFailed { error });
+        }
+    }
+
+    /// Finishes the open file, if any, and reports it.
+    fn finish(&mut self) {
+        let Some(f) = self.file.take() else { return };
+        let cfg = &self.rec.cfg;
+        let start = f.writer.start();
+        let model = self.model.clone();
+        let result = f.writer.finish(|name, frames| Guano {
+            timestamp: start,
+            position: cfg.position,
+            samplerate: cfg.samplerate,
+            length_seconds: frames as f64 / f64::from(cfg.samplerate),
+            model,
+            serial: cfg.serial.clone(),
+            original_filename: name.to_string(),
+            time_expansion: cfg.time_expansion,
+            deployment_name: cfg.deployment_name.clone(),
+        });
+        match result {
+            Ok((path, frames)) => {
+                tracing::debug!(path = ?path, frames, "recording finished");
+                self.rec.emit(RecorderEvent::FileFinished(FinishedFile {
+                    path,
+                    start,
+                    frames,
+                    samplerate: cfg.samplerate,
+                    channels: cfg.channels,
+                    bit_depth: cfg.bit_depth,
+                    time_expansion: cfg.time_expansion,
+                }));
+            }
+            Err(e) => {
+                let slot = f.slot;
+                self.write_failed(slot, e);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_time_has_no_rounding_drift() {
+        let c = StreamClock {
+            anchor_ns: 1_000_000_000_000_000_123,
+            rate: 44_100,
+        };
+        // A day of frames later, time is exact to the nanosecond floor.
+        let day = 44_100u64 * 86_400;
+        assert_eq!(
+            c.time(day).as_nanosecond(),
+            1_000_000_000_000_000_123 + 86_400 * NANOS_PER_SEC
+        );
+        // Cutting at an instant and reading it back lands on the same frame.
+        for f in [0u64, 1, 44_099, 44_100, 3_333_333] {
+            assert_eq!(c.frame_at(c.time(f)), f);
+        }
+    }
+
+    #[test]
+    fn frame_at_rounds_up_between_samples() {
+        let c = StreamClock {
+            anchor_ns: 0,
+            rate: 3,
+        };
+        assert_eq!(c.frame_at(ts(1)), 1);
+        assert_eq!(c.frame_at(ts(333_333_333)), 1);
+        assert_eq!(c.frame_at(ts(333_333_334)), 2);
+        assert_eq!(c.frame_at(ts(-5)), 0);
+    }
+}
