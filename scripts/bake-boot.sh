@@ -24,6 +24,8 @@ usage() {
 : "${SOURCE_DATE_EPOCH:=$(date +%s)}"
 example='' config='' host='' key='' admin=acoupi-admin ssid='' psk='' country='' tz='' codename='' img=''
 while (($#)); do
+	# Every option but the flags takes a value.
+	case $1 in -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
 	case $1 in
 	--example) example=${2:-} && shift 2 ;;
 	--config) config=${2:-} && shift 2 ;;

@@ -17,6 +17,8 @@ usage() {
 : "${SOURCE_DATE_EPOCH:=$(date +%s)}"
 binary='' overlay='' config='' enable=no min_free_mib=32 img=''
 while (($#)); do
+	# Every option but the flags takes a value.
+	case $1 in --enable | -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
 	case $1 in
 	--binary) binary=${2:-} && shift 2 ;;
 	--overlay) overlay=${2:-} && shift 2 ;;

@@ -21,6 +21,8 @@ root=$(cd "$here/.." && pwd)
 arch='' base='' base_sha='' config='' binary='' version='' dist=$root/dist build=$root/build
 boot_args=()
 while (($#)); do
+	# Every option but the flags takes a value.
+	case $1 in -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
 	case $1 in
 	--arch) arch=${2:-} && shift 2 ;;
 	--base) base=${2:-} && shift 2 ;;
@@ -47,6 +49,7 @@ armhf) triple=armv7-unknown-linux-musleabihf ;;
 	exit 2
 	;;
 esac
+: "${dist:=$root/dist}" "${build:=$root/build}"
 : "${binary:=$build/target/$triple/release/acoupi}"
 [[ -x $binary ]] || die "binary $binary not found or not executable; run make build or set BINARY"
 [[ -z $config || -f $config ]] || die "configuration $config not found"

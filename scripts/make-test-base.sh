@@ -3,21 +3,26 @@
 # 512 MiB FAT32 `bootfs` (config.txt, cmdline.txt) at 4 MiB as Pi OS has it, then an ext4
 # `rootfs` with a minimal /etc (passwd, group, shadow, os-release) and the systemd
 # directories. Sparse; no root or loop devices needed.
-# Usage: scripts/make-test-base.sh [--root-mib N] [--fill-mib N] [--codename NAME]
+# --boot-mib below 512 formats FAT32 with 512-byte clusters (mkfs.vfat -s 1): with default
+# clusters a small FAT32 has too few clusters and mcopy fails ("No directory slots").
+# Usage: scripts/make-test-base.sh [--boot-mib N] [--root-mib N] [--fill-mib N] [--codename NAME]
 #          [--root-fs ext4|none] [--extra-partition] OUT.img
 set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-	echo "usage: ${0##*/} [--root-mib N] [--fill-mib N] [--codename NAME] [--root-fs ext4|none] [--extra-partition] OUT.img" >&2
+	echo "usage: ${0##*/} [--boot-mib N] [--root-mib N] [--fill-mib N] [--codename NAME] [--root-fs ext4|none] [--extra-partition] OUT.img" >&2
 	exit 2
 }
 
 : "${SOURCE_DATE_EPOCH:=1700000000}"
-root_mib=256 fill_mib=0 codename=trixie root_fs=ext4 extra=no out=''
+boot_mib=512 root_mib=256 fill_mib=0 codename=trixie root_fs=ext4 extra=no out=''
 while (($#)); do
+	# Every option but the flags takes a value.
+	case $1 in --extra-partition | -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
 	case $1 in
+	--boot-mib) boot_mib=${2:-} && shift 2 ;;
 	--root-mib) root_mib=${2:-} && shift 2 ;;
 	--fill-mib) fill_mib=${2:-} && shift 2 ;;
 	--codename) codename=${2:-} && shift 2 ;;
@@ -28,15 +33,15 @@ while (($#)); do
 	*) [[ -z $out ]] || usage; out=$1 && shift ;;
 	esac
 done
-[[ -n $out && $root_mib =~ ^[0-9]+$ && $fill_mib =~ ^[0-9]+$ && -n $codename ]] || usage
+[[ -n $out && $boot_mib =~ ^[0-9]+$ && $root_mib =~ ^[0-9]+$ && $fill_mib =~ ^[0-9]+$ && -n $codename ]] || usage
 [[ $root_fs == ext4 || $root_fs == none ]] || usage
 need sfdisk mkfs.vfat mcopy mke2fs debugfs jq
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# Sectors: FAT32 at 4 MiB (512 MiB, as Pi OS), root right after, optional 8 MiB third.
-p1s=8192 p1n=1048576
+# Sectors: FAT32 at 4 MiB (512 MiB by default, as Pi OS), root right after, optional 8 MiB third.
+p1s=8192 p1n=$((boot_mib * 2048))
 p2s=$((p1s + p1n)) p2n=$((root_mib * 2048))
 p3s=$((p2s + p2n)) p3n=16384
 total=$((p2s + p2n))
@@ -53,7 +58,9 @@ truncate -s $((total * 512)) "$out"
 } | sfdisk -q "$out"
 
 # Boot partition: fixed serial so two runs give the same bytes.
-mkfs.vfat -F 32 -n bootfs -i FEA5B007 --offset "$p1s" "$out" $((p1n / 2)) >/dev/null 2>&1 ||
+small=()
+if ((boot_mib < 512)); then small=(-s 1); fi
+mkfs.vfat -F 32 "${small[@]}" -n bootfs -i FEA5B007 --offset "$p1s" "$out" $((p1n / 2)) >/dev/null 2>&1 ||
 	die "mkfs.vfat failed on $out"
 mkdir -p "$tmp/boot"
 printf '# synthetic test base\narm_64bit=1\ndtparam=audio=on\n' >"$tmp/boot/config.txt"

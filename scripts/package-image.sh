@@ -14,6 +14,8 @@ usage() {
 }
 dist='' name='' info='' img=''
 while (($#)); do
+	# Every option but the flags takes a value.
+	case $1 in -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
 	case $1 in
 	--dist) dist=${2:-} && shift 2 ;;
 	--name) name=${2:-} && shift 2 ;;
