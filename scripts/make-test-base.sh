@@ -104,7 +104,7 @@ chmod 0755 "$r/usr/sbin/nologin"
 chmod 0640 "$r/etc/shadow" "$r/etc/gshadow"
 if ((fill_mib > 0)); then
 	# Real data: mke2fs -d stores zero blocks as holes, which would not fill anything.
-	yes 'acoupi test fill' | head -c $((fill_mib * 1048576)) >"$r/var/fill"
+	head -c $((fill_mib * 1048576)) <(yes 'acoupi test fill') >"$r/var/fill"
 fi
 find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
