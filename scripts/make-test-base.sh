@@ -6,18 +6,19 @@
 # --boot-mib below 512 formats FAT32 with 512-byte clusters (mkfs.vfat -s 1): with default
 # clusters a small FAT32 has too few clusters and mcopy fails ("No directory slots").
 # Usage: scripts/make-test-base.sh [--boot-mib N] [--root-mib N] [--fill-mib N] [--codename NAME]
-#          [--root-fs ext4|none] [--extra-partition] OUT.img
+#          [--root-fs ext4|none] [--extra-partition] [--payload DIR] OUT.img
+# --payload copies DIR to /usr/share/payload in the root (realistic data for benchmarks).
 set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-	echo "usage: ${0##*/} [--boot-mib N] [--root-mib N] [--fill-mib N] [--codename NAME] [--root-fs ext4|none] [--extra-partition] OUT.img" >&2
+	echo "usage: ${0##*/} [--boot-mib N] [--root-mib N] [--fill-mib N] [--codename NAME] [--root-fs ext4|none] [--extra-partition] [--payload DIR] OUT.img" >&2
 	exit 2
 }
 
 : "${SOURCE_DATE_EPOCH:=1700000000}"
-boot_mib=512 root_mib=256 fill_mib=0 codename=trixie root_fs=ext4 extra=no out=''
+boot_mib=512 root_mib=256 fill_mib=0 codename=trixie root_fs=ext4 extra=no payload='' out=''
 while (($#)); do
 	# Every option but the flags takes a value.
 	case $1 in --extra-partition | -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
@@ -28,6 +29,7 @@ while (($#)); do
 	--codename) codename=${2:-} && shift 2 ;;
 	--root-fs) root_fs=${2:-} && shift 2 ;;
 	--extra-partition) extra=yes && shift ;;
+	--payload) payload=${2:-} && shift 2 ;;
 	-h | --help) usage ;;
 	-*) usage ;;
 	*) [[ -z $out ]] || usage; out=$1 && shift ;;
@@ -35,6 +37,7 @@ while (($#)); do
 done
 [[ -n $out && $boot_mib =~ ^[0-9]+$ && $root_mib =~ ^[0-9]+$ && $fill_mib =~ ^[0-9]+$ && -n $codename ]] || usage
 [[ $root_fs == ext4 || $root_fs == none ]] || usage
+[[ -z $payload || -d $payload ]] || die "payload directory $payload not found"
 need sfdisk mkfs.vfat mcopy mke2fs debugfs jq
 
 tmp=$(mktemp -d)
@@ -107,6 +110,10 @@ if ((fill_mib > 0)); then
 	head -c $((fill_mib * 1048576)) <(yes 'acoupi test fill') >"$r/var/fill"
 fi
 find "$r" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+if [[ -n $payload ]]; then
+	# Hard links when on the same file system: no copy of a gigabyte just to read it once.
+	cp -al "$payload" "$r/usr/share/payload" 2>/dev/null || cp -a "$payload" "$r/usr/share/payload"
+fi
 
 log "creating ext4 rootfs ($root_mib MiB)"
 E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -F -t ext4 -L rootfs \
@@ -117,7 +124,7 @@ E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH mke2fs -q -F -t ext4 -L rootfs \
 cmds=$tmp/owners
 {
 	echo "set_current_time @$SOURCE_DATE_EPOCH"
-	(cd "$r" && find . -mindepth 1) | sort | while read -r p; do
+	(cd "$r" && find . -mindepth 1 -path ./usr/share/payload -prune -o -print) | sort | while read -r p; do
 		p=${p#.}
 		printf 'sif %s uid 0\nsif %s gid 0\n' "$p" "$p"
 	done
