@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Bake the acoupi binary, overlay/ and the system user into the ext4 root partition
+# (partition 2) of a raw Raspberry Pi OS image with debugfs; no root or loop devices.
+# Grows the partition and file system (explicit size) when the payload does not fit.
+# Enables acoupi.service and acoupi-beat.service only with --enable; the boot-partition
+# import unit is always enabled.
+# Usage: scripts/bake-rootfs.sh --binary FILE --overlay DIR [--config FILE] [--enable]
+#          [--min-free-mib N] IMAGE
+set -euo pipefail
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "$0")/lib.sh"
+
+usage() {
+	echo "usage: ${0##*/} --binary FILE --overlay DIR [--config FILE] [--enable] [--min-free-mib N] IMAGE" >&2
+	exit 2
+}
+: "${SOURCE_DATE_EPOCH:=$(date +%s)}"
+binary='' overlay='' config='' enable=no min_free_mib=32 img=''
+while (($#)); do
+	# Every option but the flags takes a value.
+	case $1 in --enable | -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
+	case $1 in
+	--binary) binary=${2:-} && shift 2 ;;
+	--overlay) overlay=${2:-} && shift 2 ;;
+	--config) config=${2:-} && shift 2 ;;
+	--enable) enable=yes && shift ;;
+	--min-free-mib) min_free_mib=${2:-} && shift 2 ;;
+	-*) usage ;;
+	*) [[ -z $img ]] || usage; img=$1 && shift ;;
+	esac
+done
+[[ -n $img && -n $binary && -n $overlay && $min_free_mib =~ ^[0-9]+$ ]] || usage
+[[ -f $img ]] || die "image $img not found"
+[[ -x $binary ]] || die "binary $binary not found or not executable; run make build or set BINARY"
+[[ -d $overlay ]] || die "overlay directory $overlay not found"
+[[ -z $config || -f $config ]] || die "configuration $config not found"
+need sfdisk jq debugfs dumpe2fs e2fsck resize2fs systemd-sysusers sha256sum
+export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# --- where the root file system is -------------------------------------------------------
+nparts=$(part_count "$img")
+((nparts >= 2)) || die "$img has no root partition (found $nparts partitions; Raspberry Pi OS has bootfs and rootfs)"
+ss=$(sector_size "$img")
+start=$(part_field "$img" 2 start)
+type=$(part_field "$img" 2 type)
+[[ $type == 83 ]] || die "partition 2 of $img has type $type, not a Linux (83) root partition"
+off=$((start * ss))
+spec="$img?offset=$off"
+sb=$tmp/superblock
+dumpe2fs -h "$spec" >"$sb" 2>/dev/null || die "partition 2 of $img holds no ext4 file system"
+grep -q '^Filesystem features:.*extent' "$sb" || die "partition 2 of $img is ext2/ext3, not ext4"
+
+sbval() { awk -F: -v k="$1" '$1 == k { gsub(/ /, "", $2); print $2 }' "$sb"; }
+
+# --- free space: grow when the payload does not fit --------------------------------------
+payload=$(du -sb --apparent-size "$overlay" "$binary" ${config:+"$config"} | awk '{ s += $1 } END { print s }')
+need_bytes=$((payload + min_free_mib * 1048576))
+bs=$(sbval 'Block size')
+free_bytes=$((($(sbval 'Free blocks') - $(sbval 'Reserved block count')) * bs))
+if ((free_bytes < need_bytes)); then
+	short_mib=$(((need_bytes - free_bytes + 1048575) / 1048576))
+	if ((nparts > 2)); then
+		die "root file system of $img has $((free_bytes / 1048576)) MiB free, the bake needs $((need_bytes / 1048576)) MiB, and it cannot grow because partition 3 follows it; free space in the base image or use another base"
+	fi
+	grow_mib=$((short_mib + 64))
+	log "root file system has $((free_bytes / 1048576)) MiB free; growing it by $grow_mib MiB"
+	truncate -s "+${grow_mib}M" "$img"
+	echo ', +' | sfdisk -q -N 2 --no-reread --no-tell-kernel "$img" >/dev/null 2>&1 ||
+		die "growing partition 2 of $img with sfdisk failed"
+	size=$(part_field "$img" 2 size)
+	e2fsck -fy "$spec" >"$tmp/fsck.log" 2>&1 || (($? < 4)) || die "e2fsck before resizing failed: $(cat "$tmp/fsck.log")"
+	# An explicit size is required: without it resize2fs grows to the end of the file,
+	# ignoring the offset, and the file system would run past the partition.
+	resize2fs "$spec" "${size}s" >"$tmp/resize.log" 2>&1 || die "resize2fs failed: $(cat "$tmp/resize.log")"
+	dumpe2fs -h "$spec" >"$sb" 2>/dev/null
+	free_bytes=$((($(sbval 'Free blocks') - $(sbval 'Reserved block count')) * bs))
+	((free_bytes >= need_bytes)) || die "root file system still too small after growing ($((free_bytes / 1048576)) MiB free)"
+fi
+
+# --- the system user, created now (see acoupi.service for why not at boot) ----------------
+# systemd-sysusers --root does the allocation exactly as it would on the device; the four
+# account files are copied out, updated and written back with their owners and modes.
+mkdir -p "$tmp/root/etc"
+accounts=(passwd group shadow gshadow)
+for f in "${accounts[@]}"; do
+	debugfs -R "dump /etc/$f $tmp/root/etc/$f" "$spec" 2>/dev/null
+	[[ -s $tmp/root/etc/$f ]] || die "/etc/$f is missing from the root file system of $img"
+	cp "$tmp/root/etc/$f" "$tmp/orig-$f"
+done
+systemd-sysusers --root="$tmp/root" "$(realpath "$overlay")/usr/lib/sysusers.d/acoupi.conf" 2>"$tmp/sysusers.log" ||
+	die "creating the acoupi user failed: $(cat "$tmp/sysusers.log")"
+if [[ -n $(cat "$tmp/sysusers.log") ]]; then log "$(cat "$tmp/sysusers.log")"; fi
+# sysusers stamps "last password change" with today; pin it for reproducible bytes.
+sed -i -E "s/^(acoupi:[^:]*:)[0-9]*:/\1$((SOURCE_DATE_EPOCH / 86400)):/" "$tmp/root/etc/shadow"
+
+# --- one debugfs batch ---------------------------------------------------------------------
+cmds=$tmp/cmds
+# file SRC DEST MODE: replace DEST with SRC, root-owned.
+file() { printf 'rm %s\nwrite %s %s\nsif %s mode %s\nsif %s uid 0\nsif %s gid 0\n' "$2" "$1" "$2" "$2" "$3" "$2" "$2"; }
+# inode_meta PATH: "mode uid gid" of an existing inode, to restore after replacing it.
+inode_meta() {
+	debugfs -R "stat $1" "$spec" 2>/dev/null |
+		awk '/Mode:/ { for (i = 1; i <= NF; i++) if ($i == "Mode:") m = $(i + 1) }
+		     /^User:/ { u = $2; g = $4 } END { print m, u, g }'
+}
+{
+	# Every inode written in this batch gets SOURCE_DATE_EPOCH as its times.
+	echo "set_current_time @$SOURCE_DATE_EPOCH"
+	(cd "$overlay" && find . -mindepth 1 -type d | sort) | while read -r d; do
+		d=${d#.}
+		printf 'mkdir %s\nsif %s mode 040755\nsif %s uid 0\nsif %s gid 0\n' "$d" "$d" "$d" "$d"
+	done
+	(cd "$overlay" && find . -type f | sort) | while read -r f; do
+		file "$overlay/${f#./}" "${f#.}" 0100644
+	done
+	file "$binary" /usr/bin/acoupi 0100755
+	if [[ -n $config ]]; then file "$config" /etc/acoupi/acoupi.ron 0100644; fi
+	for f in "${accounts[@]}"; do
+		cmp -s "$tmp/orig-$f" "$tmp/root/etc/$f" && continue
+		read -r mode uid gid < <(inode_meta "/etc/$f")
+		printf 'rm /etc/%s\nwrite %s /etc/%s\nsif /etc/%s mode 0100%s\nsif /etc/%s uid %s\nsif /etc/%s gid %s\n' \
+			"$f" "$tmp/root/etc/$f" "$f" "$f" "${mode#0}" "$f" "$uid" "$f" "$gid"
+	done
+	wants=/etc/systemd/system/multi-user.target.wants
+	printf 'mkdir /etc/systemd\nmkdir /etc/systemd/system\nmkdir %s\n' "$wants"
+	units=(acoupi-boot-import.service)
+	[[ $enable == no ]] || units+=(acoupi.service acoupi-beat.service)
+	for u in "${units[@]}"; do
+		printf 'rm %s/%s\nsymlink %s/%s /usr/lib/systemd/system/%s\n' "$wants" "$u" "$wants" "$u" "$u"
+	done
+} >"$cmds"
+log "writing binary, overlay and user into $img (partition 2 at byte $off)"
+run_debugfs "$spec" "$cmds"
+
+e2fsck -fn "$spec" >"$tmp/check.log" 2>&1 || die "root file system is not clean after baking: $(cat "$tmp/check.log")"
+log "root file system baked and clean (services enabled: $enable)"

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Build a flashable acoupi image: fetch and verify the base, decompress it into a work
+# directory under BUILD_DIR, bake the root and boot partitions, then package into DIST.
+# Nothing reaches DIST unless every step succeeded. The steps are the other scripts here.
+# Usage: scripts/build-image.sh --arch arm64|armhf [--base PATH|URL] [--base-sha256 SUM]
+#          [--config FILE] [--binary FILE] [--hostname NAME] [--ssh-pubkey KEY|FILE]
+#          [--wifi-ssid SSID --wifi-psk PSK --wifi-country CC] [--timezone ZONE]
+#          [--version V] [--dist DIR] [--build-dir DIR]
+# Environment: SOURCE_DATE_EPOCH (default: the commit time), ACOUPI_HOST (host binary used
+# to validate --config), ACOUPI_VALIDATE_CMD (its subcommand, default "config check-file").
+set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$here/lib.sh"
+
+usage() {
+	echo "usage: ${0##*/} --arch arm64|armhf [--base PATH|URL] [--base-sha256 SUM] [--config FILE] [--binary FILE] [--hostname NAME] [--ssh-pubkey KEY|FILE] [--wifi-ssid SSID --wifi-psk PSK --wifi-country CC] [--timezone ZONE] [--version V] [--dist DIR] [--build-dir DIR]" >&2
+	exit 2
+}
+root=$(cd "$here/.." && pwd)
+arch='' base='' base_sha='' config='' binary='' version='' dist=$root/dist build=$root/build
+boot_args=()
+while (($#)); do
+	# Every option but the flags takes a value.
+	case $1 in -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
+	case $1 in
+	--arch) arch=${2:-} && shift 2 ;;
+	--base) base=${2:-} && shift 2 ;;
+	--base-sha256) base_sha=${2:-} && shift 2 ;;
+	--config) config=${2:-} && shift 2 ;;
+	--binary) binary=${2:-} && shift 2 ;;
+	--version) version=${2:-} && shift 2 ;;
+	--dist) dist=${2:-} && shift 2 ;;
+	--build-dir) build=${2:-} && shift 2 ;;
+	--hostname | --ssh-pubkey | --wifi-ssid | --wifi-psk | --wifi-country | --timezone)
+		(($# >= 2)) || usage
+		[[ -z $2 ]] || boot_args+=("$1" "$2")
+		shift 2
+		;;
+	*) usage ;;
+	esac
+done
+case $arch in
+arm64) triple=aarch64-unknown-linux-musl ;;
+armhf) triple=armv7-unknown-linux-musleabihf ;;
+'') usage ;;
+*)
+	echo "${0##*/}: error: unknown ARCH '$arch'; use arm64 or armhf" >&2
+	exit 2
+	;;
+esac
+: "${dist:=$root/dist}" "${build:=$root/build}"
+: "${binary:=$build/target/$triple/release/acoupi}"
+[[ -x $binary ]] || die "binary $binary not found or not executable; run make build or set BINARY"
+[[ -z $config || -f $config ]] || die "configuration $config not found"
+if [[ -z $version ]]; then
+	version=$(awk -F'"' '/^version *=/ { print $2; exit }' "$root/Cargo.toml")
+fi
+rev=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null) ]]; then rev=$rev-dirty; fi
+if [[ -z ${SOURCE_DATE_EPOCH:-} ]]; then
+	SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)
+fi
+export SOURCE_DATE_EPOCH
+need xz jq sha256sum debugfs
+
+# validate_config FILE: the one place that asks acoupi whether a site configuration is
+# valid, with a HOST build of the binary (the image's binary is for the Pi).
+validate_config() {
+	local host=${ACOUPI_HOST:-} c out
+	if [[ -z $host ]]; then
+		for c in "$build/target/release/acoupi" "$build/target/debug/acoupi" \
+			"$root/target/release/acoupi" "$root/target/debug/acoupi"; do
+			if [[ -x $c ]]; then host=$c && break; fi
+		done
+	fi
+	[[ -n $host && -x $host ]] || die "no host acoupi binary to validate $1; run cargo build or set ACOUPI_HOST"
+	local -a cmd
+	read -r -a cmd <<<"${ACOUPI_VALIDATE_CMD:-config check-file}"
+	out=$("$host" "${cmd[@]}" "$1" 2>&1) || die "invalid site configuration $1: $out"
+}
+
+# has_deployment FILE: true when the (validated) configuration carries a deployment, i.e.
+# `deployment: Some(...)`, after dropping RON comments. Only the top-level Config has a
+# field of that name, and the file already passed the real parser.
+has_deployment() {
+	sed -e 's://.*$::' "$1" | tr '\n' ' ' | sed -e 's:/\*[^*]*\*/::g' |
+		grep -Eq '(^|[^A-Za-z0-9_])deployment[[:space:]]*:[[:space:]]*Some[[:space:]]*\('
+}
+
+enable=()
+if [[ -n $config ]]; then
+	log "validating $config"
+	validate_config "$config"
+	if has_deployment "$config"; then enable=(--enable); fi
+fi
+
+base_file=$("$here/fetch-base.sh" "$arch" "$base" "$base_sha")
+base_sha256=${base_sha:-$(sha256sum "$base_file" | cut -d' ' -f1)}
+
+mkdir -p "$build"
+work=$(mktemp -d "$build/image-$arch.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+name=acoupi-$version-$arch
+img=$work/$name.img
+case $base_file in
+*.xz)
+	log "decompressing $base_file"
+	xz -d -c -T0 -v "$base_file" | dd of="$img" bs=1M conv=sparse status=none ||
+		die "decompressing $base_file failed"
+	;;
+*) cp --sparse=always "$base_file" "$img" ;;
+esac
+
+t0=$(date +%s.%N)
+"$here/bake-rootfs.sh" --binary "$binary" --overlay "$root/overlay" ${config:+--config "$config"} "${enable[@]}" "$img"
+start=$(part_field "$img" 2 start)
+codename=$(debugfs -R 'cat /etc/os-release' "$img?offset=$((start * $(sector_size "$img")))" 2>/dev/null |
+	awk -F= '$1 == "VERSION_CODENAME" { gsub(/"/, "", $2); print $2 }')
+"$here/bake-boot.sh" --example "$root/image/boot/acoupi.ron.example" ${config:+--config "$config"} \
+	--codename "${codename:-unknown}" "${boot_args[@]}" "$img"
+t1=$(date +%s.%N)
+log "baked in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s"
+
+config_digest=$(sha256sum "${config:-$root/overlay/etc/acoupi/acoupi.ron}" | cut -d' ' -f1)
+jq -n --arg version "$version" --arg rev "$rev" --arg arch "$arch" --arg triple "$triple" \
+	--arg base "${base:-$(awk -v a="$arch" '$1 == a { print $2; exit }' "$root/image/base-images.tsv")}" \
+	--arg base_sha "$base_sha256" --arg codename "${codename:-unknown}" \
+	--arg bin_sha "$(sha256sum "$binary" | cut -d' ' -f1)" \
+	--arg cfg "$config_digest" --arg cfg_src "${config:+site}" \
+	--argjson sde "$SOURCE_DATE_EPOCH" --argjson enabled "$([[ ${#enable[@]} -gt 0 ]] && echo true || echo false)" \
+	'{version: $version, git_revision: $rev, arch: $arch, target: $triple,
+	  base_image: {source: $base, sha256: $base_sha, codename: $codename},
+	  binary_sha256: $bin_sha,
+	  config: {source: (if $cfg_src == "site" then "site" else "default" end), sha256: $cfg},
+	  services_enabled: $enabled, source_date_epoch: $sde}' >"$work/info.json"
+"$here/package-image.sh" --dist "$dist" --name "$name" --info "$work/info.json" "$img"
