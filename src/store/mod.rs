@@ -23,11 +23,14 @@ pub mod audit;
 pub mod db;
 pub mod metadata;
 mod metadata_rows;
+mod metadata_types;
 mod schema;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_invariant;
+#[cfg(test)]
+mod tests_recordings;
 
 use std::path::{Path, PathBuf};
 
