@@ -346,7 +346,8 @@ impl MetadataStore {
         recording_where(&self.conn, &self.path, "path = ?1", path_text(path)?)
     }
 
-    /// Recordings still in the temporary directory, oldest first.
+    /// Recordings still in the temporary directory, oldest first. Rows written by
+    /// upstream acoupi (no `state`) are never listed here or as kept.
     pub fn tmp_recordings(&self) -> Result<Vec<Recording>, StoreError> {
         self.recordings("state = 'tmp' ORDER BY datetime", params![])
     }
