@@ -456,6 +456,8 @@ impl Recorder {
                     if let Err(e) = cap.pcm.try_recover(e, true) {
                         return StreamEnd::Lost(read_err(e));
                     }
+                    // readi starts a prepared stream by itself; starting here only puts
+                    // the new anchor closer to the first frame, so a failure is harmless.
                     let _ = cap.pcm.start();
                     let now = Timestamp::now();
                     tracing::warn!(count, "capture overrun; recovered");
