@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 
 use acoupi::audio::device::{self, CaptureParams};
 use acoupi::audio::format::SampleFormat;
-use acoupi::audio::recorder::RecorderState;
+use acoupi::audio::status::RecorderState;
 use acoupi::audio::{guano, FinishedFile, RecorderConfig, RecorderEvent};
 use acoupi::schedule::plan::{Plan, Planner};
 use jiff::{SignedDuration, Timestamp};
