@@ -14,13 +14,14 @@ use std::sync::{Arc, OnceLock};
 
 use acoupi::audio::device::{self, CaptureParams};
 use acoupi::audio::format::SampleFormat;
-use acoupi::audio::recorder::RecorderState;
+use acoupi::audio::status::RecorderState;
 use acoupi::audio::{guano, FinishedFile, RecorderConfig, RecorderEvent};
 use acoupi::schedule::plan::{Plan, Planner};
 use jiff::{SignedDuration, Timestamp};
 
 /// PCMs defined in the test config, one per test so tests can run in parallel.
-const PCMS: [&str; 7] = [
+const PCMS: [&str; 8] = [
+    "reopen8k",
     "gapless8k",
     "gapless48k",
     "duty8k",
@@ -492,4 +493,64 @@ fn devices_report_marks_the_configured_pcm() {
 
 fn marked_index(r: &acoupi::cli::devices::DevicesReport) -> usize {
     r.devices.iter().position(|d| d.configured).unwrap()
+}
+
+/// Record 0.5 s, go idle for a moment, record 0.5 s in a new stream, then end.
+struct TwoWindows {
+    phase: std::sync::Mutex<(u8, Option<Timestamp>)>,
+}
+
+impl Planner for TwoWindows {
+    fn plan_at(&self, t: Timestamp) -> Plan {
+        let mut p = self.phase.lock().unwrap();
+        let half = SignedDuration::from_millis(500);
+        // Phases: 0 first window, 1 idle, 2 second window (its first question sets
+        // its origin), 3 done.
+        if p.0 == 1 {
+            *p = (2, Some(t));
+        }
+        let origin = *p.1.get_or_insert(t);
+        if t < origin + half && p.0 != 3 {
+            return Plan::Record {
+                start: origin,
+                end: origin + half,
+            };
+        }
+        if p.0 == 0 {
+            *p = (1, None);
+            return Plan::Idle {
+                until: Some(Timestamp::now() + SignedDuration::from_millis(20)),
+            };
+        }
+        p.0 = 3;
+        Plan::Idle { until: None }
+    }
+}
+
+#[test]
+fn pcm_is_closed_while_idle_and_reopened_for_the_next_window() {
+    let counter: Vec<i16> = (0..8000).map(|i| i as i16).collect();
+    input(
+        "reopen8k",
+        &counter
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect::<Vec<_>>(),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let events = record(
+        config("reopen8k", tmp.path(), 8000, 1, 16),
+        Arc::new(TwoWindows {
+            phase: std::sync::Mutex::new((0, None)),
+        }),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let files = finished(&events);
+    assert_eq!(files.len(), 2, "events: {events:?}");
+    // The file plugin replays its input from the start on every open: both files
+    // beginning at sample 0 proves the PCM was closed and opened again.
+    let want: Vec<i32> = counter[..4000].iter().map(|&v| i32::from(v)).collect();
+    for f in &files {
+        assert_eq!(samples_i32(&f.path), want);
+    }
 }

@@ -11,7 +11,8 @@
 //! - [`recorder`]: the capture thread ("recording worker") and its progress counters.
 //! - [`wav`]: the `.wav.part` writer; [`repair`]: start-up repair of leftovers.
 //! - [`guano`]: the GUANO metadata chunk; [`convert`]: sample format conversion.
-//! - [`format`]: the sample formats.
+//! - [`status`]: progress counters and events the recorder reports.
+//! - [`mod@format`]: the sample formats.
 
 pub mod convert;
 pub mod device;
@@ -19,6 +20,7 @@ pub mod format;
 pub mod guano;
 pub mod recorder;
 pub mod repair;
+pub mod status;
 pub mod wav;
 
 use std::ffi::CStr;
@@ -28,8 +30,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 pub use device::{list_devices, resolve_device, test_capture, DeviceInfo, TestCaptureReport};
-pub use recorder::{spawn_recorder, Progress, RecorderConfig, RecorderEvent, RecorderHandle};
+pub use recorder::{spawn_recorder, RecorderConfig, RecorderHandle};
 pub use repair::{repair_tmp_dir, RepairOutcome};
+pub use status::{GapReason, Progress, RecorderEvent, RecorderState};
 
 /// The version of the alsa-lib this binary runs with (the static one on the device).
 pub fn alsa_lib_version() -> String {

@@ -9,7 +9,7 @@
 //! Overruns and a missing device are states it recovers from, never reasons to stop.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,6 +21,7 @@ use super::convert::Converter;
 use super::device::{self, Capture, CaptureParams};
 use super::format::SampleFormat;
 use super::guano::Guano;
+use super::status::{GapReason, Progress, RecorderEvent, RecorderState};
 use super::wav::{self, WavError, WavSpec, WavWriter};
 use super::{AudioError, FinishedFile};
 use crate::schedule::plan::{Plan, Planner};
@@ -59,134 +60,6 @@ pub struct RecorderConfig {
     pub position: Option<(f64, f64)>,
     /// GUANO `Serial`: the recorder's device id.
     pub serial: Option<String>,
-}
-
-/// What the recorder is doing, as the watchdog and `STATUS=` see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum RecorderState {
-    /// Outside any window; the PCM is closed.
-    Idle = 0,
-    /// Stream open, between files.
-    Listening = 1,
-    /// Writing a file.
-    Recording = 2,
-    /// The device should be open but is not there; retrying with back-off.
-    DeviceMissing = 3,
-    /// The last file was cut short by a full disk; waiting for the next slot.
-    DiskFull = 4,
-    /// The thread has ended.
-    Stopped = 5,
-}
-
-impl RecorderState {
-    fn from_u8(v: u8) -> RecorderState {
-        match v {
-            1 => RecorderState::Listening,
-            2 => RecorderState::Recording,
-            3 => RecorderState::DeviceMissing,
-            4 => RecorderState::DiskFull,
-            5 => RecorderState::Stopped,
-            _ => RecorderState::Idle,
-        }
-    }
-}
-
-/// Counters the capture thread updates and the daemon's watchdog reads. Plain atomics:
-/// the thread never waits on a reader.
-#[derive(Debug, Default)]
-pub struct Progress {
-    frames: AtomicU64,
-    last_read_ms: AtomicI64,
-    state: AtomicU8,
-    xruns: AtomicU64,
-}
-
-impl Progress {
-    /// Frames read from the device since the thread started.
-    pub fn frames(&self) -> u64 {
-        self.frames.load(Ordering::Relaxed)
-    }
-
-    /// Wall time of the last successful read.
-    pub fn last_read(&self) -> Option<Timestamp> {
-        match self.last_read_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => Timestamp::from_millisecond(ms).ok(),
-        }
-    }
-
-    /// The current state.
-    pub fn state(&self) -> RecorderState {
-        RecorderState::from_u8(self.state.load(Ordering::Relaxed))
-    }
-
-    /// Overruns recovered from so far.
-    pub fn xruns(&self) -> u64 {
-        self.xruns.load(Ordering::Relaxed)
-    }
-
-    fn set_state(&self, s: RecorderState) {
-        self.state.store(s as u8, Ordering::Relaxed);
-    }
-}
-
-/// Why audio is missing between two instants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GapReason {
-    /// The device buffer overran (the thread did not read in time).
-    Xrun,
-    /// The device was missing or failed.
-    DeviceMissing,
-}
-
-/// What the recorder reports.
-#[derive(Debug, Clone)]
-pub enum RecorderEvent {
-    /// A file was finished and renamed to `.wav`.
-    FileFinished(FinishedFile),
-    /// Audio between `start` and `end` was not captured (estimate for overruns).
-    Gap {
-        /// Start of the gap.
-        start: Timestamp,
-        /// End of the gap.
-        end: Timestamp,
-        /// Why.
-        reason: GapReason,
-    },
-    /// An overrun was recovered from.
-    Xrun {
-        /// Wall time of the overrun.
-        at: Timestamp,
-        /// Overruns so far.
-        count: u64,
-    },
-    /// The device could not be opened or stopped working; retrying with back-off.
-    DeviceLost {
-        /// `microphone.device_name`.
-        device: String,
-        /// The failure.
-        error: Arc<AudioError>,
-    },
-    /// The device works again.
-    DeviceBack {
-        /// The PCM that opened.
-        pcm: String,
-    },
-    /// The disk filled up: the current file was cut short (and kept valid); the next
-    /// slot tries again.
-    DiskFull {
-        /// The write that failed.
-        error: Arc<WavError>,
-    },
-    /// Writing a file failed for another reason (e.g. the directory is missing); the
-    /// slot is skipped.
-    WriteFailed {
-        /// The failure.
-        error: Arc<WavError>,
-    },
-    /// The planner said "never again"; the thread has ended.
-    ScheduleEnded,
 }
 
 /// The running recorder.
@@ -440,22 +313,21 @@ impl Recorder {
             };
             match result {
                 Ok(n) => {
-                    self.progress.frames.fetch_add(n as u64, Ordering::Relaxed);
-                    self.progress
-                        .last_read_ms
-                        .store(Timestamp::now().as_millisecond(), Ordering::Relaxed);
+                    self.progress.add_frames(n as u64);
                     if let Some(end) = s.process(&buf[..n * bpf], n as u64, bpf) {
                         return end;
                     }
                 }
                 Err(e) if e.errno() == libc::EPIPE || e.errno() == libc::ESTRPIPE => {
-                    let count = self.progress.xruns.fetch_add(1, Ordering::Relaxed) + 1;
+                    let count = self.progress.add_xrun();
                     let gap_start = s.clock.time(s.pos);
                     // The file so far is contiguous audio; what follows is not.
                     s.finish();
                     if let Err(e) = cap.pcm.try_recover(e, true) {
                         return StreamEnd::Lost(read_err(e));
                     }
+                    // readi starts a prepared stream by itself; starting here only puts
+                    // the new anchor closer to the first frame, so a failure is harmless.
                     let _ = cap.pcm.start();
                     let now = Timestamp::now();
                     tracing::warn!(count, "capture overrun; recovered");

@@ -12,7 +12,7 @@ use rusqlite::Row;
 use uuid::Uuid;
 
 use super::db::parse_timestamp;
-use super::metadata::{Deployment, Gap, Heartbeat, Recording, RecordingState};
+use super::metadata_types::{Deployment, Gap, Heartbeat, Recording, RecordingState};
 use super::StoreError;
 
 /// Columns of `deployment`, in the order [`RawDeployment::read`] expects.

@@ -18,16 +18,24 @@
 //! [`MetadataStore::insert_recording`]; the management task moves the file, then
 //! [`MetadataStore::mark_kept`]; it removes the file, then
 //! [`MetadataStore::delete_recording`]. [`audit()`] lists anything left over.
+//!
+//! # Opening
+//! [`open_db`] (also used for messages.db) checks the file before writing to it:
+//! [`Check::Full`] at daemon start-up and in `acoupi check`, [`Check::Quick`] for short
+//! CLI commands. A damaged file is reported as [`StoreError::Corrupt`] and left in place.
 
 pub mod audit;
 pub mod db;
 pub mod metadata;
 mod metadata_rows;
+mod metadata_types;
 mod schema;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_invariant;
+#[cfg(test)]
+mod tests_recordings;
 
 use std::path::{Path, PathBuf};
 
