@@ -10,11 +10,15 @@
 //! - [`audio`]: ALSA capture and WAV files.
 //! - [`schedule`]: when to record (pure).
 //! - [`store`]: metadata.db (upstream schema + migrations); the only SQL.
-//! - [`system`]: the operating system around us (paths).
+//! - [`tasks`]: the management task (saving filters, moves, retention).
+//! - [`daemon`]: `acoupi run`, `acoupi beat` and the control socket.
+//! - [`system`]: the operating system around us (paths, systemd, metrics, clock).
 
 pub mod audio;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod schedule;
 pub mod store;
 pub mod system;
+pub mod tasks;

@@ -9,7 +9,11 @@ fn main() -> ExitCode {
     let cli = acoupi::cli::parse();
     // Logs go to stderr: journald picks them up under systemd. ACOUPI_LOG (or RUST_LOG)
     // overrides the level, e.g. ACOUPI_LOG=debug.
-    let default = if acoupi::cli::is_daemon(&cli) { "info" } else { "warn" };
+    let default = if acoupi::cli::is_daemon(&cli) {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = std::env::var("ACOUPI_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| default.to_string());

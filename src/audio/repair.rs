@@ -91,6 +91,93 @@ fn start_from_name(stem: &str) -> Option<Timestamp> {
     jiff::tz::TimeZone::UTC.to_timestamp(dt).ok()
 }
 
+/// The GUANO text after the data chunk, when a complete chunk is there.
+fn read_guano(file: &std::fs::File, h: &wav::Parsed, len: u64) -> std::io::Result<Option<String>> {
+    let guano_at = h.data_at + h.data_bytes + (h.data_bytes & 1);
+    if h.data_bytes == 0 || guano_at + 8 > len {
+        return Ok(None);
+    }
+    let mut id = [0u8; 8];
+    file.read_exact_at(&mut id, guano_at)?;
+    let glen = u64::from(u32::from_le_bytes([id[4], id[5], id[6], id[7]]));
+    if &id[..4] != guano::CHUNK_ID || guano_at + 8 + glen > len {
+        return Ok(None);
+    }
+    let mut text = vec![0u8; glen as usize];
+    file.read_exact_at(&mut text, guano_at + 8)?;
+    Ok(Some(String::from_utf8_lossy(&text).into_owned()))
+}
+
+/// The capture rate and time-expansion factor: from GUANO when present (the header rate
+/// is divided by TE), else the header rate and 1.
+fn rate_and_te(h: &wav::Parsed, guano_text: Option<&str>) -> (u32, f64) {
+    let Some(text) = guano_text else {
+        return (h.header_rate, 1.0);
+    };
+    let fields = guano::parse(text);
+    let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+    (
+        get("Samplerate")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(h.header_rate),
+        get("TE").and_then(|v| v.parse().ok()).unwrap_or(1.0),
+    )
+}
+
+/// Finished `*.wav` files in `dir` (not recursive), read back from their headers: the
+/// daemon registers those a crash left without a database row. Unreadable files are
+/// logged and skipped.
+pub fn finished_wavs(dir: &Path) -> Vec<FinishedFile> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|path| match read_finished(&path) {
+            Ok(f) => Some(f),
+            Err(error) => {
+                tracing::warn!(path = ?path, %error, "unreadable recording in the temporary directory");
+                None
+            }
+        })
+        .collect()
+}
+
+fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
+    let io = |what| {
+        move |source| WavError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let mut file = std::fs::File::open(path).map_err(io("opening"))?;
+    let len = file.metadata().map_err(io("reading size of"))?.len();
+    let mut head = vec![0u8; 128.min(len as usize)];
+    file.read_exact(&mut head).map_err(io("reading"))?;
+    let h = wav::parse_header(path, &head)?;
+    let guano_text = read_guano(&file, &h, len).map_err(io("reading"))?;
+    let (samplerate, time_expansion) = rate_and_te(&h, guano_text.as_deref());
+    let stem = path
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(FinishedFile {
+        path: path.to_path_buf(),
+        start: start_from_name(&stem).unwrap_or(Timestamp::UNIX_EPOCH),
+        frames: h.data_bytes / h.block_align,
+        samplerate,
+        channels: h.channels,
+        bit_depth: h.bit_depth,
+        time_expansion,
+    })
+}
+
 fn repair_one(part: &Path, min_frames: u64) -> Result<RepairOutcome, WavError> {
     let io = |what| {
         move |source| WavError::Io {
@@ -112,21 +199,7 @@ fn repair_one(part: &Path, min_frames: u64) -> Result<RepairOutcome, WavError> {
 
     // A header whose data size points at a complete GUANO chunk was written by `finish`
     // just before the crash: the sizes are right, only the rename is missing.
-    let data_end = h.data_at + h.data_bytes;
-    let guano_at = data_end + (h.data_bytes & 1);
-    let mut guano_text = None;
-    if h.data_bytes > 0 && guano_at + 8 <= len {
-        let mut id = [0u8; 8];
-        file.read_exact_at(&mut id, guano_at)
-            .map_err(io("reading"))?;
-        let glen = u64::from(u32::from_le_bytes([id[4], id[5], id[6], id[7]]));
-        if &id[..4] == guano::CHUNK_ID && guano_at + 8 + glen <= len {
-            let mut text = vec![0u8; glen as usize];
-            file.read_exact_at(&mut text, guano_at + 8)
-                .map_err(io("reading"))?;
-            guano_text = Some(String::from_utf8_lossy(&text).into_owned());
-        }
-    }
+    let guano_text = read_guano(&file, &h, len).map_err(io("reading"))?;
     let data_bytes = match guano_text {
         Some(_) => h.data_bytes,
         None => available / h.block_align * h.block_align,
@@ -140,16 +213,9 @@ fn repair_one(part: &Path, min_frames: u64) -> Result<RepairOutcome, WavError> {
         });
     }
 
-    let mut samplerate = h.header_rate;
-    let mut time_expansion = 1.0;
+    let (samplerate, time_expansion) = rate_and_te(&h, guano_text.as_deref());
     let trailer = match &guano_text {
         Some(text) => {
-            let fields = guano::parse(text);
-            let get = |k: &str| fields.iter().find(|(key, _)| key == k).map(|(_, v)| v);
-            samplerate = get("Samplerate")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(samplerate);
-            time_expansion = get("TE").and_then(|v| v.parse().ok()).unwrap_or(1.0);
             let glen = text.len() as u64;
             8 + glen + (glen & 1)
         }

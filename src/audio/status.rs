@@ -102,6 +102,16 @@ pub enum GapReason {
     DeviceMissing,
 }
 
+impl GapReason {
+    /// The word stored in metadata.db's `gap.reason`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapReason::Xrun => "xrun",
+            GapReason::DeviceMissing => "device_missing",
+        }
+    }
+}
+
 /// What the recorder reports.
 #[derive(Debug, Clone)]
 pub enum RecorderEvent {

@@ -51,8 +51,9 @@ pub fn run(layout: &Layout, args: BootImportArgs) -> anyhow::Result<()> {
         Ok(outcome) => {
             let _ = std::fs::remove_file(&args.error_file);
             let done = args.source.with_file_name("acoupi-imported.ron");
-            std::fs::rename(&args.source, &done)
-                .with_context(|| format!("renaming {} to {}", args.source.display(), done.display()))?;
+            std::fs::rename(&args.source, &done).with_context(|| {
+                format!("renaming {} to {}", args.source.display(), done.display())
+            })?;
             tracing::info!(config = %layout.config_file.display(), "installed the boot-partition configuration");
             if outcome.deployment.is_some() {
                 start_configured_deployment(layout)?;

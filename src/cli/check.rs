@@ -68,9 +68,7 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
     };
     let mut findings = Vec::new();
     let paths = layout.storage_paths(&config.paths);
-    match storage::storage_owner(layout)
-        .and_then(|owner| storage::ensure_storages(&paths, owner))
-    {
+    match storage::storage_owner(layout).and_then(|owner| storage::ensure_storages(&paths, owner)) {
         Err(e) => findings.push(Finding::error(e.to_string())),
         Ok(()) => {
             for dir in [&paths.recordings, &paths.tmp_audio] {
@@ -78,7 +76,9 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
                     findings.push(Finding::error(e.to_string()));
                 }
             }
-            if let Err(e) = storage::free_space_ok(&paths.recordings, config.retention.min_free_space_mb) {
+            if let Err(e) =
+                storage::free_space_ok(&paths.recordings, config.retention.min_free_space_mb)
+            {
                 findings.push(Finding::error(e.to_string()));
             }
             if let Err(e) = crate::store::metadata::MetadataStore::open(&paths.db_metadata) {
@@ -119,7 +119,13 @@ fn microphone_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
             ))],
         };
     }
-    match test_capture(&mic.device_name, mic.samplerate, mic.audio_channels, mic.sample_format, 0.1) {
+    match test_capture(
+        &mic.device_name,
+        mic.samplerate,
+        mic.audio_channels,
+        mic.sample_format,
+        0.1,
+    ) {
         Ok(_) => Vec::new(),
         Err(e) => vec![Finding::error(format!(
             "microphone {:?}: {e} (run `acoupi devices` to see what is connected)",

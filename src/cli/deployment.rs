@@ -97,7 +97,10 @@ struct SiteInput {
 fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<()> {
     let config = check::config_findings(layout).map_err(|findings| {
         check::print_findings(&findings);
-        anyhow::anyhow!("the configuration at {} is not usable", layout.config_file.display())
+        anyhow::anyhow!(
+            "the configuration at {} is not usable",
+            layout.config_file.display()
+        )
     })?;
     let paths = layout.storage_paths(&config.paths);
     storage::ensure_storages(&paths, storage::storage_owner(layout)?)?;
@@ -132,7 +135,9 @@ fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<()> {
     println!("Starting deployment {:?}...", deployment.name);
     if let Err(e) = bring_up(layout, &systemctl, &args) {
         roll_back(&systemctl, &mut store);
-        return Err(e.context("starting the deployment failed; it was rolled back (nothing is deployed)"));
+        return Err(
+            e.context("starting the deployment failed; it was rolled back (nothing is deployed)")
+        );
     }
     println!("{}", style::green("Deployment started."));
     if !args.no_block {
@@ -215,7 +220,10 @@ fn stop(layout: &Layout) -> anyhow::Result<()> {
         )
         .into());
     };
-    println!("Stopping deployment {:?}: finishing the current file...", active.name);
+    println!(
+        "Stopping deployment {:?}: finishing the current file...",
+        active.name
+    );
     let systemctl = Systemctl::new(layout.mode);
     // Stopping first lets the recorder finish its file and run a last management pass
     // under the deployment it recorded for.
@@ -245,7 +253,12 @@ fn site_from(
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut output = std::io::stdout();
-    let mut ask = |flag: &str, label: &str, given: Option<String>, default: Option<String>, check: &dyn Fn(&str) -> Result<(), String>| -> anyhow::Result<String> {
+    let mut ask = |flag: &str,
+                   label: &str,
+                   given: Option<String>,
+                   default: Option<String>,
+                   check: &dyn Fn(&str) -> Result<(), String>|
+     -> anyhow::Result<String> {
         if let Some(v) = given {
             check(&v).map_err(|m| anyhow::anyhow!("--{flag} {v:?}: {m}"))?;
             return Ok(v);
@@ -258,11 +271,33 @@ fn site_from(
         }
         prompt_until_valid(&mut input, &mut output, label, check)
     };
-    let name = ask("name", "name", args.name.clone(), configured.map(|s| s.name.clone()), &|v| {
-        if v.trim().is_empty() { Err("the name must not be empty".into()) } else { Ok(()) }
-    })?;
-    let latitude = ask("latitude", "latitude", args.latitude.clone(), configured.map(|s| s.latitude.to_string()), &|v| parse_coordinate(v, validate_latitude).map(|_| ()))?;
-    let longitude = ask("longitude", "longitude", args.longitude.clone(), configured.map(|s| s.longitude.to_string()), &|v| parse_coordinate(v, validate_longitude).map(|_| ()))?;
+    let name = ask(
+        "name",
+        "name",
+        args.name.clone(),
+        configured.map(|s| s.name.clone()),
+        &|v| {
+            if v.trim().is_empty() {
+                Err("the name must not be empty".into())
+            } else {
+                Ok(())
+            }
+        },
+    )?;
+    let latitude = ask(
+        "latitude",
+        "latitude",
+        args.latitude.clone(),
+        configured.map(|s| s.latitude.to_string()),
+        &|v| parse_coordinate(v, validate_latitude).map(|_| ()),
+    )?;
+    let longitude = ask(
+        "longitude",
+        "longitude",
+        args.longitude.clone(),
+        configured.map(|s| s.longitude.to_string()),
+        &|v| parse_coordinate(v, validate_longitude).map(|_| ()),
+    )?;
     Ok(SiteInput {
         name: name.trim().to_string(),
         latitude: parse_coordinate(&latitude, validate_latitude).map_err(anyhow::Error::msg)?,
@@ -459,10 +494,20 @@ fn active_status(
 ) -> DeploymentStatus {
     let summary = store.recording_summary(d.id).ok();
     let next_window = parse_time_zone(&config.timezone).ok().and_then(|tz| {
-        let location = d.latitude.zip(d.longitude).map(|(latitude, longitude)| Location { latitude, longitude });
+        let location = d
+            .latitude
+            .zip(d.longitude)
+            .map(|(latitude, longitude)| Location {
+                latitude,
+                longitude,
+            });
         let schedule = Schedule::new(&config.recording, tz.clone(), location).ok()?;
         let (start, end) = schedule.next_window(Timestamp::now())?;
-        let fmt = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string();
+        let fmt = |t: Timestamp| {
+            t.to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        };
         Some(format!("{} – {}", fmt(start), fmt(end)))
     });
     DeploymentStatus {
@@ -472,9 +517,7 @@ fn active_status(
         longitude: d.longitude,
         started_on: Some(d.started_on.to_string()),
         recordings: summary.as_ref().map(|s| s.count),
-        last_recording: summary
-            .and_then(|s| s.last)
-            .map(|r| r.datetime.to_string()),
+        last_recording: summary.and_then(|s| s.last).map(|r| r.datetime.to_string()),
         free_space_bytes: disk_space(recordings).ok().map(|d| d.free_bytes),
         next_window,
     }
@@ -488,13 +531,18 @@ pub fn render_status(s: &Status) -> String {
     };
     let services_ok = s.services.acoupi == "active" && s.services.beat == "active";
     let head = |ok: bool, title: &str| {
-        if ok { style::green(&format!("● {title}")) } else { style::yellow(&format!("● {title}")) }
+        if ok {
+            style::green(&format!("● {title}"))
+        } else {
+            style::yellow(&format!("● {title}"))
+        }
     };
     out.push_str(&head(services_ok, "System Services"));
     out.push('\n');
     field(&mut out, "acoupi", &s.services.acoupi);
     field(&mut out, "beat", &s.services.beat);
-    let workers_ok = s.workers.recording.as_deref() == Some("ok") && s.workers.default.as_deref() == Some("ok");
+    let workers_ok =
+        s.workers.recording.as_deref() == Some("ok") && s.workers.default.as_deref() == Some("ok");
     out.push_str(&head(workers_ok, "Workers"));
     out.push('\n');
     field(&mut out, "status", &s.workers.status);
@@ -519,12 +567,38 @@ pub fn render_status(s: &Status) -> String {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     if d.status == "active" {
         field(&mut out, "name", &opt(&d.name));
-        field(&mut out, "latitude", &d.latitude.map_or("-".into(), |v| v.to_string()));
-        field(&mut out, "longitude", &d.longitude.map_or("-".into(), |v| v.to_string()));
-        field(&mut out, "started on", &format!("{} (UTC)", opt(&d.started_on)));
-        field(&mut out, "recordings", &d.recordings.map_or("-".into(), |v| v.to_string()));
-        field(&mut out, "last recording", &format!("{} (UTC)", opt(&d.last_recording)));
-        field(&mut out, "free space", &d.free_space_bytes.map_or("-".into(), |b| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)));
+        field(
+            &mut out,
+            "latitude",
+            &d.latitude.map_or("-".into(), |v| v.to_string()),
+        );
+        field(
+            &mut out,
+            "longitude",
+            &d.longitude.map_or("-".into(), |v| v.to_string()),
+        );
+        field(
+            &mut out,
+            "started on",
+            &format!("{} (UTC)", opt(&d.started_on)),
+        );
+        field(
+            &mut out,
+            "recordings",
+            &d.recordings.map_or("-".into(), |v| v.to_string()),
+        );
+        field(
+            &mut out,
+            "last recording",
+            &format!("{} (UTC)", opt(&d.last_recording)),
+        );
+        field(
+            &mut out,
+            "free space",
+            &d.free_space_bytes.map_or("-".into(), |b| {
+                format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+            }),
+        );
         field(&mut out, "next window", &opt(&d.next_window));
     }
     out

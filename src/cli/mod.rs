@@ -83,7 +83,10 @@ pub fn parse() -> Cli {
 
 /// True for the daemons, which log at `info` by default; the CLI logs only warnings.
 pub fn is_daemon(cli: &Cli) -> bool {
-    matches!(cli.command, Command::Run | Command::Beat | Command::BootImport(_))
+    matches!(
+        cli.command,
+        Command::Run | Command::Beat | Command::BootImport(_)
+    )
 }
 
 /// Runs the parsed command.

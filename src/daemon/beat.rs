@@ -85,7 +85,11 @@ fn beat(layout: &Layout, store: &mut MetadataStore, storage: &std::path::Path) -
     let workers = control::query(&layout.control_socket(), Duration::from_secs(2)).ok();
     let status = match &workers {
         None => "down",
-        Some(s) if s.recording.health == WorkerHealth::Ok && s.default.health == WorkerHealth::Ok => "ok",
+        Some(s)
+            if s.recording.health == WorkerHealth::Ok && s.default.health == WorkerHealth::Ok =>
+        {
+            "ok"
+        }
         Some(_) => "unhealthy",
     };
     let payload = HeartbeatPayload {

@@ -22,8 +22,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use uuid::Uuid;
 
-use crate::audio::recorder::{RecorderConfig, RecorderEvent, RecorderHandle, RecorderState};
 use crate::audio::{repair_tmp_dir, spawn_recorder, FinishedFile, RepairOutcome};
+use crate::audio::{RecorderConfig, RecorderEvent, RecorderHandle, RecorderState};
 use crate::config::schema::Config;
 use crate::daemon::control::{
     DaemonStatus, DefaultWorker, RecordingWorker, WorkerHealth, PROTOCOL,
@@ -81,7 +81,10 @@ impl Program {
         let paths = layout.storage_paths(&config.paths);
         let tz = parse_time_zone(&config.timezone)?;
         let location = match (deployment.latitude, deployment.longitude) {
-            (Some(latitude), Some(longitude)) => Some(Location { latitude, longitude }),
+            (Some(latitude), Some(longitude)) => Some(Location {
+                latitude,
+                longitude,
+            }),
             _ => None,
         };
         let schedule = Schedule::new(&config.recording, tz.clone(), location)?;
@@ -225,7 +228,7 @@ impl Daemon {
                 }
             }
         }
-        for file in crate::audio::repair::unregistered_wavs(&self.program.paths.tmp_audio)? {
+        for file in crate::audio::repair::finished_wavs(&self.program.paths.tmp_audio) {
             if self.store.find_by_path(&file.path)?.is_none() {
                 tracing::warn!(path = %file.path.display(), "registering a finished recording that had no row");
                 self.register(&file)?;
@@ -330,7 +333,11 @@ impl Daemon {
     }
 
     fn management_pass(&mut self) {
-        match self.program.management.pass(&mut self.store, Timestamp::now()) {
+        match self
+            .program
+            .management
+            .pass(&mut self.store, Timestamp::now())
+        {
             Ok(report) => {
                 self.apply_disk_state(&report);
                 if report != PassReport::default() {
@@ -347,7 +354,11 @@ impl Daemon {
     }
 
     fn apply_disk_state(&self, report: &PassReport) {
-        let was = self.program.gate.paused.swap(report.disk_full, Ordering::Relaxed);
+        let was = self
+            .program
+            .gate
+            .paused
+            .swap(report.disk_full, Ordering::Relaxed);
         match (was, report.disk_full) {
             (false, true) => tracing::error!(
                 root = %self.program.paths.recordings.display(),
@@ -409,7 +420,11 @@ impl Daemon {
     /// The `STATUS=` line and the status detail: what the recorder is doing right now.
     fn detail(&self, obs: &RecorderObservation, now: Timestamp) -> String {
         let tz = self.program.gate.schedule.time_zone();
-        let local = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S %Z").to_string();
+        let local = |t: Timestamp| {
+            t.to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        };
         if self.program.gate.paused.load(Ordering::Relaxed) {
             return "disk full: recording paused until space returns".into();
         }

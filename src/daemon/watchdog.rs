@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::audio::recorder::RecorderState;
+use crate::audio::RecorderState;
 use crate::daemon::control::WorkerHealth;
 
 /// How long the capture may go without a successful read while a window is open before
@@ -90,7 +90,15 @@ mod tests {
         let started = now - jiff::SignedDuration::from_secs(600);
         let last_read = last_read_ago.map(|s| now - jiff::SignedDuration::from_secs(s));
         let stall_after = STALL_AFTER;
-        (RecorderObservation { state, last_read, started, stall_after }, now)
+        (
+            RecorderObservation {
+                state,
+                last_read,
+                started,
+                stall_after,
+            },
+            now,
+        )
     }
 
     #[test]
@@ -122,7 +130,10 @@ mod tests {
     fn dead_recorder_or_stuck_default_worker_stops_the_watchdog() {
         let (o, now) = obs(RecorderState::Stopped, Some(1));
         assert!(!may_ping(&o, WorkerHealth::Ok, false, now));
-        assert!(may_ping(&o, WorkerHealth::Ok, true, now), "schedule ended is expected");
+        assert!(
+            may_ping(&o, WorkerHealth::Ok, true, now),
+            "schedule ended is expected"
+        );
         let (o, now) = obs(RecorderState::Recording, Some(1));
         assert!(!may_ping(&o, WorkerHealth::Notok, false, now));
     }
@@ -143,15 +154,27 @@ mod tests {
     fn stall_threshold_follows_the_watchdog_timeout() {
         assert_eq!(stall_after(None), STALL_AFTER);
         assert_eq!(stall_after(Some(Duration::from_secs(30))), STALL_AFTER);
-        assert_eq!(stall_after(Some(Duration::from_secs(4))), Duration::from_secs(2));
-        assert_eq!(stall_after(Some(Duration::from_millis(500))), Duration::from_secs(1));
+        assert_eq!(
+            stall_after(Some(Duration::from_secs(4))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            stall_after(Some(Duration::from_millis(500))),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
     fn default_worker_is_notok_when_passes_stop() {
         let i = Duration::from_secs(10);
-        assert_eq!(default_health(Some(Duration::from_secs(5)), i), WorkerHealth::Ok);
+        assert_eq!(
+            default_health(Some(Duration::from_secs(5)), i),
+            WorkerHealth::Ok
+        );
         assert_eq!(default_health(None, i), WorkerHealth::Ok);
-        assert_eq!(default_health(Some(Duration::from_secs(61)), i), WorkerHealth::Notok);
+        assert_eq!(
+            default_health(Some(Duration::from_secs(61)), i),
+            WorkerHealth::Notok
+        );
     }
 }

@@ -68,7 +68,7 @@ pub enum ManagementError {
     },
 }
 
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ManagementError + '_ {
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ManagementError + 'a {
     move |source| ManagementError::Io {
         op,
         path: path.to_path_buf(),
@@ -113,7 +113,7 @@ impl Management {
 
     /// `recordings/YYYY/MM/DD/<file name>`, zero-padded, in UTC like the file names.
     fn destination(&self, rec: &Recording, path: &Path) -> PathBuf {
-        let day = rec.datetime.to_zoned(jiff::tz::TimeZone::UTC);
+        let day = rec.datetime.to_zoned_datetime(jiff::tz::TimeZone::UTC);
         let name = path.file_name().map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(format!("{}.wav", rec.datetime.strftime("%Y%m%d_%H%M%S")))
         });

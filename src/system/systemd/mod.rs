@@ -26,6 +26,18 @@ pub const BEAT_UNIT: &str = "acoupi-beat.service";
 /// Both units, main first.
 pub const UNITS: [&str; 2] = [MAIN_UNIT, BEAT_UNIT];
 
+/// The system units as baked into the image; user mode derives its units from them.
+pub const SYSTEM_UNITS: [UnitSource; 2] = [
+    UnitSource {
+        name: MAIN_UNIT,
+        text: include_str!("../../../overlay/usr/lib/systemd/system/acoupi.service"),
+    },
+    UnitSource {
+        name: BEAT_UNIT,
+        text: include_str!("../../../overlay/usr/lib/systemd/system/acoupi-beat.service"),
+    },
+];
+
 /// Environment variable naming the `systemctl` program to run.
 pub const SYSTEMCTL_ENV: &str = "ACOUPI_SYSTEMCTL";
 
