@@ -502,13 +502,22 @@ fn active_status(
                 longitude,
             });
         let schedule = Schedule::new(&config.recording, tz.clone(), location).ok()?;
-        let (start, end) = schedule.next_window(Timestamp::now())?;
+        let now = Timestamp::now();
+        let (start, end) = schedule.next_window(now)?;
         let fmt = |t: Timestamp| {
             t.to_zoned_datetime(tz.clone())
                 .strftime("%Y-%m-%d %H:%M %Z")
                 .to_string()
         };
-        Some(format!("{} – {}", fmt(start), fmt(end)))
+        // Continuous schedules come back cut at the search horizon: say what they mean.
+        if end.duration_since(start) > jiff::SignedDuration::from_hours(24 * 300) {
+            return Some("around the clock".to_string());
+        }
+        Some(if start <= now {
+            format!("open now, until {}", fmt(end))
+        } else {
+            format!("{} – {}", fmt(start), fmt(end))
+        })
     });
     DeploymentStatus {
         status: "active".into(),
