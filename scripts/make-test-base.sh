@@ -79,7 +79,7 @@ fi
 
 # Root file system staged in a directory, then written by mke2fs -d.
 r=$tmp/root
-mkdir -p "$r"/{etc/systemd/system/multi-user.target.wants,etc/apt,usr/bin,usr/sbin,usr/lib/systemd/system} \
+mkdir -p "$r"/{etc/systemd/system/multi-user.target.wants,etc/apt,usr/bin,usr/sbin,usr/share,usr/lib/systemd/system} \
 	"$r"/{usr/lib/sysusers.d,usr/lib/tmpfiles.d,var/lib,var/log,boot/firmware,home,root,run,tmp}
 cat >"$r/etc/passwd" <<'PASSWD'
 root:x:0:0:root:/root:/bin/bash

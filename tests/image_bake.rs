@@ -501,3 +501,22 @@ fn pinned_bases_name_a_url_and_sha256_for_both_arches() {
         assert!(fields[2].chars().all(|c| c.is_ascii_hexdigit()));
     }
 }
+
+#[test]
+fn armhf_bakes_the_armv7_musl_binary_by_default() {
+    let bench = Bench::new();
+    let out = script("build-image.sh")
+        .args(["--arch", "armhf", "--dist"])
+        .arg(bench.dist())
+        .arg("--build-dir")
+        .arg(bench.path("build"))
+        .output()
+        .expect("run build-image.sh");
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("target/armv7-unknown-linux-musleabihf/release/acoupi not found"),
+        "{stderr}"
+    );
+    assert!(!bench.dist().exists());
+}
