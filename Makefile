@@ -87,10 +87,10 @@ cross-build: alsa-source ## the same static binaries through `cross` (needs Dock
 
 test: test-host test-cross ## all tests: host, then both musl targets under qemu-user
 
-test-host: ## host tests only
+test-host: deps ## host tests only
 	cargo test
 
-test-cross: ## the test suite for both musl targets, run under qemu-user
+test-cross: deps ## the test suite for both musl targets, run under qemu-user
 	for t in $(TARGETS); do
 	  echo "== cargo test --target $$t (qemu-user)" >&2
 	  cargo test --target $$t
@@ -127,7 +127,7 @@ IMAGE_HOSTNAME := $(if $(filter command line,$(origin HOSTNAME)),$(HOSTNAME))
 image_q = '$(subst ','\'',$(1))'
 
 .PHONY: image test-image bench-image lint-image
-image: ## Bake dist/acoupi-<version>-<arch>.img.xz (+ .img.bmap, .manifest.json, SHA256SUMS)
+image: deps build ## Bake dist/acoupi-<version>-<arch>.img.xz (+ .img.bmap, .manifest.json, SHA256SUMS)
 	scripts/build-image.sh --arch $(call image_q,$(ARCH)) --base $(call image_q,$(BASE_IMAGE)) \
 	  --base-sha256 $(call image_q,$(BASE_SHA256)) --config $(call image_q,$(CONFIG)) \
 	  --binary $(call image_q,$(BINARY)) --version $(call image_q,$(VERSION)) --dist $(call image_q,$(DIST)) \

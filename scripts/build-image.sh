@@ -7,7 +7,7 @@
 #          [--wifi-ssid SSID --wifi-psk PSK --wifi-country CC] [--timezone ZONE]
 #          [--version V] [--dist DIR] [--build-dir DIR]
 # Environment: SOURCE_DATE_EPOCH (default: the commit time), ACOUPI_HOST (host binary used
-# to validate --config), ACOUPI_VALIDATE_CMD (its subcommand, default "config check-file").
+# to validate --config), ACOUPI_VALIDATE_CMD (its subcommand, default "config validate").
 set -euo pipefail
 here=$(dirname "$0")
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -76,7 +76,7 @@ validate_config() {
 	fi
 	[[ -n $host && -x $host ]] || die "no host acoupi binary to validate $1; run cargo build or set ACOUPI_HOST"
 	local -a cmd
-	read -r -a cmd <<<"${ACOUPI_VALIDATE_CMD:-config check-file}"
+	read -r -a cmd <<<"${ACOUPI_VALIDATE_CMD:-config validate}"
 	out=$("$host" "${cmd[@]}" "$1" 2>&1) || die "invalid site configuration $1: $out"
 }
 

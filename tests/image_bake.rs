@@ -4,11 +4,9 @@
 //! `xz` for the release files, `debugfs` and `e2fsck -fn` for the root file system, mtools
 //! for the boot partition. Bad inputs must fail with a clear message and leave `dist/` empty.
 //!
-//! Validation of a site configuration is the host binary's job (`ACOUPI_VALIDATE_CMD`,
-//! default `acoupi config check-file`). Until that command exists in this branch these tests
-//! give the pipeline a stand-in validator (a shell script that rejects files containing
-//! `INVALID`), so what they prove is the pipeline's side of the contract: it asks the
-//! validator, refuses a rejected file with the validator's reason, and bakes an accepted one.
+//! Validation of a site configuration is the host binary's job: the pipeline runs this
+//! crate's own `acoupi config validate FILE` (the same validator as `acoupi config`), so a
+//! rejected file fails the bake with the validator's reason.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -44,7 +42,7 @@ fn ok(cmd: &mut Command) -> Output {
     out
 }
 
-/// A scratch directory with a synthetic base, a stand-in binary and validator.
+/// A scratch directory with a synthetic base and the binary to bake.
 struct Bench {
     dir: tempfile::TempDir,
 }
@@ -52,14 +50,6 @@ struct Bench {
 impl Bench {
     fn new() -> Bench {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let validator = dir.path().join("validator");
-        // Called as `validator config check-file FILE`.
-        fs::write(
-            &validator,
-            "#!/bin/sh\nif grep -q INVALID \"$3\"; then echo \"$3: unknown field INVALID\" >&2; exit 2; fi\n",
-        )
-        .expect("validator");
-        make_executable(&validator);
         let binary = dir.path().join("acoupi");
         let real = repo().join("build/target/aarch64-unknown-linux-musl/release/acoupi");
         if real.is_file() {
@@ -112,7 +102,7 @@ impl Bench {
             .args(args)
             .env("SOURCE_DATE_EPOCH", EPOCH)
             .env("XZ_LEVEL", "0")
-            .env("ACOUPI_HOST", self.path("validator"))
+            .env("ACOUPI_HOST", env!("CARGO_BIN_EXE_acoupi"))
             .output()
             .expect("run build-image.sh")
     }
@@ -306,7 +296,7 @@ fn bake_without_config_writes_every_file_and_enables_only_the_boot_import() {
 fn site_config_with_deployment_enables_the_recorder_and_seeds_cloud_init() {
     let bench = Bench::new();
     let base = bench.base(&[]);
-    let site = "(deployment: Some((name: \"wood-7\", latitude: 52.1, longitude: 0.3)))\n";
+    let site = "(microphone: (device_name: \"USB\"), deployment: Some((name: \"wood-7\", latitude: 52.1, longitude: 0.3)))\n";
     let config = bench.write("site.ron", site);
     let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDtest field@laptop";
     bench.bake_ok(
@@ -370,7 +360,7 @@ fn site_config_without_deployment_enables_nothing() {
     let base = bench.base(&[]);
     let config = bench.write(
         "site.ron",
-        "// deployment: Some((name: \"x\"))\n(timezone: \"UTC\")\n",
+        "// deployment: Some((name: \"x\"))\n(timezone: \"UTC\", microphone: (device_name: \"USB\"))\n",
     );
     bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
     let img = bench.restored();
@@ -480,7 +470,7 @@ fn invalid_site_configuration_is_refused_with_the_validators_reason() {
         "invalid site configuration",
     );
     let out = bench.bake(&base, &["--config", config.to_str().expect("utf-8 path")]);
-    assert!(text(&out.stderr).contains("unknown field INVALID"));
+    assert!(text(&out.stderr).contains("unknown field `INVALID` at the top level"));
 }
 
 #[test]

@@ -32,6 +32,15 @@ pub enum ConfigCommand {
     Import(ImportArgs),
     /// Print the commented example configuration with every field explained.
     Example,
+    /// Check a configuration file without installing it (exit 0 when it is valid).
+    Validate(ValidateArgs),
+}
+
+/// `acoupi config validate FILE`
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The file to check, e.g. a site configuration before it is baked into an image.
+    pub file: PathBuf,
 }
 
 /// `acoupi config get [FIELD] [--json]`
@@ -75,6 +84,11 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
         ConfigCommand::Import(a) => import(&layout, a),
         ConfigCommand::Example => {
             print!("{}", config::example_ron());
+            Ok(())
+        }
+        ConfigCommand::Validate(a) => {
+            config::load(&a.file)?;
+            println!("{} is a valid configuration", a.file.display());
             Ok(())
         }
     }
@@ -137,15 +151,10 @@ pub(crate) fn field_errors(errors: &[FieldError]) -> String {
         .join("\n")
 }
 
-/// The pid file the recorder daemon writes while it runs.
-pub fn pid_file(layout: &Layout) -> PathBuf {
-    layout.runtime_dir.join("acoupi.pid")
-}
-
 /// Sends SIGHUP to a running recorder so it rereads the configuration; says so when it
 /// did. No pid file, or a stale one, means nothing is running: nothing to do.
 fn reload_running(layout: &Layout) -> anyhow::Result<()> {
-    if let Some(pid) = running_pid(&pid_file(layout)) {
+    if let Some(pid) = running_pid(&layout.pid_file()) {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
             .with_context(|| format!("asking the running recorder (pid {pid}) to reload"))?;
         println!("reloaded running recorder");
