@@ -253,6 +253,19 @@ fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (
     assert!(settled, "capture did not catch up with the writer");
     r.daemon.child.kill().expect("SIGKILL");
     r.daemon.child.wait().unwrap();
+    // Stream time runs a chunk or two ahead of the wall clock here (the FIFO holds audio
+    // before capture starts). A restart within the `.part`'s second would name a file
+    // after that same second; wait it out so the files left by the crash are told apart.
+    for part in part_files(&tmp) {
+        let stem = part.file_name().unwrap().to_string_lossy()[..15].to_string();
+        let start = jiff::civil::DateTime::strptime("%Y%m%d_%H%M%S", &stem)
+            .unwrap()
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp();
+        let end = start + jiff::SignedDuration::from_millis(1100);
+        wait_until(Duration::from_secs(3), || jiff::Timestamp::now() > end);
+    }
     (limit, limit - boundary)
 }
 
