@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use acoupi::store::{audit, MetadataStore, RecordingState};
 use nix::sys::signal::Signal;
-use support::{part_frames, part_files, ramp, wav_files, wav_samples, Feeder, Install, Notify};
+use support::{part_files, part_frames, ramp, wav_files, wav_samples, Feeder, Install, Notify};
 use support::{wait_until, CHUNK, RATE};
 
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -109,9 +109,11 @@ fn watchdog_is_withheld_while_capture_stalls_and_resumes_with_audio() {
     // Audio flows: pings at the cadence, and STATUS= says it records.
     assert!(
         r.notify
-            .wait_for(r.ready_at + Duration::from_millis(3500), READY_WITHIN, |l| {
-                l == "WATCHDOG=1"
-            })
+            .wait_for(
+                r.ready_at + Duration::from_millis(3500),
+                READY_WITHIN,
+                |l| { l == "WATCHDOG=1" }
+            )
             .is_some(),
         "pings stopped while audio flows; log:\n{}",
         r.daemon.log_text()
@@ -223,7 +225,10 @@ fn sigterm_finishes_the_current_file_and_every_file_has_its_row() {
         "the files after the first are whole seconds except the last"
     );
     assert_rows_match_files(&r.install);
-    assert!(r.daemon.log_text().contains("stopping: finishing the current file"));
+    assert!(r
+        .daemon
+        .log_text()
+        .contains("stopping: finishing the current file"));
 }
 
 /// Kills the recorder with SIGKILL once `files_before` files are finished and the next
@@ -242,7 +247,10 @@ fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (
     let boundary = first + (files_before - 1) * RATE;
     let limit = (boundary + after_boundary).div_ceil(CHUNK) * CHUNK;
     r.feeder.pause_at(limit);
-    assert!(r.feeder.written() < limit, "the feeder ran past the boundary");
+    assert!(
+        r.feeder.written() < limit,
+        "the feeder ran past the boundary"
+    );
     // Wait until capture has stored every sample written: the state is then still.
     let settled = wait_until(Duration::from_secs(6), || {
         let wavs = wav_files(&tmp);
@@ -284,12 +292,18 @@ fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
     let t0 = Instant::now();
     let mut daemon = r.install.spawn_daemon("run", &notify);
     assert!(
-        notify.wait_for(t0, READY_WITHIN, |l| l == "READY=1").is_some(),
+        notify
+            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
+            .is_some(),
         "no READY after restart; log:\n{}",
         daemon.log_text()
     );
     // Repaired before READY and moved by the start-up management pass.
-    let stem = part.file_name().unwrap().to_string_lossy().replace(".wav.part", ".wav");
+    let stem = part
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".wav.part", ".wav");
     assert!(!part.exists(), "the .part is still there");
     let kept: Vec<_> = wav_files(&r.install.recordings())
         .into_iter()
@@ -302,10 +316,15 @@ fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
         assert_eq!(*s, ramp(written - in_part + i as u64), "sample {i}");
     }
     let store = MetadataStore::open(&r.install.db()).unwrap();
-    let row = store.find_by_path(&kept[0]).unwrap().expect("recovered file has a row");
+    let row = store
+        .find_by_path(&kept[0])
+        .unwrap()
+        .expect("recovered file has a row");
     assert_eq!(row.frames, Some(in_part));
     assert!(
-        daemon.log_text().contains("recovered an interrupted recording"),
+        daemon
+            .log_text()
+            .contains("recovered an interrupted recording"),
         "{}",
         daemon.log_text()
     );
@@ -313,7 +332,9 @@ fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
     assert!(feeder.wait_written(written + RATE, Duration::from_secs(3)));
     daemon.signal(Signal::SIGTERM);
     assert_eq!(
-        daemon.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        daemon
+            .wait_exit(Duration::from_secs(5))
+            .and_then(|s| s.code()),
         Some(0)
     );
     assert_rows_match_files(&r.install);
@@ -334,8 +355,14 @@ fn part_shorter_than_one_period_is_discarded_after_kill_9() {
     let notify = Notify::bind(&r.install.root().join("second"));
     let t0 = Instant::now();
     let mut daemon = r.install.spawn_daemon("run", &notify);
-    assert!(notify.wait_for(t0, READY_WITHIN, |l| l == "READY=1").is_some());
-    assert!(!parts[0].exists(), "{in_part} frames; log:\n{}", daemon.log_text());
+    assert!(notify
+        .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
+        .is_some());
+    assert!(
+        !parts[0].exists(),
+        "{in_part} frames; log:\n{}",
+        daemon.log_text()
+    );
     let log = daemon.log_text();
     // A period is 0.1 s = 800 frames. The cut lands on a chunk, so the part holds 1..=800
     // frames; exactly 800 (the boundary fell on a chunk edge) is one period and is kept.
@@ -350,11 +377,17 @@ fn part_shorter_than_one_period_is_discarded_after_kill_9() {
     }
     daemon.signal(Signal::SIGTERM);
     assert_eq!(
-        daemon.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        daemon
+            .wait_exit(Duration::from_secs(5))
+            .and_then(|s| s.code()),
         Some(0)
     );
     assert_rows_match_files(&r.install);
-    let stem = parts[0].file_name().unwrap().to_string_lossy().replace(".wav.part", ".wav");
+    let stem = parts[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".wav.part", ".wav");
     let survived = wav_files(&r.install.recordings())
         .iter()
         .any(|f| f.file_name().unwrap().to_string_lossy() == stem);

@@ -108,6 +108,21 @@ impl Install {
         }
     }
 
+    /// Points `filecap` at a regular file holding 2 s of ramp instead of the FIFO, for
+    /// commands that only open the microphone briefly (`check`).
+    pub fn mic_from_file(&self) {
+        let raw = self.root().join("mic.raw");
+        let bytes: Vec<u8> = (0..2 * RATE).flat_map(|i| ramp(i).to_le_bytes()).collect();
+        std::fs::write(&raw, bytes).expect("mic.raw");
+        let conf = std::fs::read_to_string(&self.alsa_conf).expect("asound.conf");
+        let fifo = self.fifo.display().to_string();
+        std::fs::write(
+            &self.alsa_conf,
+            conf.replace(&fifo, &raw.display().to_string()),
+        )
+        .expect("asound.conf");
+    }
+
     /// The temporary directory everything lives in.
     pub fn root(&self) -> &Path {
         self.dir.path()
@@ -232,9 +247,10 @@ impl Install {
     /// Starts `acoupi SUBCOMMAND` (`run` or `beat`) as systemd would: `NOTIFY_SOCKET`,
     /// `WATCHDOG_USEC`, log level info, stderr to a file.
     pub fn spawn_daemon(&self, subcommand: &str, notify: &Notify) -> Daemon {
-        let log = self
-            .root()
-            .join(format!("{subcommand}-{}.log", DAEMONS.fetch_add(1, Ordering::Relaxed)));
+        let log = self.root().join(format!(
+            "{subcommand}-{}.log",
+            DAEMONS.fetch_add(1, Ordering::Relaxed)
+        ));
         let stderr = std::fs::File::create(&log).expect("daemon log");
         let child = self
             .cmd(&[subcommand])
@@ -493,9 +509,7 @@ fn feed(
     while !stop.load(Ordering::Relaxed) {
         let n = written.load(Ordering::SeqCst);
         if n < limit.load(Ordering::SeqCst) {
-            let bytes: Vec<u8> = (n..n + CHUNK)
-                .flat_map(|i| ramp(i).to_le_bytes())
-                .collect();
+            let bytes: Vec<u8> = (n..n + CHUNK).flat_map(|i| ramp(i).to_le_bytes()).collect();
             if file.write_all(&bytes).is_err() {
                 return; // the reader went away
             }
