@@ -290,9 +290,19 @@ mod tests {
             let path = self
                 .tmp
                 .join(format!("{}.wav", crate::audio::wav::file_stem(start)));
-            let content: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
-            fs::write(&path, content).unwrap();
+            fs::write(&path, vec![start.subsec_millisecond() as u8; bytes]).unwrap();
             self.register(&path, start, bytes)
+        }
+
+        /// A recording already kept in the recordings root (written there directly:
+        /// large files need no copy and fsync to test retention).
+        fn kept(&mut self, start: Timestamp, bytes: usize) -> Recording {
+            let rec = self.record(start, bytes);
+            let tmp_path = rec.path.clone().unwrap();
+            let dest = self.root.join(tmp_path.file_name().unwrap());
+            fs::create_dir_all(&self.root).unwrap();
+            fs::rename(&tmp_path, &dest).unwrap();
+            self.store.mark_kept(rec.id, &dest).unwrap()
         }
 
         fn register(&mut self, path: &Path, start: Timestamp, bytes: usize) -> Recording {
@@ -402,11 +412,10 @@ mod tests {
         let mut f = fixture();
         // Large enough that other processes writing to the same disk during the pass do
         // not change which files must go: the margin is half a file.
-        const SIZE: usize = 64 << 20;
-        let old = f.record(at("2026-01-02T00:00:00Z"), SIZE);
-        let middle = f.record(at("2026-01-03T00:00:00Z"), SIZE);
-        let young = f.record(at("2026-01-04T00:00:00Z"), SIZE);
-        f.pass(&f.management(), at("2026-01-05T00:00:00Z"));
+        const SIZE: usize = 16 << 20;
+        let old = f.kept(at("2026-01-02T00:00:00Z"), SIZE);
+        let middle = f.kept(at("2026-01-03T00:00:00Z"), SIZE);
+        let young = f.kept(at("2026-01-04T00:00:00Z"), SIZE);
         let mut m = f.management();
         m.min_free_bytes = available_bytes(&f.root).unwrap() + (SIZE as u64) * 3 / 2;
         let report = f.pass(&m, at("2026-01-05T00:00:00Z"));
