@@ -411,7 +411,7 @@ mod tests {
     fn free_space_retires_the_oldest_kept_recordings_and_no_more() {
         let mut f = fixture();
         // Large enough that other processes writing to the same disk during the pass do
-        // not change which files must go: the margin is half a file.
+        // not change which files must go: the margin is half a file (8 MiB).
         const SIZE: usize = 16 << 20;
         let old = f.kept(at("2026-01-02T00:00:00Z"), SIZE);
         let middle = f.kept(at("2026-01-03T00:00:00Z"), SIZE);
