@@ -154,6 +154,15 @@ fn watchdog_is_withheld_while_capture_stalls_and_resumes_with_audio() {
     assert_eq!(json["recording"]["health"], "notok", "{json:#}");
     assert_eq!(json["recording"]["state"], "stalled", "{json:#}");
     assert_eq!(json["default"]["health"], "ok", "{json:#}");
+    // The CLI tells the operator the same.
+    let status: serde_json::Value =
+        serde_json::from_str(&r.install.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    assert_eq!(status["workers"]["status"], "available", "{status:#}");
+    assert_eq!(status["workers"]["recording"], "notok", "{status:#}");
+    assert_eq!(
+        status["workers"]["detail"], "capture stalled: no audio from the microphone",
+        "{status:#}"
+    );
     // Watch one more interval: no ping may come once the stall is judged.
     std::thread::sleep(PING_EVERY + Duration::from_millis(300));
     let last_ping = *r.notify.times_of("WATCHDOG=1").last().unwrap();
@@ -397,4 +406,26 @@ fn part_shorter_than_one_period_is_discarded_after_kill_9() {
         .iter()
         .any(|f| f.file_name().unwrap().to_string_lossy() == stem);
     assert_eq!(survived, in_part >= RATE / 10);
+}
+
+#[test]
+fn run_without_a_deployment_refuses_to_start_and_says_what_to_do() {
+    let install = Install::new();
+    install.setup(&[]);
+    let notify = Notify::bind(install.root());
+    let mut daemon = install.spawn_daemon("run", &notify);
+    let status = daemon
+        .wait_exit(Duration::from_secs(5))
+        .expect("the recorder kept running without a deployment");
+    assert_eq!(status.code(), Some(2));
+    let log = daemon.log_text();
+    let want = format!(
+        "error: no active deployment in {}: run `acoupi deployment start`",
+        install.db().display()
+    );
+    assert!(log.contains(&want), "{log}");
+    assert!(
+        notify.times_of("READY=1").is_empty(),
+        "READY without a deployment"
+    );
 }
