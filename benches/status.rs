@@ -13,7 +13,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Feeder, Install, Notify};
+use support::feeder::Feeder;
+use support::{Install, Notify};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

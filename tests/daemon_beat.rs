@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use acoupi::store::{Heartbeat, MetadataStore};
 use nix::sys::signal::Signal;
-use support::{Feeder, Install, Notify};
+use support::feeder::Feeder;
+use support::{Install, Notify};
 
 fn heartbeats(i: &Install) -> Vec<Heartbeat> {
     MetadataStore::open(&i.db())

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use acoupi::store::{audit, MetadataStore, RecordingState};
 use nix::sys::signal::Signal;
-use support::{part_files, part_frames, ramp, wav_files, wav_samples, Feeder, Install, Notify};
+use support::feeder::Feeder;
+use support::{part_files, part_frames, ramp, wav_files, wav_samples, Install, Notify};
 use support::{wait_until, CHUNK, RATE};
 
 const READY_WITHIN: Duration = Duration::from_secs(10);
