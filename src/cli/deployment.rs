@@ -20,6 +20,7 @@ use crate::config::validate::{validate_latitude, validate_longitude};
 use crate::daemon::control;
 use crate::schedule::{parse_time_zone, Location, Schedule};
 use crate::store::metadata::{Deployment, MetadataStore};
+use crate::store::{Check, Durability, StoreError};
 use crate::system::layout::{Layout, Mode};
 use crate::system::metrics::disk_space;
 use crate::system::storage;
@@ -213,12 +214,19 @@ fn roll_back(systemctl: &Systemctl, store: &mut MetadataStore) {
 fn stop(layout: &Layout) -> anyhow::Result<()> {
     let config = crate::config::load(&layout.config_file)?;
     let paths = layout.storage_paths(&config.paths);
-    let mut store = MetadataStore::open(&paths.db_metadata)?;
-    let Some(active) = store.active_deployment()? else {
-        return Err(Refused(
+    let not_deployed = || {
+        Refused(
             "acoupi is not deployed: there is nothing to stop (start one with `acoupi deployment start`)".into(),
         )
-        .into());
+    };
+    let mut store = match MetadataStore::open(&paths.db_metadata) {
+        Ok(store) => store,
+        // No storages yet: nothing was ever deployed.
+        Err(StoreError::ParentMissing { .. }) => return Err(not_deployed().into()),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(active) = store.active_deployment()? else {
+        return Err(not_deployed().into());
     };
     println!(
         "Stopping deployment {:?}: finishing the current file...",
@@ -384,7 +392,7 @@ pub struct ProgramStatus {
 /// The deployment section.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeploymentStatus {
-    /// `active` or `inactive`.
+    /// `active`, `inactive`, or `unknown` when metadata.db cannot be read.
     pub status: String,
     /// Deployment name.
     pub name: Option<String>,
@@ -442,19 +450,29 @@ pub fn collect_status(layout: &Layout) -> Status {
         ),
         Ok(config) => {
             let paths = layout.storage_paths(&config.paths);
-            let deployment = match MetadataStore::open(&paths.db_metadata)
+            let ok = ProgramStatus {
+                status: "ok".into(),
+                problem: None,
+            };
+            // A quick check keeps status fast; start-up and `acoupi check` do the full one.
+            match MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)
                 .and_then(|s| s.active_deployment().map(|d| (s, d)))
             {
-                Ok((store, Some(d))) => active_status(&store, &d, &config, &paths.recordings),
-                _ => inactive(),
-            };
-            (
-                ProgramStatus {
-                    status: "ok".into(),
-                    problem: None,
-                },
-                deployment,
-            )
+                Ok((store, Some(d))) => (ok, active_status(&store, &d, &config, &paths.recordings)),
+                // No storages yet: nothing was ever deployed.
+                Ok((_, None)) | Err(StoreError::ParentMissing { .. }) => (ok, inactive()),
+                // A damaged or unreadable metadata.db must not read as "not deployed".
+                Err(e) => (
+                    ProgramStatus {
+                        status: "unhealthy".into(),
+                        problem: Some(e.to_string()),
+                    },
+                    DeploymentStatus {
+                        status: "unknown".into(),
+                        ..inactive()
+                    },
+                ),
+            }
         }
     };
     Status {

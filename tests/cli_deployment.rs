@@ -1,0 +1,591 @@
+//! `acoupi deployment start|stop|status` and `acoupi check` end to end in user mode: the
+//! real binary, a real metadata.db, the fake `systemctl` (state files and a call log)
+//! and user units written to `$XDG_CONFIG_HOME/systemd/user`.
+//!
+//! Bad inputs and the exact message each must produce (stderr contains the text; `{cfg}`,
+//! `{db}`, `{root}` are this test's paths):
+//!
+//! | input | command | exit | message |
+//! |---|---|---|---|
+//! | latitude `abc` | `deployment start` | 2 | `--latitude "abc": "abc" is not a number in degrees` |
+//! | latitude `91` | `deployment start` | 2 | `--latitude "91": must be between -90 and 90 degrees, got 91` |
+//! | longitude `181` | `deployment start` | 2 | `--longitude "181": must be between -180 and 180 degrees, got 181` |
+//! | unknown field | `config set microphone.samplrate 8000` | 2 | ``unknown field `samplrate` in microphone; did you mean `samplerate`?`` |
+//! | malformed RON | `deployment start` | 2 | `{cfg}:LINE:COL: expected comma` and `the configuration at {cfg} is not usable` |
+//! | no configuration | `deployment start` | 2 | ``no configuration at {cfg}: run `acoupi setup` `` |
+//! | garbage in metadata.db | `deployment start` | 2 | ``metadata.db at {db} is corrupt (…): move it aside and run `acoupi check`; recordings on disk are kept`` |
+//! | recordings inside a file | `check` | 1 | `creating storage folder {root}/afile/rec: Not a directory (os error 20); check the path in the configuration and the permissions of its parent` |
+//! | device `NoSuchMic` | `check` | 1 | ``microphone "NoSuchMic": no capture device matches "NoSuchMic"; cards: … (run `acoupi devices` to see what is connected)`` |
+//! | start twice | `deployment start` | 1 | ``a deployment is already active: "first" since … UTC; stop it first with `acoupi deployment stop` `` |
+//! | not deployed | `deployment stop` | 1 | ``acoupi is not deployed: there is nothing to stop (start one with `acoupi deployment start`)`` |
+
+mod support;
+
+use std::path::Path;
+
+use acoupi::store::MetadataStore;
+use support::{Install, Outcome};
+
+const UNITS: [&str; 2] = ["acoupi.service", "acoupi-beat.service"];
+
+fn start_args<'a>(name: &'a str, lat: &'a str, lon: &'a str) -> Vec<&'a str> {
+    vec![
+        "deployment",
+        "start",
+        "--name",
+        name,
+        "--latitude",
+        lat,
+        "--longitude",
+        lon,
+    ]
+}
+
+/// An installation configured for the `filecap` test microphone (a regular file).
+fn installed() -> Install {
+    let i = Install::new();
+    i.setup(&[]);
+    i.mic_from_file();
+    i
+}
+
+fn unit_state(i: &Install, unit: &str, kind: &str, default: &str) -> String {
+    std::fs::read_to_string(i.state.join(format!("{unit}.{kind}")))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| default.to_string())
+}
+
+fn store(i: &Install) -> MetadataStore {
+    MetadataStore::open(&i.db()).expect("metadata.db opens")
+}
+
+fn assert_fails(o: &Outcome, code: i32, needle: &str) {
+    assert_eq!(o.code, Some(code), "{o:#?}");
+    assert!(
+        o.stderr.contains(needle),
+        "stderr lacks {needle:?}:\n{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn user_mode_deployment_lifecycle_end_to_end() {
+    let i = installed();
+    let check = i.ok(&["check"]);
+    assert!(check.stdout.contains("Health checks passed"), "{check:#?}");
+
+    // start: units written, enabled and started, the row recorded.
+    let out = i.ok(&start_args("first", "51.5", "-0.12"));
+    assert!(out.stdout.contains("Deployment started."), "{out:#?}");
+    for unit in UNITS {
+        let text = std::fs::read_to_string(i.unit_dir().join(unit)).expect("unit written");
+        assert!(
+            text.contains(env!("CARGO_BIN_EXE_acoupi")),
+            "{unit} does not run this binary:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("ACOUPI_HOME={}", i.home.display())),
+            "{text}"
+        );
+        assert_eq!(unit_state(&i, unit, "enabled", "disabled"), "enabled");
+        assert_eq!(unit_state(&i, unit, "active", "inactive"), "active");
+    }
+    let log = i.systemctl_log();
+    assert!(
+        log.contains("--user enable acoupi.service acoupi-beat.service\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("--user start acoupi.service acoupi-beat.service\n"),
+        "{log}"
+    );
+    let first = store(&i).active_deployment().unwrap().expect("active row");
+    assert_eq!(
+        (first.name.as_str(), first.latitude, first.longitude),
+        ("first", Some(51.5), Some(-0.12))
+    );
+
+    // status: the four sections, services from systemctl, no daemon to answer.
+    let text = i.ok(&["deployment", "status"]).stdout;
+    for section in ["System Services", "Workers", "Program", "Deployment"] {
+        assert!(text.contains(&format!("● {section}\n")), "{text}");
+    }
+    for line in [
+        "acoupi : active",
+        "beat : active",
+        "status : unavailable",
+        "status : ok",
+        "status : active",
+        "name : first",
+        "latitude : 51.5",
+        "longitude : -0.12",
+        "next window : around the clock",
+    ] {
+        assert!(text.contains(line), "{line:?} not in\n{text}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&i.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    assert_eq!(json["services"]["acoupi"], "active");
+    assert_eq!(json["services"]["beat"], "active");
+    assert_eq!(json["workers"]["status"], "unavailable");
+    assert!(json["workers"]["recording"].is_null());
+    assert_eq!(json["program"]["status"], "ok");
+    assert_eq!(json["deployment"]["status"], "active");
+    assert_eq!(json["deployment"]["name"], "first");
+    assert_eq!(json["deployment"]["recordings"], 0);
+
+    // start again: refused, the first deployment untouched.
+    let again = i.run(&start_args("second", "1", "1"));
+    assert_fails(
+        &again,
+        1,
+        &format!(
+            "error: a deployment is already active: \"first\" since {} UTC; stop it first with `acoupi deployment stop`",
+            first.started_on.strftime("%Y-%m-%d %H:%M")
+        ),
+    );
+    assert_eq!(store(&i).active_deployment().unwrap(), Some(first.clone()));
+    assert_eq!(store(&i).deployments().unwrap().len(), 1);
+
+    // stop: services stopped and disabled, the row ended.
+    let stopped = i.ok(&["deployment", "stop"]);
+    assert!(
+        stopped
+            .stdout
+            .contains("Deployment stopped. 0 recordings, 0.0 minutes in total."),
+        "{stopped:#?}"
+    );
+    let log = i.systemctl_log();
+    let stop_at = log
+        .find("--user stop acoupi.service acoupi-beat.service\n")
+        .expect("stop logged");
+    let disable_at = log
+        .find("--user disable acoupi.service acoupi-beat.service\n")
+        .expect("disable logged");
+    assert!(
+        stop_at < disable_at,
+        "services disabled before stopping:\n{log}"
+    );
+    for unit in UNITS {
+        assert_eq!(unit_state(&i, unit, "active", "inactive"), "inactive");
+        assert_eq!(unit_state(&i, unit, "enabled", "disabled"), "disabled");
+    }
+    let rows = store(&i).deployments().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].ended_on.is_some_and(|e| e >= first.started_on));
+    assert!(store(&i).active_deployment().unwrap().is_none());
+    let status: serde_json::Value =
+        serde_json::from_str(&i.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    assert_eq!(status["deployment"]["status"], "inactive");
+    assert_eq!(status["services"]["acoupi"], "inactive");
+
+    // stop again: refused.
+    assert_fails(
+        &i.run(&["deployment", "stop"]),
+        1,
+        "error: acoupi is not deployed: there is nothing to stop (start one with `acoupi deployment start`)",
+    );
+
+    // start again: a second row; the first stays ended.
+    i.ok(&start_args("second", "-33.9", "18.4"));
+    let rows = store(&i).deployments().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    let active = store(&i).active_deployment().unwrap().expect("active");
+    assert_eq!(active.name, "second");
+    assert!(rows
+        .iter()
+        .any(|d| d.id == first.id && d.ended_on.is_some()));
+}
+
+#[test]
+fn failed_service_start_is_rolled_back_and_earlier_deployments_are_kept() {
+    let i = installed();
+    let mut args = start_args("earlier", "10", "10");
+    args.push("--no-check");
+    i.ok(&args);
+    i.ok(&["deployment", "stop"]);
+    let earlier = store(&i).deployments().unwrap();
+
+    let out = i.run_with(
+        &start_args("doomed", "1", "1"),
+        &[("FAKE_SYSTEMCTL_FAIL", "start")],
+    );
+    assert_fails(
+        &out,
+        2,
+        "error: starting the deployment failed; it was rolled back (nothing is deployed)",
+    );
+    assert!(
+        out.stderr
+            .contains("injected failure (FAKE_SYSTEMCTL_FAIL)"),
+        "the cause is lost: {}",
+        out.stderr
+    );
+    assert!(store(&i).active_deployment().unwrap().is_none());
+    let rows = store(&i).deployments().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(rows.iter().all(|d| d.ended_on.is_some()), "{rows:#?}");
+    assert!(rows.contains(&earlier[0]), "the earlier deployment changed");
+    for unit in UNITS {
+        assert_eq!(unit_state(&i, unit, "enabled", "disabled"), "disabled");
+        assert_ne!(unit_state(&i, unit, "active", "inactive"), "active");
+    }
+    let log = i.systemctl_log();
+    assert!(
+        log.trim_end()
+            .ends_with("--user disable acoupi.service acoupi-beat.service"),
+        "{log}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&i.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    assert_eq!(status["deployment"]["status"], "inactive");
+}
+
+/// Overwrites the `deployment` table's root page with garbage after a checkpoint, so the
+/// damage is in the main file where every reader meets it.
+fn corrupt_deployment_page(db: &Path) {
+    let (page, size): (i64, i64) = {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        let page = c
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'deployment'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let size = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        (page, size)
+    };
+    let mut bytes = std::fs::read(db).unwrap();
+    let at = ((page - 1) * size) as usize;
+    assert!(
+        at > 0 && at + (size as usize) < bytes.len(),
+        "not in the middle"
+    );
+    for (k, b) in bytes[at..at + size as usize].iter_mut().enumerate() {
+        *b = (k as u8).wrapping_mul(37) ^ 0xa5;
+    }
+    std::fs::write(db, bytes).unwrap();
+}
+
+fn deployed_then_corrupted() -> Install {
+    let i = installed();
+    let mut args = start_args("site", "1", "2");
+    args.push("--no-check");
+    i.ok(&args);
+    i.ok(&["deployment", "stop"]);
+    i.ok(&args);
+    corrupt_deployment_page(&i.db());
+    i
+}
+
+fn corrupt_message(i: &Install) -> String {
+    format!("metadata.db at {} is corrupt (", i.db().display())
+}
+
+#[test]
+fn corrupt_metadata_db_is_reported_by_status_start_and_stop_and_left_untouched() {
+    let i = deployed_then_corrupted();
+    let before = std::fs::read(i.db()).unwrap();
+    let fix = "): move it aside and run `acoupi check`; recordings on disk are kept";
+
+    let text = i.ok(&["deployment", "status"]).stdout;
+    assert!(text.contains("status : unhealthy"), "{text}");
+    assert!(text.contains(&corrupt_message(&i)), "{text}");
+    assert!(text.contains(fix), "{text}");
+    assert!(text.contains("status : unknown"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&i.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    assert_eq!(json["program"]["status"], "unhealthy");
+    assert_eq!(json["deployment"]["status"], "unknown");
+
+    let log_before = i.systemctl_log();
+    let mut args = start_args("new", "1", "2");
+    args.push("--no-check");
+    let start = i.run(&args);
+    assert_fails(&start, 2, &corrupt_message(&i));
+    assert!(start.stderr.contains(fix), "{}", start.stderr);
+    let stop = i.run(&["deployment", "stop"]);
+    assert_fails(&stop, 2, &corrupt_message(&i));
+    let check = i.run(&["check"]);
+    assert_fails(&check, 1, &corrupt_message(&i));
+
+    assert_eq!(
+        std::fs::read(i.db()).unwrap(),
+        before,
+        "metadata.db was changed"
+    );
+    let calls = &i.systemctl_log()[log_before.len()..];
+    assert!(
+        !calls.contains(" start ") && !calls.contains(" stop ") && !calls.contains("able "),
+        "services were touched: {calls}"
+    );
+}
+
+/// One row of the bad-input table.
+struct Case {
+    what: &'static str,
+    prepare: fn(&Install),
+    args: &'static [&'static str],
+    code: i32,
+    expect: fn(&Install) -> Vec<String>,
+}
+
+fn no_prepare(_: &Install) {}
+
+#[test]
+fn bad_inputs_fail_with_the_exact_message_and_exit_code() {
+    let cases = [
+        Case {
+            what: "latitude not a number",
+            prepare: no_prepare,
+            args: &[
+                "deployment",
+                "start",
+                "--name",
+                "s",
+                "--latitude",
+                "abc",
+                "--longitude",
+                "0",
+            ],
+            code: 2,
+            expect: |_| vec![r#"error: --latitude "abc": "abc" is not a number in degrees"#.into()],
+        },
+        Case {
+            what: "latitude out of range",
+            prepare: no_prepare,
+            args: &[
+                "deployment",
+                "start",
+                "--name",
+                "s",
+                "--latitude",
+                "91",
+                "--longitude",
+                "0",
+            ],
+            code: 2,
+            expect: |_| {
+                vec![r#"error: --latitude "91": must be between -90 and 90 degrees, got 91"#.into()]
+            },
+        },
+        Case {
+            what: "longitude out of range",
+            prepare: no_prepare,
+            args: &[
+                "deployment",
+                "start",
+                "--name",
+                "s",
+                "--latitude",
+                "0",
+                "--longitude",
+                "181",
+            ],
+            code: 2,
+            expect: |_| {
+                vec![
+                    r#"error: --longitude "181": must be between -180 and 180 degrees, got 181"#
+                        .into(),
+                ]
+            },
+        },
+        Case {
+            what: "unknown configuration field",
+            prepare: no_prepare,
+            args: &["config", "set", "microphone.samplrate", "8000"],
+            code: 2,
+            expect: |_| {
+                vec![
+                    "error: unknown field `samplrate` in microphone; did you mean `samplerate`?"
+                        .into(),
+                ]
+            },
+        },
+        Case {
+            what: "malformed RON",
+            prepare: |i| {
+                let text = std::fs::read_to_string(i.config_file()).unwrap();
+                let broken = text.replacen("samplerate: 8000,", "samplerate: 8000", 1);
+                assert_ne!(text, broken);
+                std::fs::write(i.config_file(), broken).unwrap();
+            },
+            args: &[
+                "deployment",
+                "start",
+                "--name",
+                "s",
+                "--latitude",
+                "0",
+                "--longitude",
+                "0",
+            ],
+            code: 2,
+            expect: |i| {
+                // The parser stops at the token after the missing comma: the next line.
+                let text = std::fs::read_to_string(i.config_file()).unwrap();
+                let lines: Vec<&str> = text.lines().collect();
+                let at = lines
+                    .iter()
+                    .position(|l| l.contains("samplerate: 8000"))
+                    .unwrap();
+                let next = lines[at + 1];
+                let col = next.len() - next.trim_start().len() + 1;
+                let cfg = i.config_file().display().to_string();
+                vec![
+                    format!("error: {cfg}:{}:{col}: expected comma", at + 2),
+                    format!("error: the configuration at {cfg} is not usable"),
+                ]
+            },
+        },
+        Case {
+            what: "no configuration",
+            prepare: |i| std::fs::remove_file(i.config_file()).unwrap(),
+            args: &[
+                "deployment",
+                "start",
+                "--name",
+                "s",
+                "--latitude",
+                "0",
+                "--longitude",
+                "0",
+            ],
+            code: 2,
+            expect: |i| {
+                vec![format!(
+                    "error: no configuration at {}: run `acoupi setup`",
+                    i.config_file().display()
+                )]
+            },
+        },
+        Case {
+            what: "garbage in metadata.db",
+            prepare: |i| {
+                let mut args = start_args("site", "1", "2");
+                args.push("--no-check");
+                i.ok(&args);
+                i.ok(&["deployment", "stop"]);
+                corrupt_deployment_page(&i.db());
+            },
+            args: &[
+                "deployment",
+                "start",
+                "--name",
+                "s",
+                "--latitude",
+                "0",
+                "--longitude",
+                "0",
+            ],
+            code: 2,
+            expect: |i| {
+                vec![
+                    format!("error: {}", corrupt_message(i)),
+                    "): move it aside and run `acoupi check`; recordings on disk are kept".into(),
+                ]
+            },
+        },
+        Case {
+            what: "recordings folder inside a regular file",
+            prepare: |i| {
+                let file = i.root().join("afile");
+                std::fs::write(&file, "not a folder").unwrap();
+                let rec = file.join("rec").display().to_string();
+                i.ok(&["config", "set", "paths.recordings", &rec]);
+            },
+            args: &["check"],
+            code: 1,
+            expect: |i| {
+                vec![format!(
+                    "error: creating storage folder {}: Not a directory (os error 20); check the path in the configuration and the permissions of its parent",
+                    i.root().join("afile/rec").display()
+                )]
+            },
+        },
+        Case {
+            what: "microphone missing",
+            prepare: |i| {
+                i.ok(&["config", "set", "microphone.device_name", "NoSuchMic"]);
+            },
+            args: &["check"],
+            code: 1,
+            expect: |_| {
+                vec![
+                    r#"error: microphone "NoSuchMic": no capture device matches "NoSuchMic"; cards: "#
+                        .into(),
+                    "(run `acoupi devices` to see what is connected)\n".into(),
+                    "error: health checks failed".into(),
+                ]
+            },
+        },
+        Case {
+            what: "start twice",
+            prepare: |i| {
+                let mut args = start_args("first", "1", "2");
+                args.push("--no-check");
+                i.ok(&args);
+            },
+            args: &[
+                "deployment",
+                "start",
+                "--name",
+                "s",
+                "--latitude",
+                "0",
+                "--longitude",
+                "0",
+                "--no-check",
+            ],
+            code: 1,
+            expect: |_| {
+                vec![
+                    "error: a deployment is already active: \"first\" since ".into(),
+                    " UTC; stop it first with `acoupi deployment stop`".into(),
+                ]
+            },
+        },
+        Case {
+            what: "stop when not deployed",
+            prepare: no_prepare,
+            args: &["deployment", "stop"],
+            code: 1,
+            expect: |_| {
+                vec!["error: acoupi is not deployed: there is nothing to stop (start one with `acoupi deployment start`)".into()]
+            },
+        },
+    ];
+    let mut failures = Vec::new();
+    for case in &cases {
+        let i = installed();
+        (case.prepare)(&i);
+        let o = i.run(case.args);
+        if o.code != Some(case.code) {
+            failures.push(format!(
+                "{}: exit {:?}, want {}; stderr:\n{}",
+                case.what, o.code, case.code, o.stderr
+            ));
+        }
+        for needle in (case.expect)(&i) {
+            if !o.stderr.contains(&needle) {
+                failures.push(format!(
+                    "{}: stderr lacks {needle:?}; stderr:\n{}",
+                    case.what, o.stderr
+                ));
+            }
+        }
+        // A refused command changes no service.
+        assert!(
+            !i.systemctl_log()
+                .contains("start acoupi.service acoupi-beat.service\n")
+                || case.what == "start twice"
+                || case.what == "garbage in metadata.db",
+            "{}: services were started",
+            case.what
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

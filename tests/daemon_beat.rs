@@ -1,0 +1,118 @@
+//! `acoupi beat` as systemd runs it: `NOTIFY_SOCKET`, `WATCHDOG_USEC`, a real
+//! metadata.db, and a real `acoupi run` to ask (or not) over the control socket.
+//!
+//! `heartbeat.interval` cannot go below 10 s (validation: faster only wears the SD card),
+//! so the test takes two beats, about 11 s: the first with no recorder ("down"), the
+//! second with one recording from the FIFO ("ok").
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use acoupi::store::{Heartbeat, MetadataStore};
+use nix::sys::signal::Signal;
+use support::feeder::Feeder;
+use support::{Install, Notify};
+
+fn heartbeats(i: &Install) -> Vec<Heartbeat> {
+    MetadataStore::open(&i.db())
+        .and_then(|s| s.heartbeats_since(jiff::Timestamp::MIN))
+        .unwrap_or_default()
+}
+
+fn wait_heartbeats(i: &Install, n: usize, timeout: Duration) -> Vec<Heartbeat> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rows = heartbeats(i);
+        if rows.len() >= n || Instant::now() >= deadline {
+            return rows;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn heartbeats_say_down_without_a_recorder_and_ok_with_one_and_the_watchdog_is_fed() {
+    let i = Install::new();
+    i.setup(&["heartbeat.interval=10"]);
+    i.deploy("beat site");
+    let notify = Notify::bind(i.root());
+    let t0 = Instant::now();
+    let mut beat = i.spawn_daemon("beat", &notify);
+    assert!(
+        notify
+            .wait_for(t0, Duration::from_secs(5), |l| l == "READY=1")
+            .is_some(),
+        "no READY=1 from beat; log:\n{}",
+        beat.log_text()
+    );
+
+    // The first beat is taken at once, with no recorder to answer.
+    let rows = wait_heartbeats(&i, 1, Duration::from_secs(3));
+    assert_eq!(rows.len(), 1, "log:\n{}", beat.log_text());
+    let down = &rows[0].payload;
+    assert_eq!(down["status"], "down", "{down:#}");
+    assert!(down["workers"].is_null(), "{down:#}");
+    assert!(down["metrics"].is_object(), "no vital signs in {down:#}");
+    assert!(notify
+        .wait_for(t0, Duration::from_secs(1), |l| l
+            == "STATUS=last heartbeat: recorder down")
+        .is_some());
+
+    // A recorder comes up before the next beat.
+    let feeder = Feeder::start(&i.fifo, 0);
+    let run_notify = Notify::bind(&i.root().join("run"));
+    let t1 = Instant::now();
+    let mut run = i.spawn_daemon("run", &run_notify);
+    assert!(
+        run_notify
+            .wait_for(t1, Duration::from_secs(5), |l| l == "READY=1")
+            .is_some(),
+        "recorder not ready; log:\n{}",
+        run.log_text()
+    );
+    assert!(feeder.wait_written(4 * support::CHUNK, Duration::from_secs(3)));
+    let rows = wait_heartbeats(&i, 2, Duration::from_secs(12));
+    assert_eq!(rows.len(), 2, "log:\n{}", beat.log_text());
+    let ok = &rows[1].payload;
+    assert_eq!(ok["status"], "ok", "{ok:#}");
+    assert_eq!(ok["workers"]["recording"]["health"], "ok", "{ok:#}");
+    assert_eq!(ok["workers"]["default"]["health"], "ok", "{ok:#}");
+    assert_eq!(ok["workers"]["pid"], run.child.id(), "{ok:#}");
+    let gap = rows[1].created_on.duration_since(rows[0].created_on);
+    eprintln!("heartbeat interval seen: {gap:?}");
+    assert!(
+        gap >= jiff::SignedDuration::from_millis(9_500)
+            && gap <= jiff::SignedDuration::from_millis(11_000),
+        "heartbeats {gap:?} apart, configured 10 s"
+    );
+    assert!(notify
+        .wait_for(t0, Duration::from_secs(1), |l| l
+            == "STATUS=last heartbeat: recorder ok")
+        .is_some());
+
+    // Its own watchdog is fed every WATCHDOG_USEC / 3 = 1 s throughout.
+    let pings = notify.times_of("WATCHDOG=1");
+    let gaps: Vec<Duration> = pings.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("beat watchdog gaps: {gaps:?}");
+    assert!(pings.len() >= 9, "{} pings in ~10 s", pings.len());
+    for g in &gaps {
+        assert!(
+            *g >= Duration::from_millis(800) && *g <= Duration::from_millis(1300),
+            "ping gap {g:?}: {gaps:?}"
+        );
+    }
+
+    let t2 = Instant::now();
+    beat.signal(Signal::SIGTERM);
+    let status = beat.wait_exit(Duration::from_secs(5)).expect("beat exits");
+    assert_eq!(status.code(), Some(0));
+    assert!(notify
+        .wait_for(t2, Duration::from_secs(1), |l| l == "STOPPING=1")
+        .is_some());
+    run.signal(Signal::SIGTERM);
+    assert_eq!(
+        run.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+}

@@ -1,0 +1,444 @@
+//! `acoupi run` as systemd runs it: the real binary, a `NOTIFY_SOCKET` this test listens
+//! on, `WATCHDOG_USEC`, real alsa-lib reading a FIFO through the `file` plugin, a real
+//! metadata.db.
+//!
+//! The FIFO is fed a counter ramp at real-time pace (8 kHz mono, 0.1 s per write), so
+//! every sample in every file can be checked against what went in, and pausing the writer
+//! with the FIFO held open is a true capture stall. `WATCHDOG_USEC=3000000` gives pings
+//! every second and a stall threshold of 1.5 s.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use acoupi::store::{audit, MetadataStore, RecordingState};
+use nix::sys::signal::Signal;
+use support::feeder::Feeder;
+use support::{part_files, part_frames, ramp, wav_files, wav_samples, Install, Notify};
+use support::{wait_until, CHUNK, RATE};
+
+const READY_WITHIN: Duration = Duration::from_secs(10);
+const PING_EVERY: Duration = Duration::from_secs(1);
+const STALL_AFTER: Duration = Duration::from_millis(1500);
+
+/// A deployed installation with audio flowing into a running recorder that said READY.
+struct Running {
+    install: Install,
+    notify: Notify,
+    feeder: Feeder,
+    daemon: support::Daemon,
+    ready_at: Instant,
+}
+
+fn start_recorder(name: &str) -> Running {
+    let install = Install::new();
+    install.setup(&[]);
+    install.deploy(name);
+    let notify = Notify::bind(install.root());
+    let feeder = Feeder::start(&install.fifo, 0);
+    let t0 = Instant::now();
+    let daemon = install.spawn_daemon("run", &notify);
+    let (ready_at, _) = notify
+        .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
+        .unwrap_or_else(|| panic!("no READY=1; log:\n{}", daemon.log_text()));
+    Running {
+        install,
+        notify,
+        feeder,
+        daemon,
+        ready_at,
+    }
+}
+
+/// Every kept file, in order, must be the ramp from sample `first` on, back to back;
+/// returns the number of samples.
+fn assert_files_are_the_ramp(files: &[std::path::PathBuf], first: u64) -> u64 {
+    let mut next = first;
+    for f in files {
+        let samples = wav_samples(f);
+        assert!(!samples.is_empty(), "{} is empty", f.display());
+        for (i, s) in samples.iter().enumerate() {
+            let want = ramp(next + i as u64);
+            assert_eq!(
+                *s,
+                want,
+                "{} sample {i}: got {s}, want {want} (ramp sample {})",
+                f.display(),
+                next + i as u64
+            );
+        }
+        next += samples.len() as u64;
+    }
+    next - first
+}
+
+/// Rows and files agree both ways, and each row's frame count is its file's.
+fn assert_rows_match_files(install: &Install) {
+    let store = MetadataStore::open(&install.db()).unwrap();
+    let a = audit(&store, &install.recordings(), &install.tmp_audio()).unwrap();
+    assert!(a.is_clean(), "rows and files disagree: {a:#?}");
+    let files = wav_files(&install.recordings());
+    let rows = store.recordings_since(jiff::Timestamp::MIN).unwrap();
+    assert_eq!(rows.len(), files.len(), "rows {rows:#?}\nfiles {files:#?}");
+    for f in &files {
+        let row = store.find_by_path(f).unwrap().expect("row");
+        assert_eq!(row.state, Some(RecordingState::Kept));
+        let frames = hound::WavReader::open(f).unwrap().duration();
+        assert_eq!(row.frames, Some(u64::from(frames)), "{}", f.display());
+    }
+}
+
+fn stop(r: &mut Running) {
+    let t = Instant::now();
+    r.daemon.signal(Signal::SIGTERM);
+    let status = r
+        .daemon
+        .wait_exit(Duration::from_secs(5))
+        .expect("the recorder did not exit within 5 s of SIGTERM");
+    assert_eq!(status.code(), Some(0), "log:\n{}", r.daemon.log_text());
+    assert!(
+        r.notify
+            .wait_for(t, Duration::from_secs(1), |l| l == "STOPPING=1")
+            .is_some(),
+        "no STOPPING=1"
+    );
+}
+
+#[test]
+fn watchdog_is_withheld_while_capture_stalls_and_resumes_with_audio() {
+    let mut r = start_recorder("watchdog");
+    // Audio flows: pings at the cadence, and STATUS= says it records.
+    assert!(
+        r.notify
+            .wait_for(
+                r.ready_at + Duration::from_millis(3500),
+                READY_WITHIN,
+                |l| { l == "WATCHDOG=1" }
+            )
+            .is_some(),
+        "pings stopped while audio flows; log:\n{}",
+        r.daemon.log_text()
+    );
+    let pings: Vec<Instant> = r.notify.times_of("WATCHDOG=1");
+    assert!(pings.len() >= 4, "{} pings", pings.len());
+    let gaps: Vec<Duration> = pings.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("watchdog cadence while recording: {gaps:?}");
+    for g in &gaps {
+        assert!(
+            *g >= Duration::from_millis(800) && *g <= Duration::from_millis(1300),
+            "ping gap {g:?} is off the 1 s cadence: {gaps:?}"
+        );
+    }
+    let statuses: Vec<String> = r
+        .notify
+        .messages()
+        .into_iter()
+        .filter_map(|(_, l)| l.strip_prefix("STATUS=").map(str::to_string))
+        .collect();
+    assert!(
+        statuses.iter().any(|s| s.starts_with("recording (")),
+        "{statuses:?}"
+    );
+
+    // The writer pauses with the FIFO open: capture blocks in its read.
+    r.feeder.pause();
+    // A write already past its limit check may still land: let it.
+    std::thread::sleep(Duration::from_millis(150));
+    let last_audio = r.feeder.last_write().expect("audio was written");
+    let (stalled_at, _) = r
+        .notify
+        .wait_for(last_audio, Duration::from_secs(4), |l| {
+            l == "STATUS=capture stalled: no audio from the microphone"
+        })
+        .expect("STATUS never reported the stall");
+    let json = r.install.control_status();
+    assert_eq!(json["recording"]["health"], "notok", "{json:#}");
+    assert_eq!(json["recording"]["state"], "stalled", "{json:#}");
+    assert_eq!(json["default"]["health"], "ok", "{json:#}");
+    // The CLI tells the operator the same.
+    let status: serde_json::Value =
+        serde_json::from_str(&r.install.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    assert_eq!(status["workers"]["status"], "available", "{status:#}");
+    assert_eq!(status["workers"]["recording"], "notok", "{status:#}");
+    assert_eq!(
+        status["workers"]["detail"], "capture stalled: no audio from the microphone",
+        "{status:#}"
+    );
+    // Watch one more interval: no ping may come once the stall is judged.
+    std::thread::sleep(PING_EVERY + Duration::from_millis(300));
+    let last_ping = *r.notify.times_of("WATCHDOG=1").last().unwrap();
+    let latency = stalled_at - last_audio;
+    eprintln!(
+        "stall: last audio → STATUS stalled {latency:?}; last audio → last ping {:?}",
+        last_ping - last_audio
+    );
+    assert!(
+        last_ping < stalled_at,
+        "a ping came after the stall was reported"
+    );
+    assert!(
+        last_ping - last_audio <= STALL_AFTER + PING_EVERY + Duration::from_millis(200),
+        "pings went on {:?} after the last audio",
+        last_ping - last_audio
+    );
+    assert!(
+        latency <= STALL_AFTER + PING_EVERY + Duration::from_millis(200),
+        "stall noticed only after {latency:?}"
+    );
+
+    // Audio again: pings resume within one interval of the first read.
+    let resumed = Instant::now();
+    r.feeder.resume();
+    let (ping, _) = r
+        .notify
+        .wait_for(resumed, PING_EVERY + Duration::from_millis(500), |l| {
+            l == "WATCHDOG=1"
+        })
+        .expect("pings did not resume with the audio");
+    eprintln!("pings resumed {:?} after the audio", ping - resumed);
+    let json = r.install.control_status();
+    assert_eq!(json["recording"]["health"], "ok", "{json:#}");
+    assert_eq!(json["recording"]["state"], "recording", "{json:#}");
+    let stopped_at = jiff::Timestamp::now();
+    stop(&mut r);
+    // Stream time does not jump over a stall that ends without an overrun: the files
+    // after it are named that much earlier than the wall clock. Measured, not asserted.
+    let store = MetadataStore::open(&r.install.db()).unwrap();
+    if let Some(last) = store.recordings_since(jiff::Timestamp::MIN).unwrap().last() {
+        let end = last.datetime + jiff::SignedDuration::from_secs_f64(last.duration_s);
+        eprintln!(
+            "stream time behind the wall clock at SIGTERM: {:?}",
+            stopped_at.duration_since(end)
+        );
+    }
+    drop(store);
+    // The stall lost nothing: the files are the ramp, whole.
+    let n = assert_files_are_the_ramp(&wav_files(&r.install.recordings()), 0);
+    assert!(n >= r.feeder.written() - 3 * CHUNK, "{n} samples kept");
+    assert_rows_match_files(&r.install);
+}
+
+#[test]
+fn sigterm_finishes_the_current_file_and_every_file_has_its_row() {
+    let mut r = start_recorder("sigterm");
+    assert!(r.feeder.wait_written(
+        r.feeder.written() + 2 * RATE + RATE / 2,
+        Duration::from_secs(5)
+    ));
+    let before = r.feeder.written();
+    let t = Instant::now();
+    stop(&mut r);
+    eprintln!("SIGTERM → exit in {:?}", t.elapsed());
+    let after = r.feeder.written();
+    assert!(part_files(&r.install.tmp_audio()).is_empty());
+    assert!(wav_files(&r.install.tmp_audio()).is_empty(), "left in tmp");
+    let files = wav_files(&r.install.recordings());
+    assert!(files.len() >= 3, "{files:#?}");
+    let n = assert_files_are_the_ramp(&files, 0);
+    // Everything read before the signal is in a file; the last file was cut, not lost.
+    assert!(
+        n + CHUNK >= before && n <= after,
+        "{n} samples kept, {before} written before SIGTERM, {after} in all"
+    );
+    // Files between the first and the last are whole seconds; the last was cut short
+    // (or ended on its boundary) and is still a valid file.
+    let lengths: Vec<u64> = files.iter().map(|f| wav_samples(f).len() as u64).collect();
+    assert!(
+        lengths[1..lengths.len() - 1].iter().all(|&n| n == RATE),
+        "{lengths:?}"
+    );
+    assert!(
+        (1..=RATE).contains(&lengths[lengths.len() - 1]),
+        "{lengths:?}"
+    );
+    assert_rows_match_files(&r.install);
+    assert!(r
+        .daemon
+        .log_text()
+        .contains("stopping: finishing the current file"));
+}
+
+/// Kills the recorder with SIGKILL once `files_before` files are finished and the next
+/// `.part` holds `after_boundary` frames rounded up to a whole chunk, with capture
+/// blocked so nothing moves. Returns the samples written and the frames in the `.part`.
+fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (u64, u64) {
+    let tmp = r.install.tmp_audio();
+    assert!(
+        wait_until(Duration::from_secs(4), || !wav_files(&tmp).is_empty()),
+        "no finished file; log:\n{}",
+        r.daemon.log_text()
+    );
+    // The first file ends at the first whole second of stream time; the others are
+    // 1 s long. Stop the audio `after_boundary` frames into file `files_before + 1`.
+    let first = wav_samples(&wav_files(&tmp)[0]).len() as u64;
+    let boundary = first + (files_before - 1) * RATE;
+    let limit = (boundary + after_boundary).div_ceil(CHUNK) * CHUNK;
+    r.feeder.pause_at(limit);
+    assert!(
+        r.feeder.written() < limit,
+        "the feeder ran past the boundary"
+    );
+    // Wait until capture has stored every sample written: the state is then still.
+    let settled = wait_until(Duration::from_secs(6), || {
+        let wavs = wav_files(&tmp);
+        let done: u64 = wavs.iter().map(|f| wav_samples(f).len() as u64).sum();
+        let part: u64 = part_files(&tmp).iter().map(|p| part_frames(p)).sum();
+        r.feeder.written() == limit && wavs.len() as u64 == files_before && done + part == limit
+    });
+    assert!(settled, "capture did not catch up with the writer");
+    r.daemon.child.kill().expect("SIGKILL");
+    r.daemon.child.wait().unwrap();
+    // Stream time runs a chunk or two ahead of the wall clock here (the FIFO holds audio
+    // before capture starts). A restart within the `.part`'s second would name a file
+    // after that same second; wait it out so the files left by the crash are told apart.
+    for part in part_files(&tmp) {
+        let stem = part.file_name().unwrap().to_string_lossy()[..15].to_string();
+        let start = jiff::civil::DateTime::strptime("%Y%m%d_%H%M%S", &stem)
+            .unwrap()
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .timestamp();
+        let end = start + jiff::SignedDuration::from_millis(1100);
+        wait_until(Duration::from_secs(3), || jiff::Timestamp::now() > end);
+    }
+    (limit, limit - boundary)
+}
+
+#[test]
+fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
+    let mut r = start_recorder("crash");
+    let (written, in_part) = crash_with_part(&mut r, 1, 4000);
+    let parts = part_files(&r.install.tmp_audio());
+    assert_eq!(parts.len(), 1, "{parts:#?}");
+    let part = parts[0].clone();
+    assert_eq!(part_frames(&part), in_part);
+
+    // Restart, as systemd would, with the audio continuing.
+    let feeder = Feeder::start(&r.install.fifo, written);
+    let notify = Notify::bind(&r.install.root().join("second"));
+    let t0 = Instant::now();
+    let mut daemon = r.install.spawn_daemon("run", &notify);
+    assert!(
+        notify
+            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
+            .is_some(),
+        "no READY after restart; log:\n{}",
+        daemon.log_text()
+    );
+    // Repaired before READY and moved by the start-up management pass.
+    let stem = part
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".wav.part", ".wav");
+    assert!(!part.exists(), "the .part is still there");
+    let kept: Vec<_> = wav_files(&r.install.recordings())
+        .into_iter()
+        .filter(|f| f.file_name().unwrap().to_string_lossy() == stem)
+        .collect();
+    assert_eq!(kept.len(), 1, "recovered file not kept: {stem}");
+    let samples = wav_samples(&kept[0]);
+    assert_eq!(samples.len() as u64, in_part);
+    for (i, s) in samples.iter().enumerate() {
+        assert_eq!(*s, ramp(written - in_part + i as u64), "sample {i}");
+    }
+    let store = MetadataStore::open(&r.install.db()).unwrap();
+    let row = store
+        .find_by_path(&kept[0])
+        .unwrap()
+        .expect("recovered file has a row");
+    assert_eq!(row.frames, Some(in_part));
+    assert!(
+        daemon
+            .log_text()
+            .contains("recovered an interrupted recording"),
+        "{}",
+        daemon.log_text()
+    );
+    drop(store);
+    assert!(feeder.wait_written(written + RATE, Duration::from_secs(3)));
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(
+        daemon
+            .wait_exit(Duration::from_secs(5))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+    assert_rows_match_files(&r.install);
+    // Before the crash and after the restart, the kept audio is the ramp without a hole.
+    assert_files_are_the_ramp(&wav_files(&r.install.recordings()), 0);
+}
+
+#[test]
+fn part_shorter_than_one_period_is_discarded_after_kill_9() {
+    let mut r = start_recorder("short crash");
+    // Cut the audio at most one chunk into the third file.
+    let (written, in_part) = crash_with_part(&mut r, 2, 1);
+    let parts = part_files(&r.install.tmp_audio());
+    assert_eq!(parts.len(), 1, "{parts:#?}");
+    assert_eq!(part_frames(&parts[0]), in_part);
+    // Kept alive until the recorder exits: capture must not read a closed FIFO.
+    let _feeder = Feeder::start(&r.install.fifo, written);
+    let notify = Notify::bind(&r.install.root().join("second"));
+    let t0 = Instant::now();
+    let mut daemon = r.install.spawn_daemon("run", &notify);
+    assert!(notify
+        .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
+        .is_some());
+    assert!(
+        !parts[0].exists(),
+        "{in_part} frames; log:\n{}",
+        daemon.log_text()
+    );
+    let log = daemon.log_text();
+    // A period is 0.1 s = 800 frames. The cut lands on a chunk, so the part holds 1..=800
+    // frames; exactly 800 (the boundary fell on a chunk edge) is one period and is kept.
+    if in_part < RATE / 10 {
+        assert!(
+            log.contains("discarded an interrupted recording shorter than one period"),
+            "{log}"
+        );
+        assert!(log.contains(&format!("frames={in_part}")), "{log}");
+    } else {
+        assert!(log.contains("recovered an interrupted recording"), "{log}");
+    }
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(
+        daemon
+            .wait_exit(Duration::from_secs(5))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+    assert_rows_match_files(&r.install);
+    let stem = parts[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".wav.part", ".wav");
+    let survived = wav_files(&r.install.recordings())
+        .iter()
+        .any(|f| f.file_name().unwrap().to_string_lossy() == stem);
+    assert_eq!(survived, in_part >= RATE / 10);
+}
+
+#[test]
+fn run_without_a_deployment_refuses_to_start_and_says_what_to_do() {
+    let install = Install::new();
+    install.setup(&[]);
+    let notify = Notify::bind(install.root());
+    let mut daemon = install.spawn_daemon("run", &notify);
+    let status = daemon
+        .wait_exit(Duration::from_secs(5))
+        .expect("the recorder kept running without a deployment");
+    assert_eq!(status.code(), Some(2));
+    let log = daemon.log_text();
+    let want = format!(
+        "error: no active deployment in {}: run `acoupi deployment start`",
+        install.db().display()
+    );
+    assert!(log.contains(&want), "{log}");
+    assert!(
+        notify.times_of("READY=1").is_empty(),
+        "READY without a deployment"
+    );
+}

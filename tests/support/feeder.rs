@@ -1,0 +1,136 @@
+//! The real-time audio source: ramp samples into the FIFO the ALSA `file` plugin reads.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{ramp, wait_until, CHUNK};
+
+/// Writes ramp samples into the FIFO, one [`CHUNK`] every 0.1 s, up to a limit that the
+/// test moves to pause and resume it.
+pub struct Feeder {
+    limit: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+    last_write: Arc<Mutex<Option<Instant>>>,
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl Feeder {
+    /// Starts writing ramp samples from sample `first` once a reader opens the FIFO.
+    pub fn start(fifo: &Path, first: u64) -> Feeder {
+        let limit = Arc::new(AtomicU64::new(u64::MAX));
+        let written = Arc::new(AtomicU64::new(first));
+        let last_write = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, w, lw, s, path) = (
+            limit.clone(),
+            written.clone(),
+            last_write.clone(),
+            stop.clone(),
+            fifo.to_path_buf(),
+        );
+        let join = std::thread::spawn(move || feed(&path, &l, &w, &lw, &s));
+        Feeder {
+            limit,
+            written,
+            last_write,
+            stop,
+            join: Some(join),
+        }
+    }
+
+    /// Ramp samples written so far (the next sample's index).
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// When the last chunk went into the FIFO.
+    pub fn last_write(&self) -> Option<Instant> {
+        *self.last_write.lock().unwrap()
+    }
+
+    /// Writes nothing once `frames` samples are written (the FIFO stays open).
+    pub fn pause_at(&self, frames: u64) {
+        self.limit.store(frames, Ordering::SeqCst);
+    }
+
+    /// Pauses now and returns the number of samples written.
+    pub fn pause(&self) -> u64 {
+        self.limit.store(0, Ordering::SeqCst);
+        self.written()
+    }
+
+    /// Writes again.
+    pub fn resume(&self) {
+        self.limit.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Waits up to `timeout` until at least `frames` samples are written.
+    pub fn wait_written(&self, frames: u64, timeout: Duration) -> bool {
+        wait_until(timeout, || self.written() >= frames)
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Not joined: a write blocked on a full pipe would hang the test; the thread ends
+        // at its next step or when the reader closes the FIFO.
+        drop(self.join.take());
+    }
+}
+
+fn feed(
+    path: &Path,
+    limit: &AtomicU64,
+    written: &AtomicU64,
+    last_write: &Mutex<Option<Instant>>,
+    stop: &AtomicBool,
+) {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    // Non-blocking open fails with ENXIO until a reader has the FIFO open; polling keeps
+    // the thread stoppable when the daemon never opens it.
+    let file = loop {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => break f,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    // Blocking writes from here on, as a real source would behave.
+    if fcntl(&file, FcntlArg::F_SETFL(OFlag::empty())).is_err() {
+        return;
+    }
+    let mut file = file;
+    let step = Duration::from_millis(100);
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let n = written.load(Ordering::SeqCst);
+        if n < limit.load(Ordering::SeqCst) {
+            let bytes: Vec<u8> = (n..n + CHUNK).flat_map(|i| ramp(i).to_le_bytes()).collect();
+            if file.write_all(&bytes).is_err() {
+                return; // the reader went away
+            }
+            written.store(n + CHUNK, Ordering::SeqCst);
+            *last_write.lock().unwrap() = Some(Instant::now());
+        }
+        next += step;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else {
+            next = now;
+        }
+    }
+}
