@@ -15,7 +15,7 @@
 //! | no configuration | `deployment start` | 2 | ``no configuration at {cfg}: run `acoupi setup` `` |
 //! | garbage in metadata.db | `deployment start` | 2 | ``metadata.db at {db} is corrupt (…): move it aside and run `acoupi check`; recordings on disk are kept`` |
 //! | recordings inside a file | `check` | 1 | `creating storage folder {root}/afile/rec: Not a directory (os error 20); check the path in the configuration and the permissions of its parent` |
-//! | device `NoSuchMic` | `check` | 1 | ``microphone "NoSuchMic": no capture device matches "NoSuchMic"; cards: … (run `acoupi devices` to see what is connected)`` |
+//! | device `NoSuchMic` | `check` | 1 | ``microphone "NoSuchMic": no capture device matches "NoSuchMic"; cards: …; run `acoupi devices` to see what is connected`` |
 //! | start twice | `deployment start` | 1 | ``a deployment is already active: "first" since … UTC; stop it first with `acoupi deployment stop` `` |
 //! | not deployed | `deployment stop` | 1 | ``acoupi is not deployed: there is nothing to stop (start one with `acoupi deployment start`)`` |
 
@@ -517,7 +517,7 @@ fn bad_inputs_fail_with_the_exact_message_and_exit_code() {
                 vec![
                     r#"error: microphone "NoSuchMic": no capture device matches "NoSuchMic"; cards: "#
                         .into(),
-                    "(run `acoupi devices` to see what is connected)\n".into(),
+                    "; run `acoupi devices` to see what is connected\n".into(),
                     "error: health checks failed".into(),
                 ]
             },

@@ -35,6 +35,10 @@ const WAIT_MS: u32 = 500;
 /// Longest single wall-clock sleep, so shutdown and clock steps are noticed quickly.
 const SLEEP_STEP: Duration = Duration::from_millis(100);
 const NANOS_PER_SEC: i128 = 1_000_000_000;
+/// Audio arriving this much later than its stream time says means the device stalled
+/// without an overrun (a hung USB device, a paused source): well above the ~1 s of audio
+/// a full buffer can hold, so ordinary scheduling delays never trigger it.
+const STALL_REANCHOR_NS: i128 = 3 * NANOS_PER_SEC;
 
 /// What the recorder needs to know. Built by the daemon from the configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -314,6 +318,7 @@ impl Recorder {
             match result {
                 Ok(n) => {
                     self.progress.add_frames(n as u64);
+                    s.reanchor_after_stall(n as u64);
                     if let Some(end) = s.process(&buf[..n * bpf], n as u64, bpf) {
                         return end;
                     }
@@ -364,6 +369,28 @@ struct Stream<'a> {
 }
 
 impl Stream<'_> {
+    /// After a stall, the `n` frames just read are recent audio, not the continuation
+    /// stream time assumes: cut the file there, record the gap, and restart stream time at
+    /// the wall clock so later files are named and timed correctly.
+    fn reanchor_after_stall(&mut self, n: u64) {
+        let now = Timestamp::now().as_nanosecond();
+        let chunk_start = self.clock.time(self.pos);
+        let chunk_ns = i128::from(n) * NANOS_PER_SEC / self.clock.rate;
+        if now - chunk_start.as_nanosecond() - chunk_ns <= STALL_REANCHOR_NS {
+            return;
+        }
+        self.finish();
+        let resumed = ts(now - chunk_ns);
+        tracing::warn!(%chunk_start, %resumed, "capture stalled; stream time restarts at the wall clock");
+        self.rec.emit(RecorderEvent::Gap {
+            start: chunk_start,
+            end: resumed,
+            reason: GapReason::Stall,
+        });
+        self.clock.anchor_ns = resumed.as_nanosecond();
+        self.pos = 0;
+    }
+
     /// Cuts `n` frames of device bytes by the plan. `Some` ends the stream.
     fn process(&mut self, chunk: &[u8], n: u64, bpf: usize) -> Option<StreamEnd> {
         let mut off = 0u64;

@@ -124,31 +124,9 @@ fn rate_and_te(h: &wav::Parsed, guano_text: Option<&str>) -> (u32, f64) {
     )
 }
 
-/// Finished `*.wav` files in `dir` (not recursive), read back from their headers: the
-/// daemon registers those a crash left without a database row. Unreadable files are
-/// logged and skipped.
-pub fn finished_wavs(dir: &Path) -> Vec<FinishedFile> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .filter_map(|path| match read_finished(&path) {
-            Ok(f) => Some(f),
-            Err(error) => {
-                tracing::warn!(path = ?path, %error, "unreadable recording in the temporary directory");
-                None
-            }
-        })
-        .collect()
-}
-
-fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
+/// Reads a finished `*.wav` back from its header (and GUANO chunk): the daemon registers
+/// files a crash left without a database row.
+pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
     let io = |what| {
         move |source| WavError::Io {
             what,

@@ -100,6 +100,8 @@ pub enum GapReason {
     Xrun,
     /// The device was missing or failed.
     DeviceMissing,
+    /// The device stopped delivering audio for a while without reporting an overrun.
+    Stall,
 }
 
 impl GapReason {
@@ -108,6 +110,7 @@ impl GapReason {
         match self {
             GapReason::Xrun => "xrun",
             GapReason::DeviceMissing => "device_missing",
+            GapReason::Stall => "stall",
         }
     }
 }

@@ -128,7 +128,7 @@ fn microphone_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
     ) {
         Ok(_) => Vec::new(),
         Err(e) => vec![Finding::error(format!(
-            "microphone {:?}: {e} (run `acoupi devices` to see what is connected)",
+            "microphone {:?}: {e}; run `acoupi devices` to see what is connected",
             mic.device_name
         ))],
     }

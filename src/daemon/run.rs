@@ -228,10 +228,23 @@ impl Daemon {
                 }
             }
         }
-        for file in crate::audio::repair::finished_wavs(&self.program.paths.tmp_audio) {
-            if self.store.find_by_path(&file.path)?.is_none() {
-                tracing::warn!(path = %file.path.display(), "registering a finished recording that had no row");
-                self.register(&file)?;
+        // Finished files without a row: a crash between the rename and the insert (in
+        // tmp/), or during a move or a retention delete (in recordings/). Nothing is
+        // deleted here: each is registered again and the management task decides.
+        let recordings = self.program.paths.recordings.clone();
+        let audit = crate::store::audit(&self.store, &recordings, &self.program.paths.tmp_audio)?;
+        for path in audit.files_without_row {
+            let file = match crate::audio::repair::read_finished(&path) {
+                Ok(f) => f,
+                Err(error) => {
+                    tracing::error!(path = %path.display(), %error, "unreadable recording without a row; left in place");
+                    continue;
+                }
+            };
+            tracing::warn!(path = %path.display(), "registering a finished recording that had no row");
+            let id = self.register(&file)?;
+            if path.starts_with(&recordings) {
+                self.store.mark_kept(id, &path)?;
             }
         }
         Ok(())
@@ -265,10 +278,12 @@ impl Daemon {
         }
     }
 
-    fn register(&mut self, file: &FinishedFile) -> anyhow::Result<()> {
+    /// Stores a finished file as a recording of the active deployment; returns its id.
+    fn register(&mut self, file: &FinishedFile) -> anyhow::Result<Uuid> {
         let synced = clock::clock_sync().map(|c| c.synchronised).unwrap_or(false);
+        let id = Uuid::new_v4();
         self.store.insert_recording(&NewRecording {
-            id: Uuid::new_v4(),
+            id,
             path: file.path.clone(),
             datetime: file.start,
             duration_s: file.frames as f64 / f64::from(file.samplerate),
@@ -280,14 +295,14 @@ impl Daemon {
             bit_depth: file.bit_depth,
             frames: file.frames,
         })?;
-        Ok(())
+        Ok(id)
     }
 
     fn handle_event(&mut self, event: RecorderEvent) {
         let result = match event {
             RecorderEvent::FileFinished(file) => {
                 self.files += 1;
-                self.register(&file)
+                self.register(&file).map(|_| ())
             }
             RecorderEvent::Gap { start, end, reason } => {
                 tracing::warn!(%start, %end, ?reason, "audio gap");

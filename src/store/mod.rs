@@ -51,7 +51,7 @@ pub use metadata::{
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The directory that should hold the database does not exist.
-    #[error("cannot open {}: directory {} does not exist; create the storages first (`acoupi setup`)", .path.display(), parent_of(.path).display())]
+    #[error("cannot open {}: directory {} does not exist; `acoupi check` or `acoupi deployment start` creates the storages", .path.display(), parent_of(.path).display())]
     ParentMissing {
         /// The database file.
         path: PathBuf,
