@@ -12,17 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
-use serde::Serialize;
 
 use super::check::{self, Severity};
-use super::{style, Refused};
+use super::{status, style, Refused};
 use crate::config::validate::{validate_latitude, validate_longitude};
-use crate::daemon::control;
-use crate::schedule::{parse_time_zone, Location, Schedule};
-use crate::store::metadata::{Deployment, MetadataStore};
-use crate::store::{Check, Durability, StoreError};
+use crate::store::metadata::MetadataStore;
+use crate::store::StoreError;
 use crate::system::layout::{Layout, Mode};
-use crate::system::metrics::disk_space;
 use crate::system::storage;
 use crate::system::systemd::{Systemctl, UnitState, Wait, SYSTEM_UNITS, UNITS};
 
@@ -77,11 +73,11 @@ pub fn run(layout: &Layout, cmd: DeploymentCommand) -> anyhow::Result<()> {
         DeploymentCommand::Start(args) => start(layout, args),
         DeploymentCommand::Stop => stop(layout),
         DeploymentCommand::Status(args) => {
-            let status = collect_status(layout);
+            let status = status::collect_status(layout);
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                print!("{}", render_status(&status));
+                print!("{}", status::render_status(&status));
             }
             Ok(())
         }
@@ -142,7 +138,7 @@ fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<()> {
     }
     println!("{}", style::green("Deployment started."));
     if !args.no_block {
-        print!("{}", render_status(&collect_status(layout)));
+        print!("{}", status::render_status(&status::collect_status(layout)));
     }
     Ok(())
 }
@@ -343,292 +339,6 @@ fn prompt_until_valid(
             Err(m) => writeln!(output, "Invalid {label}: {m}. Try again.")?,
         }
     }
-}
-
-/// Everything `deployment status` shows, also its `--json` form.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// Unit states of `acoupi` and `beat`.
-    pub services: Services,
-    /// The workers, as the recorder reports them.
-    pub workers: Workers,
-    /// Whether the configuration is usable.
-    pub program: ProgramStatus,
-    /// The deployment.
-    pub deployment: DeploymentStatus,
-}
-
-/// The two services.
-#[derive(Debug, Clone, Serialize)]
-pub struct Services {
-    /// `acoupi.service`.
-    pub acoupi: String,
-    /// `acoupi-beat.service`.
-    pub beat: String,
-}
-
-/// The workers section.
-#[derive(Debug, Clone, Serialize)]
-pub struct Workers {
-    /// `available` when the recorder answers on its control socket, else `unavailable`.
-    pub status: String,
-    /// `ok` / `notok`, when available.
-    pub recording: Option<String>,
-    /// `ok` / `notok`, when available.
-    pub default: Option<String>,
-    /// What the recording worker is doing.
-    pub detail: Option<String>,
-}
-
-/// The program section.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProgramStatus {
-    /// `ok` or `unhealthy`.
-    pub status: String,
-    /// The first problem, when unhealthy.
-    pub problem: Option<String>,
-}
-
-/// The deployment section.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeploymentStatus {
-    /// `active`, `inactive`, or `unknown` when metadata.db cannot be read.
-    pub status: String,
-    /// Deployment name.
-    pub name: Option<String>,
-    /// Latitude in degrees.
-    pub latitude: Option<f64>,
-    /// Longitude in degrees.
-    pub longitude: Option<f64>,
-    /// Start, RFC 3339 UTC.
-    pub started_on: Option<String>,
-    /// Recordings stored so far.
-    pub recordings: Option<u64>,
-    /// Start of the last recording, RFC 3339 UTC.
-    pub last_recording: Option<String>,
-    /// Free bytes on the recordings file system.
-    pub free_space_bytes: Option<u64>,
-    /// Next (or current) recording window, local time.
-    pub next_window: Option<String>,
-}
-
-/// Gathers the status without touching the microphone: unit states, the control socket,
-/// the configuration and metadata.db.
-pub fn collect_status(layout: &Layout) -> Status {
-    let systemctl = Systemctl::new(layout.mode);
-    let unit = |u: &str| {
-        systemctl
-            .is_active(u)
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|_| "unknown".into())
-    };
-    let services = Services {
-        acoupi: unit(UNITS[0]),
-        beat: unit(UNITS[1]),
-    };
-    let workers = match control::query(&layout.control_socket(), Duration::from_secs(2)) {
-        Ok(s) => Workers {
-            status: "available".into(),
-            recording: Some(health_word(s.recording.health).into()),
-            default: Some(health_word(s.default.health).into()),
-            detail: Some(s.recording.detail),
-        },
-        Err(_) => Workers {
-            status: "unavailable".into(),
-            recording: None,
-            default: None,
-            detail: None,
-        },
-    };
-    let (program, deployment) = match check::config_findings(layout) {
-        Err(findings) => (
-            ProgramStatus {
-                status: "unhealthy".into(),
-                problem: findings.first().map(|f| f.message.clone()),
-            },
-            inactive(),
-        ),
-        Ok(config) => {
-            let paths = layout.storage_paths(&config.paths);
-            let ok = ProgramStatus {
-                status: "ok".into(),
-                problem: None,
-            };
-            // A quick check keeps status fast; start-up and `acoupi check` do the full one.
-            match MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)
-                .and_then(|s| s.active_deployment().map(|d| (s, d)))
-            {
-                Ok((store, Some(d))) => (ok, active_status(&store, &d, &config, &paths.recordings)),
-                // No storages yet: nothing was ever deployed.
-                Ok((_, None)) | Err(StoreError::ParentMissing { .. }) => (ok, inactive()),
-                // A damaged or unreadable metadata.db must not read as "not deployed".
-                Err(e) => (
-                    ProgramStatus {
-                        status: "unhealthy".into(),
-                        problem: Some(e.to_string()),
-                    },
-                    DeploymentStatus {
-                        status: "unknown".into(),
-                        ..inactive()
-                    },
-                ),
-            }
-        }
-    };
-    Status {
-        services,
-        workers,
-        program,
-        deployment,
-    }
-}
-
-fn health_word(h: control::WorkerHealth) -> &'static str {
-    match h {
-        control::WorkerHealth::Ok => "ok",
-        control::WorkerHealth::Notok => "notok",
-    }
-}
-
-fn inactive() -> DeploymentStatus {
-    DeploymentStatus {
-        status: "inactive".into(),
-        name: None,
-        latitude: None,
-        longitude: None,
-        started_on: None,
-        recordings: None,
-        last_recording: None,
-        free_space_bytes: None,
-        next_window: None,
-    }
-}
-
-fn active_status(
-    store: &MetadataStore,
-    d: &Deployment,
-    config: &crate::config::schema::Config,
-    recordings: &std::path::Path,
-) -> DeploymentStatus {
-    let summary = store.recording_summary(d.id).ok();
-    let next_window = parse_time_zone(&config.timezone).ok().and_then(|tz| {
-        let location = d
-            .latitude
-            .zip(d.longitude)
-            .map(|(latitude, longitude)| Location {
-                latitude,
-                longitude,
-            });
-        let schedule = Schedule::new(&config.recording, tz.clone(), location).ok()?;
-        let now = Timestamp::now();
-        let (start, end) = schedule.next_window(now)?;
-        let fmt = |t: Timestamp| {
-            t.to_zoned_datetime(tz.clone())
-                .strftime("%Y-%m-%d %H:%M %Z")
-                .to_string()
-        };
-        // Continuous schedules come back cut at the search horizon: say what they mean.
-        if end.duration_since(start) > jiff::SignedDuration::from_hours(24 * 300) {
-            return Some("around the clock".to_string());
-        }
-        Some(if start <= now {
-            format!("open now, until {}", fmt(end))
-        } else {
-            format!("{} – {}", fmt(start), fmt(end))
-        })
-    });
-    DeploymentStatus {
-        status: "active".into(),
-        name: Some(d.name.clone()),
-        latitude: d.latitude,
-        longitude: d.longitude,
-        started_on: Some(d.started_on.to_string()),
-        recordings: summary.as_ref().map(|s| s.count),
-        last_recording: summary.and_then(|s| s.last).map(|r| r.datetime.to_string()),
-        free_space_bytes: disk_space(recordings).ok().map(|d| d.free_bytes),
-        next_window,
-    }
-}
-
-/// The human form: the four sections of the deployment guide.
-pub fn render_status(s: &Status) -> String {
-    let mut out = String::from("acoupi status\n");
-    let field = |out: &mut String, name: &str, value: &str| {
-        out.push_str(&format!("  {name:>14} : {value}\n"));
-    };
-    let services_ok = s.services.acoupi == "active" && s.services.beat == "active";
-    let head = |ok: bool, title: &str| {
-        if ok {
-            style::green(&format!("● {title}"))
-        } else {
-            style::yellow(&format!("● {title}"))
-        }
-    };
-    out.push_str(&head(services_ok, "System Services"));
-    out.push('\n');
-    field(&mut out, "acoupi", &s.services.acoupi);
-    field(&mut out, "beat", &s.services.beat);
-    let workers_ok =
-        s.workers.recording.as_deref() == Some("ok") && s.workers.default.as_deref() == Some("ok");
-    out.push_str(&head(workers_ok, "Workers"));
-    out.push('\n');
-    field(&mut out, "status", &s.workers.status);
-    if let (Some(r), Some(d)) = (&s.workers.recording, &s.workers.default) {
-        field(&mut out, "recording", r);
-        field(&mut out, "default", d);
-    }
-    if let Some(detail) = &s.workers.detail {
-        field(&mut out, "doing", detail);
-    }
-    out.push_str(&head(s.program.status == "ok", "Program"));
-    out.push('\n');
-    field(&mut out, "status", &s.program.status);
-    if let Some(p) = &s.program.problem {
-        field(&mut out, "problem", p);
-        field(&mut out, "fix", "run `acoupi check` for details");
-    }
-    let d = &s.deployment;
-    out.push_str(&head(d.status == "active", "Deployment"));
-    out.push('\n');
-    field(&mut out, "status", &d.status);
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    if d.status == "active" {
-        field(&mut out, "name", &opt(&d.name));
-        field(
-            &mut out,
-            "latitude",
-            &d.latitude.map_or("-".into(), |v| v.to_string()),
-        );
-        field(
-            &mut out,
-            "longitude",
-            &d.longitude.map_or("-".into(), |v| v.to_string()),
-        );
-        field(
-            &mut out,
-            "started on",
-            &format!("{} (UTC)", opt(&d.started_on)),
-        );
-        field(
-            &mut out,
-            "recordings",
-            &d.recordings.map_or("-".into(), |v| v.to_string()),
-        );
-        field(
-            &mut out,
-            "last recording",
-            &format!("{} (UTC)", opt(&d.last_recording)),
-        );
-        field(
-            &mut out,
-            "free space",
-            &d.free_space_bytes.map_or("-".into(), |b| {
-                format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
-            }),
-        );
-        field(&mut out, "next window", &opt(&d.next_window));
-    }
-    out
 }
 
 #[cfg(test)]

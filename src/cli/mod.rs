@@ -10,6 +10,7 @@ pub mod config;
 pub mod deployment;
 pub mod devices;
 pub mod setup;
+pub mod status;
 pub mod style;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
