@@ -10,9 +10,13 @@
 //! - [`audio`]: ALSA capture and WAV files.
 //! - [`schedule`]: when to record (pure).
 //! - [`system`]: the operating system around us (paths).
+//! - [`store`]: SQLite: the messages.db outbox.
+//! - [`messaging`]: MQTT and HTTP messengers, delivery from the outbox, heartbeat payloads.
 
 pub mod audio;
 pub mod cli;
 pub mod config;
+pub mod messaging;
 pub mod schedule;
+pub mod store;
 pub mod system;
