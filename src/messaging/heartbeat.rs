@@ -183,10 +183,9 @@ mod tests {
             sent_on: at("2024-01-01T00:00:00Z"),
             ..HeartbeatInput::default()
         };
-        assert_eq!(
-            heartbeat_payload(&input),
-            r#"{"sent_on":"2024-01-01T00:00:00Z","device_id":"10000000abcdef01","status":"OK"}"#
-        );
+        let got: Value = serde_json::from_str(&heartbeat_payload(&input)).unwrap();
+        let want = json!({"sent_on": "2024-01-01T00:00:00Z", "device_id": "10000000abcdef01", "status": "OK"});
+        assert_eq!(got, want);
     }
 
     #[test]

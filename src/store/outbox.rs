@@ -189,6 +189,9 @@ pub struct OutboxStats {
     /// (message, target) pairs delivered more than once: a retry after a lost
     /// acknowledgement or a timeout whose first try had arrived after all.
     pub duplicates: u64,
+    /// (message, target) pairs delivered after an unanswered attempt: the receiver may
+    /// hold two copies (it can drop one by message id).
+    pub possible_duplicates: u64,
 }
 
 /// Retry delays: `initial` doubling per failed round up to `max`, each drawn with jitter
@@ -567,7 +570,10 @@ impl Outbox {
                (SELECT count(*) FROM message_state WHERE finished_on IS NOT NULL AND permanent_failure IS NULL),
                (SELECT count(*) FROM message_state WHERE permanent_failure IS NOT NULL),
                (SELECT count(*) FROM (SELECT 1 FROM response WHERE status = 0
-                                      GROUP BY message_id, target HAVING count(*) > 1))",
+                                      GROUP BY message_id, target HAVING count(*) > 1)),
+               (SELECT count(*) FROM (SELECT 1 FROM response WHERE status IN (0, 3)
+                                      GROUP BY message_id, target
+                                      HAVING min(status) = 0 AND max(status) = 3))",
             [],
             |row| {
                 Ok(OutboxStats {
@@ -575,6 +581,7 @@ impl Outbox {
                     sent: row.get::<_, i64>(1)?.unsigned_abs(),
                     failed_permanent: row.get::<_, i64>(2)?.unsigned_abs(),
                     duplicates: row.get::<_, i64>(3)?.unsigned_abs(),
+                    possible_duplicates: row.get::<_, i64>(4)?.unsigned_abs(),
                 })
             },
         )
