@@ -53,23 +53,45 @@ async fn messages_are_published_with_qos1_and_status_is_retained_online() {
     cfg.per_kind_subtopics = true;
     let messenger = MqttMessenger::start(&cfg, "dev-1").unwrap();
     for n in 0..5 {
-        outbox.enqueue("detection", &format!("{{\"n\":{n}}}"), t0() + SignedDuration::from_millis(n)).unwrap();
+        outbox
+            .enqueue(
+                "detection",
+                &format!("{{\"n\":{n}}}"),
+                t0() + SignedDuration::from_millis(n),
+            )
+            .unwrap();
     }
     outbox.enqueue("heartbeat", "{\"n\":99}", t0()).unwrap();
-    let report = deliver_due(&outbox, &[&messenger as &dyn Messenger], None, Order::OldestFirst, after(1))
-        .await
-        .unwrap();
+    let report = deliver_due(
+        &outbox,
+        &[&messenger as &dyn Messenger],
+        None,
+        Order::OldestFirst,
+        after(1),
+    )
+    .await
+    .unwrap();
     assert_eq!((report.sent, report.deferred), (6, 0));
     let got = sub
-        .wait_until(|r| r.iter().filter(|(t, _, _)| t.starts_with("acoupi/detection") || t == "acoupi/heartbeat").count() == 6)
+        .wait_until(|r| {
+            r.iter()
+                .filter(|(t, _, _)| t.starts_with("acoupi/detection") || t == "acoupi/heartbeat")
+                .count()
+                == 6
+        })
         .await;
     assert_eq!(ids_in(&got, "acoupi/detection"), ["0", "1", "2", "3", "4"]);
     assert_eq!(ids_in(&got, "acoupi/heartbeat"), ["99"]);
-    assert!(got.iter().any(|(t, p, _)| t == "acoupi/status" && p == b"online"));
+    assert!(got
+        .iter()
+        .any(|(t, p, _)| t == "acoupi/status" && p == b"online"));
     // A late subscriber still learns the status: it is retained.
     let late = Subscriber::start(broker.port, "acoupi/status").await;
     let status = late.wait_until(|r| !r.is_empty()).await;
-    assert_eq!((status[0].1.as_slice(), status[0].2), (&b"online"[..], true));
+    assert_eq!(
+        (status[0].1.as_slice(), status[0].2),
+        (&b"online"[..], true)
+    );
     assert_eq!(outbox.stats().unwrap().sent, 6);
 }
 
@@ -78,13 +100,18 @@ async fn vanished_device_leaves_retained_offline_last_will() {
     let broker = Broker::start();
     let messenger = MqttMessenger::start(&mqtt(broker.port), "dev-2").unwrap();
     let sub = Subscriber::start(broker.port, "acoupi/status").await;
-    sub.wait_until(|r| r.iter().any(|(_, p, _)| p == b"online")).await;
+    sub.wait_until(|r| r.iter().any(|(_, p, _)| p == b"online"))
+        .await;
     // Dropping without close() cuts the TCP connection: the broker publishes the will.
     drop(messenger);
-    sub.wait_until(|r| r.iter().any(|(_, p, _)| p == b"offline")).await;
+    sub.wait_until(|r| r.iter().any(|(_, p, _)| p == b"offline"))
+        .await;
     let late = Subscriber::start(broker.port, "acoupi/status").await;
     let status = late.wait_until(|r| !r.is_empty()).await;
-    assert_eq!((status[0].1.as_slice(), status[0].2), (&b"offline"[..], true));
+    assert_eq!(
+        (status[0].1.as_slice(), status[0].2),
+        (&b"offline"[..], true)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,27 +120,42 @@ async fn password_is_accepted_and_a_wrong_one_is_reported_as_rejected() {
     let mut cfg = mqtt(broker.auth_port);
     cfg.username = Some(USER.into());
     cfg.password = Some(Secret::new(PASSWORD));
-    check_mqtt(&cfg, "dev-3", Duration::from_secs(5)).await.unwrap();
+    check_mqtt(&cfg, "dev-3", Duration::from_secs(5))
+        .await
+        .unwrap();
     let messenger = MqttMessenger::start(&cfg, "dev-3").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     outbox.enqueue("detection", "{\"n\":1}", t0()).unwrap();
-    let report = deliver_due(&outbox, &[&messenger as &dyn Messenger], None, Order::OldestFirst, t0())
-        .await
-        .unwrap();
+    let report = deliver_due(
+        &outbox,
+        &[&messenger as &dyn Messenger],
+        None,
+        Order::OldestFirst,
+        t0(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.sent, 1);
 
     cfg.password = Some(Secret::new("wrong"));
-    let err = check_mqtt(&cfg, "dev-3", Duration::from_secs(5)).await.unwrap_err();
+    let err = check_mqtt(&cfg, "dev-3", Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert!(matches!(err, CheckError::Authentication { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
         // mosquitto answers a wrong password with "not authorized" (CONNACK code 5).
-        format!("authentication rejected by 127.0.0.1:{}: not authorized", broker.auth_port)
+        format!(
+            "authentication rejected by 127.0.0.1:{}: not authorized",
+            broker.auth_port
+        )
     );
     cfg.username = None;
     cfg.password = None;
-    let err = check_mqtt(&cfg, "dev-3", Duration::from_secs(5)).await.unwrap_err();
+    let err = check_mqtt(&cfg, "dev-3", Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert!(matches!(err, CheckError::Authentication { .. }), "{err}");
 }
 
@@ -123,35 +165,58 @@ async fn tls_works_with_the_right_ca_and_a_wrong_ca_is_a_tls_error() {
     let mut cfg = mqtt(broker.tls_port);
     cfg.use_tls = true;
     cfg.ca_file = Some(broker.ca());
-    check_mqtt(&cfg, "dev-4", Duration::from_secs(5)).await.unwrap();
+    check_mqtt(&cfg, "dev-4", Duration::from_secs(5))
+        .await
+        .unwrap();
     let messenger = MqttMessenger::start(&cfg, "dev-4").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     outbox.enqueue("detection", "{\"n\":1}", t0()).unwrap();
-    let report = deliver_due(&outbox, &[&messenger as &dyn Messenger], None, Order::OldestFirst, t0())
-        .await
-        .unwrap();
+    let report = deliver_due(
+        &outbox,
+        &[&messenger as &dyn Messenger],
+        None,
+        Order::OldestFirst,
+        t0(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.sent, 1);
 
     cfg.ca_file = Some(broker.other_ca());
-    let err = check_mqtt(&cfg, "dev-4", Duration::from_secs(5)).await.unwrap_err();
+    let err = check_mqtt(&cfg, "dev-4", Duration::from_secs(5))
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, CheckError::Tls { .. }), "{err:?}");
-    assert!(text.starts_with(&format!("tls handshake with 127.0.0.1:{} failed: server certificate not accepted", broker.tls_port)), "{text}");
-    assert!(text.contains("UnknownIssuer") && text.contains("check ca_file"), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "tls handshake with 127.0.0.1:{} failed: server certificate not accepted",
+            broker.tls_port
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("UnknownIssuer") && text.contains("check ca_file"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_port_and_unknown_host_are_reported_distinctly() {
     let port = messaging_support::free_port();
-    let err = check_mqtt(&mqtt(port), "dev-5", Duration::from_secs(5)).await.unwrap_err();
+    let err = check_mqtt(&mqtt(port), "dev-5", Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("connection refused by 127.0.0.1:{port}: check that the server runs and the port is right")
     );
     let mut cfg = mqtt(1883);
     cfg.host = "no-such-broker.invalid".into();
-    let err = check_mqtt(&cfg, "dev-5", Duration::from_secs(5)).await.unwrap_err();
+    let err = check_mqtt(&cfg, "dev-5", Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "name resolution failed for no-such-broker.invalid: check the host name and the DNS settings"
@@ -166,28 +231,48 @@ async fn broker_outage_loses_no_message() {
     let messenger = MqttMessenger::start(&mqtt(broker.port), "dev-6").unwrap();
     let messengers = [&messenger as &dyn Messenger];
     for n in 0..10 {
-        outbox.enqueue("detection", &format!("{{\"n\":{n}}}"), t0()).unwrap();
+        outbox
+            .enqueue("detection", &format!("{{\"n\":{n}}}"), t0())
+            .unwrap();
     }
-    assert_eq!(deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0()).await.unwrap().sent, 10);
+    assert_eq!(
+        deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
+            .await
+            .unwrap()
+            .sent,
+        10
+    );
 
     broker.kill();
     for n in 10..60 {
-        outbox.enqueue("detection", &format!("{{\"n\":{n}}}"), after(1)).unwrap();
+        outbox
+            .enqueue("detection", &format!("{{\"n\":{n}}}"), after(1))
+            .unwrap();
     }
-    let down = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(1)).await.unwrap();
+    let down = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(1))
+        .await
+        .unwrap();
     assert_eq!((down.sent, down.deferred), (0, 50));
     assert_eq!(outbox.stats().unwrap().queued, 50);
     // Backed off: nothing is due a moment later.
-    assert!(outbox.due(100, Order::OldestFirst, after(2)).unwrap().is_empty());
+    assert!(outbox
+        .due(100, Order::OldestFirst, after(2))
+        .unwrap()
+        .is_empty());
 
     broker.restart();
     let sub = Subscriber::start(broker.port, "acoupi").await;
-    let back = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3600)).await.unwrap();
+    let back = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3600))
+        .await
+        .unwrap();
     assert_eq!((back.sent, back.deferred), (50, 0));
     let got = sub.wait_until(|r| r.len() >= 50).await;
     let ids: HashSet<String> = ids_in(&got, "acoupi").into_iter().collect();
     let expected: HashSet<String> = (10..60).map(|n| n.to_string()).collect();
-    assert_eq!(ids, expected, "every message queued during the outage arrives");
+    assert_eq!(
+        ids, expected,
+        "every message queued during the outage arrives"
+    );
     let stats = outbox.stats().unwrap();
     assert_eq!((stats.queued, stats.sent, stats.duplicates), (0, 60, 0));
 }
@@ -205,22 +290,39 @@ async fn acknowledgements_lost_for_a_while_are_recorded_late_and_duplicates_coun
     let messengers = [&messenger as &dyn Messenger];
     // Let the connection (and its `online` status publish) settle before losing acks.
     outbox.enqueue("detection", "{\"n\":0}", t0()).unwrap();
-    assert_eq!(deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0()).await.unwrap().sent, 1);
+    assert_eq!(
+        deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
 
     proxy.pause();
     outbox.enqueue("detection", "{\"n\":1}", t0()).unwrap();
-    let first = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(1)).await.unwrap();
+    let first = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(1))
+        .await
+        .unwrap();
     assert_eq!(first.deferred, 1, "no PUBACK within the timeout");
     // Retried while the acknowledgements are still held back: a second copy goes out.
-    let second = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3600)).await.unwrap();
+    let second = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3600))
+        .await
+        .unwrap();
     assert_eq!(second.deferred, 1);
     proxy.resume();
-    sub.wait_until(|r| ids_in(r, "acoupi").iter().filter(|n| *n == "1").count() == 2).await;
+    sub.wait_until(|r| ids_in(r, "acoupi").iter().filter(|n| *n == "1").count() == 2)
+        .await;
     // Both PUBACKs arrive late; the driver may need a moment to see them.
     let (mut late, mut duplicates) = (0, 0);
     for _ in 0..500 {
-        let run = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3601)).await.unwrap();
-        assert_eq!(run.sent + run.deferred, 0, "the message is not due again yet");
+        let run = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3601))
+            .await
+            .unwrap();
+        assert_eq!(
+            run.sent + run.deferred,
+            0,
+            "the message is not due again yet"
+        );
         late += run.late_acks;
         duplicates += run.duplicates;
         if late == 2 {
@@ -231,5 +333,11 @@ async fn acknowledgements_lost_for_a_while_are_recorded_late_and_duplicates_coun
     assert_eq!((late, duplicates), (2, 1));
     let stats = outbox.stats().unwrap();
     assert_eq!((stats.queued, stats.sent, stats.duplicates), (0, 2, 1));
-    assert!(outbox.due(10, Order::OldestFirst, after(90_000)).unwrap().is_empty(), "not sent a third time");
+    assert!(
+        outbox
+            .due(10, Order::OldestFirst, after(90_000))
+            .unwrap()
+            .is_empty(),
+        "not sent a third time"
+    );
 }

@@ -182,6 +182,13 @@ pub fn check_http(cfg: &HttpConfig, timeout: Duration) -> Result<(), CheckError>
     let host = url_host(&url).ok_or_else(|| CheckError::Config {
         detail: format!("base_url {url:?} is not an http:// or https:// URL"),
     })?;
+    // Resolved here, so that a bad host name reads as such and not as an I/O error.
+    if let Err(source) = std::net::ToSocketAddrs::to_socket_addrs(&(host.0.as_str(), host.1)) {
+        return Err(CheckError::NameResolution {
+            host: host.0,
+            source,
+        });
+    }
     let mut request = messenger.agent.options(&url);
     if let Some(auth) = &messenger.authorization {
         request = request.header("Authorization", auth);

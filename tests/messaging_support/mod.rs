@@ -19,22 +19,46 @@ pub const PASSWORD: &str = "s3cret-pass";
 
 /// A free loopback port (bound then released; the broker binds it right after).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Makes a CA (`<name>.pem`, `<name>.key`) in `dir`.
 pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
     run(Command::new("openssl").current_dir(dir).args([
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"), "-days", "2",
-        "-subj", &format!("/CN={name}"),
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &format!("{name}.key"),
+        "-out",
+        &format!("{name}.pem"),
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name}"),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ]));
     dir.join(format!("{name}.pem"))
 }
@@ -47,13 +71,35 @@ pub fn make_server_cert(dir: &Path, ca: &str) {
     )
     .unwrap();
     run(Command::new("openssl").current_dir(dir).args([
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
     ]));
     run(Command::new("openssl").current_dir(dir).args([
-        "x509", "-req", "-in", "server.csr", "-CA", &format!("{ca}.pem"), "-CAkey",
-        &format!("{ca}.key"), "-CAcreateserial", "-out", "server.pem", "-days", "2",
-        "-extfile", "server.ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        &format!("{ca}.pem"),
+        "-CAkey",
+        &format!("{ca}.key"),
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
     ]));
 }
 
@@ -73,7 +119,10 @@ impl Broker {
         make_ca(d, "ca");
         make_ca(d, "other-ca");
         make_server_cert(d, "ca");
-        run(Command::new("mosquitto_passwd").args(["-c", "-b"]).arg(d.join("passwd")).args([USER, PASSWORD]));
+        run(Command::new("mosquitto_passwd")
+            .args(["-c", "-b"])
+            .arg(d.join("passwd"))
+            .args([USER, PASSWORD]));
         let (port, auth_port, tls_port) = (free_port(), free_port(), free_port());
         let conf = format!(
             "per_listener_settings true\nuser root\npersistence false\nlog_dest stderr\n\
@@ -86,7 +135,13 @@ impl Broker {
             key = d.join("server.key").display(),
         );
         std::fs::write(d.join("mosquitto.conf"), conf).unwrap();
-        let mut broker = Broker { dir, port, auth_port, tls_port, child: None };
+        let mut broker = Broker {
+            dir,
+            port,
+            auth_port,
+            tls_port,
+            child: None,
+        };
         broker.restart();
         broker
     }
@@ -157,7 +212,9 @@ impl Proxy {
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 thread::spawn(move || pipe(c2, s2, None));
                 let gate = Arc::clone(&gate);
@@ -208,7 +265,10 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -242,7 +302,11 @@ impl HttpServer {
                 thread::spawn(move || serve(stream, req, scr, default));
             }
         });
-        HttpServer { port, requests, script }
+        HttpServer {
+            port,
+            requests,
+            script,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -259,7 +323,12 @@ impl HttpServer {
     }
 }
 
-fn serve(stream: TcpStream, requests: Arc<Mutex<Vec<Request>>>, script: Arc<Mutex<VecDeque<Reply>>>, default: Reply) {
+fn serve(
+    stream: TcpStream,
+    requests: Arc<Mutex<Vec<Request>>>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    default: Reply,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -287,7 +356,12 @@ fn serve(stream: TcpStream, requests: Arc<Mutex<Vec<Request>>>, script: Arc<Mute
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    requests.lock().unwrap().push(Request { method, path, headers, body });
+    requests.lock().unwrap().push(Request {
+        method,
+        path,
+        headers,
+        body,
+    });
     let reply = script.lock().unwrap().pop_front().unwrap_or(default);
     let mut stream = stream;
     match reply {
@@ -328,7 +402,10 @@ impl Subscriber {
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                        client.subscribe(topic.clone(), QoS::AtLeastOnce).await.unwrap();
+                        client
+                            .subscribe(topic.clone(), QoS::AtLeastOnce)
+                            .await
+                            .unwrap();
                     }
                     Ok(Event::Incoming(Incoming::SubAck(_))) => {
                         if let Some(tx) = ready.take() {
@@ -336,19 +413,27 @@ impl Subscriber {
                         }
                     }
                     Ok(Event::Incoming(Incoming::Publish(p))) => {
-                        sink.lock().unwrap().push((p.topic.clone(), p.payload.to_vec(), p.retain));
+                        sink.lock()
+                            .unwrap()
+                            .push((p.topic.clone(), p.payload.to_vec(), p.retain));
                     }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(10), ready_rx).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), ready_rx)
+            .await
+            .unwrap()
+            .unwrap();
         Subscriber { received, task }
     }
 
     /// Waits (bounded, 10 s) until `pred` holds for what was received.
-    pub async fn wait_until(&self, pred: impl Fn(&[(String, Vec<u8>, bool)]) -> bool) -> Vec<(String, Vec<u8>, bool)> {
+    pub async fn wait_until(
+        &self,
+        pred: impl Fn(&[(String, Vec<u8>, bool)]) -> bool,
+    ) -> Vec<(String, Vec<u8>, bool)> {
         for _ in 0..1000 {
             {
                 let got = self.received.lock().unwrap();
@@ -358,7 +443,10 @@ impl Subscriber {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("subscriber never saw the expected messages: {:?}", self.received.lock().unwrap());
+        panic!(
+            "subscriber never saw the expected messages: {:?}",
+            self.received.lock().unwrap()
+        );
     }
 }
 
