@@ -380,9 +380,12 @@ fn serve(
     }
 }
 
+/// A received publish: topic, payload, retained flag.
+pub type Publication = (String, Vec<u8>, bool);
+
 /// Subscribes to `topic` on the broker (anonymous listener) and collects every publish.
 pub struct Subscriber {
-    pub received: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>,
+    pub received: Arc<Mutex<Vec<Publication>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -430,10 +433,7 @@ impl Subscriber {
     }
 
     /// Waits (bounded, 10 s) until `pred` holds for what was received.
-    pub async fn wait_until(
-        &self,
-        pred: impl Fn(&[(String, Vec<u8>, bool)]) -> bool,
-    ) -> Vec<(String, Vec<u8>, bool)> {
+    pub async fn wait_until(&self, pred: impl Fn(&[Publication]) -> bool) -> Vec<Publication> {
         for _ in 0..1000 {
             {
                 let got = self.received.lock().unwrap();
