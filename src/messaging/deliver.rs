@@ -3,7 +3,8 @@
 //! Pages of at most [`PAGE`] messages keep memory flat whatever the queue length; each
 //! page's outcomes are recorded in one transaction (one fsync per page, not per message).
 //! A page's messages are either finished or pushed back by the back-off afterwards, so
-//! the run ends even when every send fails.
+//! the run ends even when every send fails; and when a messenger fails a whole page the
+//! run stops there, so an unreachable broker costs one timeout per run, not one per page.
 
 use jiff::Timestamp;
 
@@ -64,6 +65,10 @@ pub async fn deliver_due(
                 results: Vec::new(),
             })
             .collect();
+        // A messenger that failed a whole page is down (broker unreachable, server
+        // failing): the run ends after this page instead of waiting out its timeout on
+        // every remaining page; the rest waits for the next run.
+        let mut unavailable = false;
         for messenger in messengers {
             let target = messenger.target();
             let (indices, batch): (Vec<usize>, Vec<_>) = due
@@ -76,6 +81,9 @@ pub async fn deliver_due(
                 continue;
             }
             let outcomes = messenger.send(&batch).await;
+            if outcomes.iter().all(|o| !o.is_final()) {
+                unavailable = true;
+            }
             for (slot, index) in indices.into_iter().enumerate() {
                 let outcome = outcomes
                     .get(slot)
@@ -114,6 +122,9 @@ pub async fn deliver_due(
         }
         if let Some(r) = remaining.as_mut() {
             *r = r.saturating_sub(due.len() as u64);
+        }
+        if unavailable {
+            break;
         }
     }
     tracing::info!(
