@@ -4,7 +4,7 @@
 //! types, indices, `PRAGMA user_version = 1`, UUIDs as 16-byte BLOBs, ISO-8601 TEXT
 //! timestamps) so upstream tooling keeps reading it; our additions are new tables and new
 //! nullable columns, applied by numbered migrations recorded in `acoupi_schema_version`.
-//! messages.db (the outbox) lives in `outbox.rs` and opens its file through the same
+//! messages.db (the outbox) lives in [`outbox`] and opens its file through the same
 //! [`db::open_db`].
 //!
 //! Callers get typed methods and [`StoreError`]; they never see SQL. This module knows
@@ -27,6 +27,7 @@
 pub mod audit;
 pub mod db;
 pub mod metadata;
+pub mod outbox;
 mod metadata_rows;
 mod metadata_types;
 mod schema;
