@@ -173,6 +173,39 @@ pub struct MqttConfig {
     pub keep_alive: u32,
 }
 
+impl HttpConfig {
+    /// An endpoint at `base_url` with every other field at its default.
+    pub fn new(base_url: impl Into<String>) -> HttpConfig {
+        HttpConfig {
+            base_url: base_url.into(),
+            content_type: default_content_type(),
+            timeout: default_timeout(),
+            bearer_token: None,
+            username: None,
+            password: None,
+            ca_file: None,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// A broker at `host` with every other field at its default.
+    pub fn new(host: impl Into<String>) -> MqttConfig {
+        MqttConfig {
+            host: host.into(),
+            port: default_mqtt_port(),
+            username: None,
+            password: None,
+            topic: default_topic(),
+            per_kind_subtopics: false,
+            timeout: default_timeout(),
+            use_tls: false,
+            ca_file: None,
+            keep_alive: default_keep_alive(),
+        }
+    }
+}
+
 fn default_content_type() -> String {
     "application/json".to_owned()
 }
