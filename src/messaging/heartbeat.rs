@@ -138,7 +138,11 @@ pub fn heartbeat_payload(input: &HeartbeatInput) -> String {
     Value::Object(payload).to_string()
 }
 
-/// What a summary covers: recording activity over `[start, end]`.
+/// What a summary covers: recording activity over `[start, end)`.
+///
+/// Counted from the recording rows still in metadata.db: recordings the saving filters
+/// deleted have no row any more, so `recordings` is what was kept or still waits for the
+/// management task, not every file captured.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SummaryInput {
     /// The device id.
@@ -147,22 +151,34 @@ pub struct SummaryInput {
     pub start: Timestamp,
     /// End of the interval.
     pub end: Timestamp,
-    /// Recordings finished in the interval.
+    /// Recordings that started in the interval and still have a row.
     pub recordings: u64,
-    /// Of those, kept by the saving filters.
+    /// Of those, moved to the recordings directory.
     pub kept: u64,
-    /// Of those, deleted by the saving filters.
-    pub deleted: u64,
-    /// Seconds of audio recorded.
+    /// Of those, still waiting in the temporary directory.
+    pub pending: u64,
+    /// Seconds of audio in those recordings.
     pub recorded_seconds: f64,
+    /// Capture gaps that ended in the interval, counted by reason (`xrun`, `device_missing`, …).
+    pub gaps: Vec<(String, u64)>,
+    /// Seconds of audio missing in those gaps.
+    pub gap_seconds: f64,
 }
 
 /// The summary message payload (JSON text), with upstream's `timeinterval` object.
 pub fn summary_payload(input: &SummaryInput) -> String {
+    let reasons: Map<String, Value> = input
+        .gaps
+        .iter()
+        .map(|(reason, n)| (reason.clone(), json!(n)))
+        .collect();
+    let gap_count: u64 = input.gaps.iter().map(|(_, n)| n).sum();
     json!({
         "device_id": input.device_id,
-        "recordings": {"count": input.recordings, "kept": input.kept, "deleted": input.deleted,
-                       "seconds": input.recorded_seconds},
+        "recordings": {"count": input.recordings, "kept": input.kept, "pending": input.pending,
+                       "seconds": input.recorded_seconds,
+                       "minutes": (input.recorded_seconds / 60.0 * 100.0).round() / 100.0},
+        "gaps": {"count": gap_count, "seconds": input.gap_seconds, "reasons": reasons},
         "timeinterval": {"starttime": input.start.to_string(), "endtime": input.end.to_string()},
     })
     .to_string()
@@ -226,10 +242,15 @@ mod tests {
             start: at("2024-01-01T00:00:00Z"),
             end: at("2024-01-01T01:00:00Z"),
             recordings: 3,
+            recorded_seconds: 90.0,
+            gaps: vec![("xrun".into(), 2), ("device_missing".into(), 1)],
             ..SummaryInput::default()
         }))
         .unwrap();
         assert_eq!(v["timeinterval"]["starttime"], "2024-01-01T00:00:00Z");
         assert_eq!(v["recordings"]["count"], 3);
+        assert_eq!(v["recordings"]["minutes"], 1.5);
+        assert_eq!(v["gaps"]["count"], 3);
+        assert_eq!(v["gaps"]["reasons"]["xrun"], 2);
     }
 }
