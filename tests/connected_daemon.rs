@@ -199,7 +199,20 @@ fn recordings_since(home: &Home, since: Timestamp) -> usize {
         .map_or(0, |r| r.len())
 }
 
-fn stop(child: &mut Child) -> std::process::ExitStatus {
+/// A daemon that is killed if the test ends without stopping it (a failed assertion),
+/// so no recorder outlives its test.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn stop(Daemon(child): &mut Daemon) -> std::process::ExitStatus {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let start = Instant::now();
@@ -229,6 +242,8 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
             "messaging.mqtt.timeout=2".into(),
             "messaging.message_send_interval=1".into(),
             "messaging.summary_interval=10".into(),
+            "messaging.heartbeat_interval=10".into(),
+            "heartbeat.interval=10".into(),
         ],
     );
     let out = home.acoupi(&[
@@ -242,13 +257,30 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
     let feeding = Arc::new(AtomicBool::new(false));
     let feeder = feed(home.path().join("in.fifo"), Arc::clone(&feeding));
     let log = std::fs::File::create(home.path().join("run.log")).unwrap();
-    let mut daemon = home
-        .command(&["run"])
-        .env("RUST_LOG", "info")
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let mut daemon = Daemon(
+        home.command(&["run"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let log_text = || std::fs::read_to_string(home.path().join("run.log")).unwrap_or_default();
+    // The beat daemon queues heartbeats in the same outbox (a second process writing it).
+    let state = home.path().join("systemctl");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut beat = Daemon(
+        home.command(&["beat"])
+            .env(
+                "ACOUPI_SYSTEMCTL",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake-systemctl"),
+            )
+            .env("FAKE_SYSTEMCTL_STATE", &state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
 
     // Summaries arrive while the broker is up.
     let first = wait_for("a first summary", Duration::from_secs(40), || {
@@ -275,12 +307,12 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
         || (outbox.stats().unwrap().queued >= 2).then_some(()),
     )
     .await;
-    let during = recordings_since(&home, outage_start);
-    assert!(
-        during >= 10,
-        "only {during} recordings during the outage\n{}",
-        log_text()
-    );
+    let during = wait_for(
+        "ten recordings during the outage",
+        Duration::from_secs(40),
+        || Some(recordings_since(&home, outage_start)).filter(|n| *n >= 10),
+    )
+    .await;
     let queued = outbox.stats().unwrap().queued;
 
     // The broker returns on the same port: everything queued is delivered.
@@ -292,6 +324,7 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
         || (outbox.stats().unwrap().queued == 0).then_some(()),
     )
     .await;
+    assert!(stop(&mut beat).success());
     let stopped = stop(&mut daemon);
     feeding.store(true, Ordering::Relaxed);
     // Unblock the feeder if it waits in `open` for a reader that is gone.
@@ -328,6 +361,20 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
     assert_eq!(
         received_on(&sub, "acoupi/status").last().map(String::as_str),
         Some("offline")
+    );
+
+    // Heartbeats went the same way, with the recorder's state in them.
+    let heartbeats: Vec<serde_json::Value> = received_on(&sub, "acoupi")
+        .iter()
+        .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .filter(|v| v.get("sent_on").is_some())
+        .collect();
+    assert!(heartbeats.len() >= 2, "{heartbeats:?}");
+    assert!(
+        heartbeats
+            .iter()
+            .any(|h| h["workers"]["recording"].as_str() == Some("recording")),
+        "{heartbeats:?}"
     );
 
     // Summaries cover the run without holes: each starts where the previous ended.
