@@ -155,7 +155,10 @@ async fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -293,7 +296,9 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
         log_text()
     );
     assert_eq!(
-        received_on(&sub, "acoupi/status").last().map(String::as_str),
+        received_on(&sub, "acoupi/status")
+            .last()
+            .map(String::as_str),
         Some("online")
     );
 
@@ -359,7 +364,9 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
         messages.len()
     );
     assert_eq!(
-        received_on(&sub, "acoupi/status").last().map(String::as_str),
+        received_on(&sub, "acoupi/status")
+            .last()
+            .map(String::as_str),
         Some("offline")
     );
 

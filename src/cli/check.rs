@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::audio::test_capture;
 use crate::config::schema::{Config, Program};
+use crate::daemon::control::{self, WorkerHealth};
 use crate::messaging::http::check_http;
 use crate::messaging::mqtt::check_mqtt_blocking;
-use crate::daemon::control::{self, WorkerHealth};
 use crate::system::layout::{Layout, StoragePaths};
 use crate::system::sysroot::SysRoot;
 use crate::system::systemd::units_installed;
@@ -162,7 +162,8 @@ fn messaging_findings(layout: &Layout, config: &Config, paths: &StoragePaths) ->
         },
     }
     if let Some(mqtt) = &messaging.mqtt {
-        let device = device_id::device_id(&SysRoot::default()).map_or_else(|_| "acoupi".into(), |d| d.id);
+        let device =
+            device_id::device_id(&SysRoot::default()).map_or_else(|_| "acoupi".into(), |d| d.id);
         let timeout = Duration::from_secs(u64::from(mqtt.timeout.max(1)));
         if let Err(e) = check_mqtt_blocking(mqtt, &device, timeout) {
             findings.push(Finding::error(format!("mqtt: {e}")));

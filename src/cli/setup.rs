@@ -404,8 +404,11 @@ mod tests {
             "http://collector:8080/in"
         );
         assert!(out.contains("messaging.mqtt.host: "), "{out}");
-        assert!(out.contains("messaging has neither `mqtt` nor `http`")
-            || out.contains("messaging is required"), "{out}");
+        assert!(
+            out.contains("messaging has neither `mqtt` nor `http`")
+                || out.contains("messaging is required"),
+            "{out}"
+        );
     }
 
     #[test]

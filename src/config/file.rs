@@ -189,8 +189,10 @@ mod tests {
         save(&c, &path).unwrap();
         c.program = crate::config::schema::Program::Connected;
         c.messaging = Some(
-            ron::from_str("(mqtt: Some((host: \"b\", username: Some(\"u\"), password: Some(\"hunter2\"))))")
-                .unwrap(),
+            ron::from_str(
+                "(mqtt: Some((host: \"b\", username: Some(\"u\"), password: Some(\"hunter2\"))))",
+            )
+            .unwrap(),
         );
         save(&c, &path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;

@@ -287,7 +287,9 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            parse("(program: connected)", Path::new("a")).unwrap().program,
+            parse("(program: connected)", Path::new("a"))
+                .unwrap()
+                .program,
             schema::Program::Connected
         );
     }

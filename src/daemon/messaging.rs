@@ -276,9 +276,11 @@ fn prune_sent(ctx: &Worker) {
 /// Queues the summary of `[start, end)`; returns where the next interval starts (`end`,
 /// or `start` again when nothing could be queued, so the interval is not lost).
 fn queue_summary(ctx: &Worker, start: Timestamp, end: Timestamp) -> Timestamp {
-    match summary(ctx, start, end)
-        .and_then(|input| Ok(ctx.outbox.enqueue("summary", &summary_payload(&input), end)?))
-    {
+    match summary(ctx, start, end).and_then(|input| {
+        Ok(ctx
+            .outbox
+            .enqueue("summary", &summary_payload(&input), end)?)
+    }) {
         Ok(id) => {
             tracing::debug!(message = %id, "summary queued");
             end
@@ -314,7 +316,11 @@ fn summary(ctx: &Worker, start: Timestamp, end: Timestamp) -> anyhow::Result<Sum
             continue;
         }
         input.gap_seconds += g.ended_on.duration_since(g.started_on).as_secs_f64();
-        match input.gaps.iter_mut().find(|(reason, _)| *reason == g.reason) {
+        match input
+            .gaps
+            .iter_mut()
+            .find(|(reason, _)| *reason == g.reason)
+        {
             Some((_, n)) => *n += 1,
             None => input.gaps.push((g.reason, 1)),
         }
@@ -376,7 +382,11 @@ impl HeartbeatSender {
 }
 
 /// The heartbeat message built from what the beat collected.
-pub fn heartbeat_input(payload: &HeartbeatPayload, device_id: &str, now: Timestamp) -> HeartbeatInput {
+pub fn heartbeat_input(
+    payload: &HeartbeatPayload,
+    device_id: &str,
+    now: Timestamp,
+) -> HeartbeatInput {
     let mut problems = Vec::new();
     let mut workers = Vec::new();
     match &payload.workers {

@@ -465,7 +465,8 @@ impl Daemon {
                 self.stop_capture().await;
                 self.program = program;
                 let (l, c, s) = (&self.layout, &self.program.config, &self.program.paths);
-                self.messaging = messaging::reload(self.messaging.take(), l, c, s, &self.serial).await;
+                self.messaging =
+                    messaging::reload(self.messaging.take(), l, c, s, &self.serial).await;
                 if let Err(e) = self.start_capture() {
                     tracing::error!(error = %format!("{e:#}"), "restarting capture after reload failed");
                     self.last_error = Some(format!("{e:#}"));

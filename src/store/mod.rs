@@ -27,9 +27,9 @@
 pub mod audit;
 pub mod db;
 pub mod metadata;
-pub mod outbox;
 mod metadata_rows;
 mod metadata_types;
+pub mod outbox;
 mod schema;
 #[cfg(test)]
 mod tests;
