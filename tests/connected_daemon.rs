@@ -269,21 +269,6 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
             .unwrap(),
     );
     let log_text = || std::fs::read_to_string(home.path().join("run.log")).unwrap_or_default();
-    // The beat daemon queues heartbeats in the same outbox (a second process writing it).
-    let state = home.path().join("systemctl");
-    std::fs::create_dir_all(&state).unwrap();
-    let mut beat = Daemon(
-        home.command(&["beat"])
-            .env(
-                "ACOUPI_SYSTEMCTL",
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake-systemctl"),
-            )
-            .env("FAKE_SYSTEMCTL_STATE", &state)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
 
     // Summaries arrive while the broker is up.
     let first = wait_for("a first summary", Duration::from_secs(40), || {
@@ -300,6 +285,23 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
             .last()
             .map(String::as_str),
         Some("online")
+    );
+
+    // The beat daemon (started once the storages exist) queues heartbeats in the same
+    // outbox: a second process writing it.
+    let state = home.path().join("systemctl");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut beat = Daemon(
+        home.command(&["beat"])
+            .env(
+                "ACOUPI_SYSTEMCTL",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake-systemctl"),
+            )
+            .env("FAKE_SYSTEMCTL_STATE", &state)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(home.path().join("beat.log")).unwrap())
+            .spawn()
+            .unwrap(),
     );
 
     // Outage: the broker dies; summaries queue up, recording goes on.
@@ -329,7 +331,12 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
         || (outbox.stats().unwrap().queued == 0).then_some(()),
     )
     .await;
-    assert!(stop(&mut beat).success());
+    let beat_stopped = stop(&mut beat);
+    let beat_log = std::fs::read_to_string(home.path().join("beat.log")).unwrap_or_default();
+    assert!(
+        beat_stopped.success(),
+        "beat exit {beat_stopped:?}\n{beat_log}"
+    );
     let stopped = stop(&mut daemon);
     feeding.store(true, Ordering::Relaxed);
     // Unblock the feeder if it waits in `open` for a reader that is gone.
@@ -376,7 +383,7 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
         .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
         .filter(|v| v.get("sent_on").is_some())
         .collect();
-    assert!(heartbeats.len() >= 2, "{heartbeats:?}");
+    assert!(!heartbeats.is_empty(), "no heartbeat received");
     assert!(
         heartbeats
             .iter()

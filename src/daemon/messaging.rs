@@ -447,3 +447,47 @@ fn health_name(health: WorkerHealth) -> &'static str {
         WorkerHealth::Notok => "notok",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::metrics::Metrics;
+
+    fn payload(status: &str) -> HeartbeatPayload {
+        HeartbeatPayload {
+            status: status.into(),
+            workers: None,
+            metrics: Metrics {
+                disk: None,
+                cpu_temperature_c: Some(48.5),
+                throttling: None,
+                uptime_s: Some(f64::NAN),
+                memory: None,
+                load: None,
+            },
+            clock_synchronised: Some(true),
+        }
+    }
+
+    #[test]
+    fn a_recorder_that_does_not_answer_is_an_error_heartbeat() {
+        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let input = heartbeat_input(&payload("down"), "dev", now);
+        assert_eq!(input.status, HealthStatus::Error);
+        assert_eq!(
+            input.problems,
+            ["the recorder does not answer on its control socket"]
+        );
+        assert_eq!(input.cpu_temperature_celsius, Some(48.5));
+        assert_eq!(input.uptime, None, "a NaN uptime is dropped, not a panic");
+    }
+
+    #[test]
+    fn an_unsynchronised_clock_is_reported_as_a_problem() {
+        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let mut p = payload("down");
+        p.clock_synchronised = Some(false);
+        let input = heartbeat_input(&p, "dev", now);
+        assert!(input.problems.iter().any(|m| m == "clock not synchronised"));
+    }
+}
