@@ -422,6 +422,9 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
         rows.iter().any(|r| r.datetime >= outage_end),
         "no recording after the outage"
     );
+    // Delivery never held the recorder up: not one gap while the broker was away.
+    let gaps = store.gaps_since(outage_start).unwrap();
+    assert!(gaps.is_empty(), "{gaps:?}");
 }
 
 #[test]
