@@ -13,11 +13,13 @@
 //! - [`tasks`]: the management task (saving filters, moves, retention).
 //! - [`daemon`]: `acoupi run`, `acoupi beat` and the control socket.
 //! - [`system`]: the operating system around us (paths, systemd, metrics, clock).
+//! - [`messaging`]: MQTT and HTTP messengers, delivery from the messages.db outbox, heartbeat payloads.
 
 pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod messaging;
 pub mod schedule;
 pub mod store;
 pub mod system;

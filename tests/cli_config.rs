@@ -135,10 +135,10 @@ fn setup_refuses_to_overwrite_without_force() {
 #[test]
 fn setup_rejects_programs_not_in_this_build() {
     let home = Home::new();
-    let err = home.fails(&["setup", "--no-prompt", "--program", "connected"]);
+    let err = home.fails(&["setup", "--no-prompt", "--program", "detector"]);
     assert_eq!(
         err,
-        "error: program `connected` is not available in this build\n"
+        "error: unknown program `detector`: the available programs are `default` and `connected`\n"
     );
 }
 

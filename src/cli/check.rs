@@ -8,11 +8,14 @@
 use std::time::Duration;
 
 use crate::audio::test_capture;
-use crate::config::schema::Config;
+use crate::config::schema::{Config, Program};
 use crate::daemon::control::{self, WorkerHealth};
-use crate::system::layout::Layout;
+use crate::messaging::http::check_http;
+use crate::messaging::mqtt::check_mqtt_blocking;
+use crate::system::layout::{Layout, StoragePaths};
+use crate::system::sysroot::SysRoot;
 use crate::system::systemd::units_installed;
-use crate::system::{clock, storage};
+use crate::system::{clock, device_id, storage};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -87,6 +90,7 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
         }
     }
     findings.extend(microphone_findings(layout, &config));
+    findings.extend(messaging_findings(layout, &config, &paths));
     match clock::clock_sync() {
         Ok(c) if c.synchronised => {}
         Ok(_) => findings.push(Finding::warning(
@@ -132,6 +136,46 @@ fn microphone_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
             mic.device_name
         ))],
     }
+}
+
+/// The connected program's checks: the outbox opens, and each configured messenger
+/// connects and authenticates within its timeout (the failure text says which step failed).
+fn messaging_findings(layout: &Layout, config: &Config, paths: &StoragePaths) -> Vec<Finding> {
+    let Some(messaging) = config
+        .messaging
+        .as_ref()
+        .filter(|_| config.program == Program::Connected)
+    else {
+        return Vec::new();
+    };
+    let mut findings = Vec::new();
+    match crate::daemon::messaging::open_outbox(layout, paths, messaging) {
+        Err(e) => findings.push(Finding::error(format!("{e:#}"))),
+        Ok(outbox) => match outbox.stats() {
+            Ok(stats) if stats.failed_permanent > 0 => findings.push(Finding::warning(format!(
+                "{} message(s) in {} were rejected for good by a receiver: see `journalctl -u acoupi` for the reason",
+                stats.failed_permanent,
+                outbox.path().display()
+            ))),
+            Ok(_) => {}
+            Err(e) => findings.push(Finding::error(e.to_string())),
+        },
+    }
+    if let Some(mqtt) = &messaging.mqtt {
+        let device =
+            device_id::device_id(&SysRoot::default()).map_or_else(|_| "acoupi".into(), |d| d.id);
+        let timeout = Duration::from_secs(u64::from(mqtt.timeout.max(1)));
+        if let Err(e) = check_mqtt_blocking(mqtt, &device, timeout) {
+            findings.push(Finding::error(format!("mqtt: {e}")));
+        }
+    }
+    if let Some(http) = &messaging.http {
+        let timeout = Duration::from_secs(u64::from(http.timeout.max(1)));
+        if let Err(e) = check_http(http, timeout) {
+            findings.push(Finding::error(format!("http: {e}")));
+        }
+    }
+    findings
 }
 
 /// `acoupi check`: prints each finding with its fix, or "Health checks passed".

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::{self, render, tree, FieldError};
+use crate::messaging::config::{mask_secrets, MASK, SECRET_FIELDS};
 use crate::system::layout::Layout;
 
 /// `acoupi config …`
@@ -52,6 +53,9 @@ pub struct GetArgs {
     /// Print JSON instead of RON.
     #[arg(long)]
     pub json: bool,
+    /// Print passwords and tokens as they are (masked as ******** otherwise).
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 /// `acoupi config set FIELD VALUE`
@@ -97,16 +101,33 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
 fn get(layout: &Layout, args: GetArgs) -> anyhow::Result<()> {
     let current = config::read(&layout.config_file)?;
     let field = args.field.as_deref().unwrap_or("");
-    let value = tree::get(&current, field)?;
+    let mut value = tree::get(&current, field)?;
+    if !args.show_secrets {
+        mask(&mut value, field);
+    }
     if args.json {
         println!("{}", render::json_text(&value, field));
     } else if field.trim_matches('.').is_empty() {
-        // The whole configuration exactly as the file format writes it.
-        println!("{}", config::to_ron_body(&current)?);
+        // The whole configuration exactly as the file format writes it (secrets masked
+        // unless asked for: the masked tree reads back as a configuration).
+        let shown: config::Config =
+            serde_json::from_value(value).context("rendering the configuration")?;
+        println!("{}", config::to_ron_body(&shown)?);
     } else {
         println!("{}", render::ron_text(&value, field));
     }
     Ok(())
+}
+
+/// Masks passwords and tokens in `value`, the value of `field` (itself a secret when its
+/// last segment names one).
+fn mask(value: &mut serde_json::Value, field: &str) {
+    let last = tree::segments(field).last().copied().unwrap_or("");
+    if SECRET_FIELDS.contains(&last) && !value.is_null() {
+        *value = serde_json::Value::String(MASK.to_owned());
+    } else {
+        mask_secrets(value);
+    }
 }
 
 fn set(layout: &Layout, args: SetArgs) -> anyhow::Result<()> {

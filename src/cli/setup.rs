@@ -11,14 +11,15 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use crate::config::schema::Config;
+use crate::config::schema::{Config, Program};
 use crate::config::{self, tree};
 use crate::system::layout::Layout;
 
 /// `acoupi setup`
 #[derive(Debug, clap::Args)]
 pub struct SetupArgs {
-    /// The program to configure (`default`).
+    /// The program to configure: `default`, or `connected` (also sends heartbeats and
+    /// summaries; needs `--set messaging.mqtt.host=…` or `--set messaging.http.base_url=…`).
     #[arg(long, default_value = "default")]
     pub program: String,
     /// Set a field before prompting, e.g. `--set microphone.device_name=UltraMic`
@@ -53,6 +54,19 @@ const PROMPTED: [(&str, &str); 7] = [
     (
         "timezone",
         "IANA time zone of the schedule (Europe/London, UTC, ...)",
+    ),
+];
+
+/// The fields walked on a terminal for the connected program; an empty answer skips a
+/// messenger, but one of them is required.
+const CONNECTED_PROMPTED: [(&str, &str); 2] = [
+    (
+        "messaging.mqtt.host",
+        "MQTT broker host name or address (empty: no MQTT); user, password and port with `acoupi config set messaging.mqtt.…`",
+    ),
+    (
+        "messaging.http.base_url",
+        "URL messages are POSTed to (empty: no HTTP)",
     ),
 ];
 
@@ -93,18 +107,23 @@ pub fn configure(
     dialogue: Option<Dialogue<'_>>,
     devices: &[String],
 ) -> anyhow::Result<Config> {
-    match args.program.as_str() {
-        "default" => {}
-        "connected" => bail!("program `connected` is not available in this build"),
-        other => bail!("unknown program `{other}`: the available program is `default`"),
-    }
+    let program = match args.program.as_str() {
+        "default" => Program::Default,
+        "connected" => Program::Connected,
+        other => {
+            bail!("unknown program `{other}`: the available programs are `default` and `connected`")
+        }
+    };
     if path.exists() && !args.force {
         bail!(
             "a configuration already exists at {}: pass --force to replace it (the current file is kept as .bak), or change single fields with `acoupi config set`",
             path.display()
         );
     }
-    let mut config = Config::default();
+    let mut config = Config {
+        program,
+        ..Config::default()
+    };
     let mut given = Vec::new();
     for item in &args.set {
         let Some((field, value)) = item.split_once('=') else {
@@ -114,9 +133,14 @@ pub fn configure(
         given.push(field.trim().to_string());
     }
     if let Some((input, output)) = dialogue {
-        for (i, (field, help)) in PROMPTED.iter().enumerate() {
+        let connected: &[(&str, &str)] = match program {
+            Program::Connected => &CONNECTED_PROMPTED,
+            Program::Default => &[],
+        };
+        let prompted: Vec<(&str, &str)> = PROMPTED.iter().chain(connected).copied().collect();
+        for (i, (field, help)) in prompted.iter().enumerate() {
             if !given.iter().any(|g| g == field) {
-                let later: Vec<&str> = PROMPTED[i + 1..].iter().map(|(f, _)| *f).collect();
+                let later: Vec<&str> = prompted[i + 1..].iter().map(|(f, _)| *f).collect();
                 config = ask(&config, field, help, &later, devices, input, output)?;
             }
         }
@@ -124,6 +148,9 @@ pub fn configure(
     if let Err(errors) = config::validate(&config) {
         if errors.iter().any(|e| e.field == "microphone.device_name") {
             bail!("microphone.device_name is required: pass --set microphone.device_name=<name> (`acoupi devices` lists the microphones)");
+        }
+        if errors.iter().any(|e| e.field == "messaging") {
+            bail!("program `connected` needs somewhere to send messages: pass --set messaging.mqtt.host=<broker> or --set messaging.http.base_url=<url>");
         }
         bail!("{}", super::config::field_errors(&errors));
     }
@@ -344,6 +371,43 @@ mod tests {
         assert_eq!(
             r.unwrap_err().to_string(),
             "setup aborted: input ended before microphone.device_name was answered"
+        );
+    }
+
+    #[test]
+    fn connected_without_prompts_requires_a_messenger_and_names_the_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acoupi.ron");
+        let mut a = args(&["microphone.device_name=USB"]);
+        a.program = "connected".into();
+        let e = configure(&a, &path, None, &[]).unwrap_err().to_string();
+        assert!(e.contains("--set messaging.mqtt.host=<broker>"), "{e}");
+        a.set.push("messaging.mqtt.host=broker.local".into());
+        a.set.push("messaging.mqtt.username=rec".into());
+        a.set.push("messaging.mqtt.password=hunter2".into());
+        let c = configure(&a, &path, None, &[]).unwrap();
+        assert_eq!(c.program, Program::Connected);
+        let mqtt = c.messaging.unwrap().mqtt.unwrap();
+        assert_eq!((mqtt.host.as_str(), mqtt.port), ("broker.local", 1884));
+        assert_eq!(mqtt.password.unwrap().expose(), "hunter2");
+    }
+
+    #[test]
+    fn connected_dialogue_asks_for_a_messenger_until_one_is_given() {
+        let mut a = args(&["microphone.device_name=USB"]);
+        a.program = "connected".into();
+        let (r, out) = dialogue(&a, "\n\n\n\n\n\n\n\nhttp://collector:8080/in\n");
+        let c = r.unwrap();
+        assert!(c.messaging.as_ref().unwrap().mqtt.is_none());
+        assert_eq!(
+            c.messaging.unwrap().http.unwrap().base_url,
+            "http://collector:8080/in"
+        );
+        assert!(out.contains("messaging.mqtt.host: "), "{out}");
+        assert!(
+            out.contains("messaging has neither `mqtt` nor `http`")
+                || out.contains("messaging is required"),
+            "{out}"
         );
     }
 

@@ -26,6 +26,23 @@ mod tests {
     }
 
     #[test]
+    fn commented_messaging_example_is_a_valid_connected_config() {
+        let lines: Vec<&str> = example_ron()
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| !l.starts_with("//   messaging: ("))
+            .take_while(|l| l.starts_with("//"))
+            .map(|l| l.trim_start_matches('/').trim())
+            .collect();
+        let body = lines.join("\n");
+        let text = format!("(program: connected, microphone: (device_name: \"USB\"), {body})");
+        let c = parse(&text, Path::new("example.ron")).unwrap();
+        validate(&c).unwrap();
+        let m = c.messaging.unwrap();
+        assert!(m.mqtt.is_some() && m.http.is_some());
+    }
+
+    #[test]
     fn example_mentions_every_field_of_the_schema() {
         let c = Config {
             recording_saving: Some(Default::default()),

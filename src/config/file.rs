@@ -13,10 +13,26 @@ use std::path::{Path, PathBuf};
 use super::schema::{Config, Site};
 use super::{load, to_ron, validate, ConfigError};
 
-/// Mode of a configuration file: readable by the recorder's user and by operators.
-/// There are no secrets in the default program; a program that stores credentials must
-/// write 0600 instead.
+/// Mode of a configuration file without secrets: readable by the recorder's user and by
+/// operators.
 const CONFIG_MODE: u32 = 0o644;
+/// Mode of a configuration file holding a password or token: owner only.
+const SECRET_CONFIG_MODE: u32 = 0o600;
+
+/// The mode `config` must be written with: 0600 as soon as it holds a secret.
+pub fn mode_for(config: &Config) -> u32 {
+    let holds_secret = config.messaging.as_ref().is_some_and(|m| {
+        m.mqtt.as_ref().is_some_and(|q| q.password.is_some())
+            || m.http
+                .as_ref()
+                .is_some_and(|h| h.password.is_some() || h.bearer_token.is_some())
+    });
+    if holds_secret {
+        SECRET_CONFIG_MODE
+    } else {
+        CONFIG_MODE
+    }
+}
 
 /// Validates `config` and writes it to `path` as pretty RON, keeping the previous file
 /// as `<path>.bak`. Creates the directory if needed.
@@ -26,7 +42,12 @@ pub fn save(config: &Config, path: &Path) -> Result<(), ConfigError> {
         errors,
     })?;
     let text = to_ron(config)?;
-    write_atomic(path, text.as_bytes(), &with_suffix(path, ".bak"))
+    write_atomic(
+        path,
+        text.as_bytes(),
+        &with_suffix(path, ".bak"),
+        mode_for(config),
+    )
 }
 
 /// What [`import`] installed.
@@ -53,7 +74,7 @@ pub fn import(src: &Path, dst: &Path) -> Result<ImportOutcome, ConfigError> {
     })?;
     let last_good = with_suffix(dst, ".last-good");
     let had_previous = dst.exists();
-    write_atomic(dst, &bytes, &last_good)?;
+    write_atomic(dst, &bytes, &last_good, mode_for(&config))?;
     Ok(ImportOutcome {
         deployment: config.deployment.clone(),
         config,
@@ -68,9 +89,15 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Replaces `path` with `contents` atomically; the previous file, if any, is kept at
-/// `backup` (hard link, so `path` never disappears, even for an instant).
-pub fn write_atomic(path: &Path, contents: &[u8], backup: &Path) -> Result<(), ConfigError> {
+/// Replaces `path` with `contents` atomically, with file `mode` (see [`mode_for`]); the
+/// previous file, if any, is kept at `backup` (hard link, so `path` never disappears,
+/// even for an instant). A backup of a file with secrets keeps its 0600 mode.
+pub fn write_atomic(
+    path: &Path,
+    contents: &[u8],
+    backup: &Path,
+    mode: u32,
+) -> Result<(), ConfigError> {
     let werr = |p: &Path| {
         let p = p.to_path_buf();
         move |source| ConfigError::Write { path: p, source }
@@ -90,17 +117,14 @@ pub fn write_atomic(path: &Path, contents: &[u8], backup: &Path) -> Result<(), C
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(CONFIG_MODE)
+            .mode(mode)
             .open(&tmp)
             .map_err(werr(&tmp))?;
         f.write_all(contents).map_err(werr(&tmp))?;
         f.sync_all().map_err(werr(&tmp))?;
         // `mode` above is filtered by the umask; the file mode is part of the contract.
-        fs::set_permissions(
-            &tmp,
-            std::os::unix::fs::PermissionsExt::from_mode(CONFIG_MODE),
-        )
-        .map_err(werr(&tmp))?;
+        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(werr(&tmp))?;
         if path.exists() {
             match fs::remove_file(backup) {
                 Ok(()) => {}
@@ -155,6 +179,29 @@ mod tests {
             .filter(|n| n.contains(".tmp."))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn config_with_a_password_is_written_0600_and_its_backup_is_not_readable_either() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acoupi.ron");
+        let mut c = valid();
+        save(&c, &path).unwrap();
+        c.program = crate::config::schema::Program::Connected;
+        c.messaging = Some(
+            ron::from_str(
+                "(mqtt: Some((host: \"b\", username: Some(\"u\"), password: Some(\"hunter2\"))))",
+            )
+            .unwrap(),
+        );
+        save(&c, &path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(fs::read_to_string(&path).unwrap().contains("hunter2"));
+        // The next save keeps this file as the backup: still 0600 (a hard link).
+        save(&c, &path).unwrap();
+        let bak = fs::metadata(with_suffix(&path, ".bak")).unwrap();
+        assert_eq!(bak.permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

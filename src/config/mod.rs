@@ -12,6 +12,7 @@ pub mod render;
 pub mod schema;
 pub mod tree;
 pub mod validate;
+pub mod validate_messaging;
 
 use std::path::{Path, PathBuf};
 
@@ -180,7 +181,7 @@ fn describe_ron_error(code: &ron::Error) -> String {
             outer: Some(outer),
             ..
         } if outer == "Program" => {
-            format!("program `{found}` is not available in this build; use `default`")
+            format!("unknown program `{found}`: use `default` or `connected`")
         }
         ron::Error::NoSuchEnumVariant {
             expected, found, ..
@@ -279,11 +280,17 @@ mod tests {
     }
 
     #[test]
-    fn unknown_program_says_it_is_not_in_this_build() {
-        let e = parse_err("(program: connected)");
+    fn unknown_program_names_the_available_ones() {
+        let e = parse_err("(program: detector)");
         assert!(
-            e.ends_with("program `connected` is not available in this build; use `default`"),
+            e.ends_with("unknown program `detector`: use `default` or `connected`"),
             "{e}"
+        );
+        assert_eq!(
+            parse("(program: connected)", Path::new("a"))
+                .unwrap()
+                .program,
+            schema::Program::Connected
         );
     }
 

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::format::SampleFormat;
+use crate::messaging::config::MessagingConfig;
 use crate::schedule::spec::{Bound, Window};
 
 /// Which acoupi program runs.
@@ -22,6 +23,9 @@ pub enum Program {
     /// Records on schedule, keeps or deletes files by the saving filters.
     #[default]
     Default,
+    /// The default program plus messages: heartbeats and recording summaries go through
+    /// a durable outbox (messages.db) to MQTT and/or HTTP. Needs the `messaging` section.
+    Connected,
 }
 
 /// The whole program configuration.
@@ -46,6 +50,11 @@ pub struct Config {
     pub heartbeat: Heartbeat,
     /// A deployment to start without a terminal (used by the boot-partition file).
     pub deployment: Option<Site>,
+    /// Where messages go (upstream's connected program): required when `program` is
+    /// `connected`, ignored (kept, so it can be prepared before switching) otherwise.
+    /// When both `mqtt` and `http` are set, BOTH are used: a message leaves the outbox
+    /// only when every configured messenger has it.
+    pub messaging: Option<MessagingConfig>,
 }
 
 /// The microphone. Upstream names: `device_name`, `samplerate`, `audio_channels`,
@@ -162,6 +171,7 @@ impl Default for Config {
             retention: Retention::default(),
             heartbeat: Heartbeat::default(),
             deployment: None,
+            messaging: None,
         }
     }
 }

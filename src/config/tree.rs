@@ -11,6 +11,7 @@
 use serde_json::{Map, Number, Value};
 
 use crate::audio::format::SampleFormat;
+use crate::messaging::config::{HttpConfig, MessagingConfig, MqttConfig, Secret};
 
 use super::schema::{Config, Paths, RecordingSaving, Site};
 use super::suggest;
@@ -129,7 +130,38 @@ pub(crate) fn shape_config() -> Config {
         latitude: 0.0,
         longitude: 0.0,
     });
+    let secret = || Some(Secret::new(""));
+    c.messaging = Some(MessagingConfig {
+        messages_db: Some("messages.db".into()),
+        max_messages: Some(1),
+        summary_interval: Some(1),
+        prune_after_days: Some(1),
+        mqtt: Some(MqttConfig {
+            username: Some(String::new()),
+            password: secret(),
+            ca_file: Some("ca.pem".into()),
+            ..new_mqtt()
+        }),
+        http: Some(HttpConfig {
+            bearer_token: secret(),
+            username: Some(String::new()),
+            password: secret(),
+            ca_file: Some("ca.pem".into()),
+            ..new_http()
+        }),
+        ..MessagingConfig::default()
+    });
     c
+}
+
+/// An MQTT section with its defaults and no host yet (validation asks for one).
+fn new_mqtt() -> MqttConfig {
+    MqttConfig::new("")
+}
+
+/// An HTTP section with its defaults and no URL yet (validation asks for one).
+fn new_http() -> HttpConfig {
+    HttpConfig::new("")
 }
 
 /// What an unset optional section becomes when a field inside it is set.
@@ -138,6 +170,9 @@ fn create_section(section: &str) -> Result<Value, TreeError> {
         "recording_saving" => {
             Ok(serde_json::to_value(RecordingSaving::default()).unwrap_or(Value::Null))
         }
+        "messaging" => Ok(serde_json::to_value(MessagingConfig::default()).unwrap_or(Value::Null)),
+        "messaging.mqtt" => Ok(serde_json::to_value(new_mqtt()).unwrap_or(Value::Null)),
+        "messaging.http" => Ok(serde_json::to_value(new_http()).unwrap_or(Value::Null)),
         "deployment" => Err(TreeError::UnsetSection {
             section: section.into(),
             example: "(name: \"hedgerow\", latitude: 51.5, longitude: -0.12)".into(),
@@ -442,7 +477,7 @@ mod tests {
         assert!(get(&c, "zzz")
             .unwrap_err()
             .to_string()
-            .contains("valid fields are deployment, heartbeat, microphone"));
+            .contains("valid fields are deployment, heartbeat, messaging, microphone"));
     }
 
     #[test]

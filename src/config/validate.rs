@@ -209,6 +209,10 @@ pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
         );
     }
 
+    for (field, message) in super::validate_messaging::messaging_errors(config) {
+        push(&field, message);
+    }
+
     if let Some(site) = &config.deployment {
         for e in validate_site(site) {
             errors.push(FieldError::new(

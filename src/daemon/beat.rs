@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::daemon::control::{self, DaemonStatus, WorkerHealth};
+use crate::daemon::messaging::HeartbeatSender;
 use crate::daemon::notify;
 use crate::store::metadata::MetadataStore;
 use crate::system::layout::Layout;
@@ -47,6 +48,9 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
     let paths = layout.storage_paths(&config.paths);
     let mut store = crate::store::metadata::MetadataStore::open(&paths.db_metadata)?;
     let interval = Duration::from_secs(u64::from(config.heartbeat.interval.max(1)));
+    let serial = crate::system::device_id::device_id(&SysRoot::default())
+        .map_or_else(|_| "unknown".into(), |d| d.id);
+    let mut outbox = HeartbeatSender::open(&layout, &config, &paths, interval, &serial)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,6 +72,9 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
                 _ = ping.tick() => notify::watchdog(),
                 _ = beats.tick() => {
                     let payload = beat(&layout, &mut store, &paths.recordings);
+                    if let Some(outbox) = outbox.as_mut() {
+                        outbox.offer(&payload);
+                    }
                     notify::status(&format!("last heartbeat: recorder {}", payload.status));
                     if supervisor.observe(&payload.status) {
                         restart_recorder(&layout);

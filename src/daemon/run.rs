@@ -28,6 +28,7 @@ use crate::config::schema::Config;
 use crate::daemon::control::{
     DaemonStatus, DefaultWorker, RecordingWorker, WorkerHealth, PROTOCOL,
 };
+use crate::daemon::messaging::{self, MessagingService};
 use crate::daemon::notify;
 use crate::daemon::watchdog::{self, RecorderObservation};
 use crate::schedule::plan::{Plan, Planner};
@@ -154,6 +155,7 @@ struct Daemon {
     last_error: Option<String>,
     schedule_ended: bool,
     stall_after: Duration,
+    messaging: Option<MessagingService>,
 }
 
 impl Daemon {
@@ -186,6 +188,7 @@ impl Daemon {
             .map(|d| d.id)
             .unwrap_or_else(|_| "unknown".into());
         let program = Program::new(config, &layout, &deployment)?;
+        let messaging = MessagingService::start(&layout, &program.config, &program.paths, &serial)?;
         let (events_tx, events) = unbounded_channel();
         let mut daemon = Daemon {
             layout,
@@ -202,6 +205,7 @@ impl Daemon {
             last_error: None,
             schedule_ended: false,
             stall_after: watchdog::stall_after(notify::watchdog_timeout()),
+            messaging,
         };
         daemon.recover_tmp_dir()?;
         daemon.start_capture()?;
@@ -475,6 +479,9 @@ impl Daemon {
             Ok(program) => {
                 self.stop_capture().await;
                 self.program = program;
+                let (l, c, s) = (&self.layout, &self.program.config, &self.program.paths);
+                self.messaging =
+                    messaging::reload(self.messaging.take(), l, c, s, &self.serial).await;
                 if let Err(e) = self.start_capture() {
                     tracing::error!(error = %format!("{e:#}"), "restarting capture after reload failed");
                     self.last_error = Some(format!("{e:#}"));
@@ -530,6 +537,9 @@ impl Daemon {
         tracing::info!("stopping: finishing the current file");
         self.stop_capture().await;
         self.management_pass();
+        if let Some(m) = self.messaging.take() {
+            m.shutdown().await;
+        }
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&pid_file);
         tracing::info!("stopped");

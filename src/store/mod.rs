@@ -4,8 +4,8 @@
 //! types, indices, `PRAGMA user_version = 1`, UUIDs as 16-byte BLOBs, ISO-8601 TEXT
 //! timestamps) so upstream tooling keeps reading it; our additions are new tables and new
 //! nullable columns, applied by numbered migrations recorded in `acoupi_schema_version`.
-//! messages.db (the outbox) lives in `outbox.rs` and opens its file through the same
-//! [`db::open_db`].
+//! messages.db (the outbox) lives in [`outbox`], with its own connection settings (WAL,
+//! `synchronous=FULL`).
 //!
 //! Callers get typed methods and [`StoreError`]; they never see SQL. This module knows
 //! nothing about schedules, saving filters or where files should go: it records what the
@@ -29,6 +29,7 @@ pub mod db;
 pub mod metadata;
 mod metadata_rows;
 mod metadata_types;
+pub mod outbox;
 mod schema;
 #[cfg(test)]
 mod tests;

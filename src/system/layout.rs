@@ -112,6 +112,22 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// The outbox database of the connected program: `configured` (relative paths read
+    /// from `home`) or, when unset, `messages.db` next to the metadata database.
+    pub fn messages_db(&self, paths: &StoragePaths, configured: Option<&Path>) -> PathBuf {
+        match configured {
+            Some(p) if p.is_absolute() => p.to_path_buf(),
+            Some(p) => self.home.join(p),
+            None => paths
+                .db_metadata
+                .parent()
+                .map_or_else(|| self.storages(), Path::to_path_buf)
+                .join("messages.db"),
+        }
+    }
+}
+
 /// Absolute storage paths after defaults are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoragePaths {
@@ -136,6 +152,20 @@ mod tests {
         assert_eq!(p.recordings, Path::new("/x/home/storages/recordings"));
         assert_eq!(p.tmp_audio, Path::new("/x/home/run/tmp"));
         assert_eq!(l.control_socket(), Path::new("/x/home/run/acoupi.sock"));
+    }
+
+    #[test]
+    fn messages_db_sits_next_to_the_metadata_database_unless_configured() {
+        let l = Layout::user("/x/home".into());
+        let p = l.storage_paths(&Paths {
+            db_metadata: Some("/data/meta.db".into()),
+            ..Paths::default()
+        });
+        assert_eq!(l.messages_db(&p, None), Path::new("/data/messages.db"));
+        assert_eq!(
+            l.messages_db(&p, Some(Path::new("out/m.db"))),
+            Path::new("/x/home/out/m.db")
+        );
     }
 
     #[test]

@@ -1,0 +1,493 @@
+//! The connected program inside the daemons: delivery, summaries and heartbeat messages.
+//!
+//! `acoupi run` starts a [`MessagingService`] when `program` is `connected`: a thread of
+//! its own with its own current-thread tokio runtime (the MQTT client needs one), so a
+//! slow broker, a hanging HTTP server or an fsync of messages.db never delays the default
+//! worker, and the capture thread is separate anyway. The service delivers due messages
+//! every `message_send_interval`, queues a recording summary every `summary_interval`
+//! (from metadata.db, through a connection of its own), prunes delivered messages daily,
+//! and on shutdown queues the summary of the unfinished interval, makes one last delivery
+//! attempt bounded by [`FINAL_DEADLINE`] and closes the MQTT session (retained `offline`).
+//!
+//! `acoupi beat` uses [`HeartbeatSender`] to queue the heartbeat it already collects every
+//! `messaging.heartbeat_interval`. Every message goes through the outbox first, so an
+//! outage loses nothing. Secrets never reach the log: only hosts, URLs and counts do.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use tokio::sync::oneshot;
+
+use crate::config::schema::{Config, Program};
+use crate::daemon::beat::HeartbeatPayload;
+use crate::daemon::control::WorkerHealth;
+use crate::messaging::config::MessagingConfig;
+use crate::messaging::heartbeat::{
+    heartbeat_payload, summary_payload, HealthStatus, HeartbeatInput, SummaryInput, WorkerState,
+};
+use crate::messaging::http::HttpMessenger;
+use crate::messaging::mqtt::MqttMessenger;
+use crate::messaging::{deliver_due, Messenger};
+use crate::store::metadata::{MetadataStore, RecordingState};
+use crate::store::outbox::Outbox;
+use crate::store::{Check, Durability};
+use crate::system::layout::{Layout, StoragePaths};
+
+/// How long the last delivery attempt at shutdown may take.
+pub const FINAL_DEADLINE: Duration = Duration::from_secs(5);
+/// How often delivered messages older than `prune_after_days` are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// The messaging section when the connected program is configured, else `None`.
+fn connected(config: &Config) -> Option<&MessagingConfig> {
+    match config.program {
+        Program::Connected => config.messaging.as_ref(),
+        Program::Default => None,
+    }
+}
+
+/// Opens the outbox of `config` (messages.db, WAL, `synchronous=FULL`).
+pub fn open_outbox(
+    layout: &Layout,
+    paths: &StoragePaths,
+    messaging: &MessagingConfig,
+) -> anyhow::Result<Outbox> {
+    let path = layout.messages_db(paths, messaging.messages_db.as_deref());
+    Outbox::open(&path).with_context(|| format!("opening the message outbox {}", path.display()))
+}
+
+/// The running delivery thread of `acoupi run`.
+pub struct MessagingService {
+    /// What it was started with, to tell whether a reload changes anything.
+    config: MessagingConfig,
+    stop: Option<oneshot::Sender<()>>,
+    done: oneshot::Receiver<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Everything the service thread owns.
+struct Worker {
+    messaging: MessagingConfig,
+    outbox: Outbox,
+    metadata: MetadataStore,
+    device_id: String,
+}
+
+impl MessagingService {
+    /// Starts the service when `config` runs the connected program (`None` otherwise).
+    /// Opening the outbox and metadata.db happens here, so a broken database is a
+    /// start-up error; an unreachable server is not (messages wait in the outbox).
+    pub fn start(
+        layout: &Layout,
+        config: &Config,
+        paths: &StoragePaths,
+        device_id: &str,
+    ) -> anyhow::Result<Option<MessagingService>> {
+        let Some(messaging) = connected(config) else {
+            return Ok(None);
+        };
+        let outbox = open_outbox(layout, paths, messaging)?;
+        // A reader of its own: the default worker keeps its connection to itself.
+        let metadata = MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)
+            .context("opening metadata.db for recording summaries")?;
+        let ctx = Worker {
+            messaging: messaging.clone(),
+            outbox,
+            metadata,
+            device_id: device_id.to_owned(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the messaging runtime")?;
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (done_tx, done) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("acoupi-messaging".into())
+            .spawn(move || {
+                runtime.block_on(serve(ctx, stop_rx));
+                let _ = done_tx.send(());
+            })
+            .context("starting the messaging thread")?;
+        tracing::info!(
+            mqtt = ?messaging.mqtt.as_ref().map(|m| format!("{}:{}", m.host, m.port)),
+            http = ?messaging.http.as_ref().map(|h| h.base_url.as_str()),
+            "messaging started"
+        );
+        Ok(Some(MessagingService {
+            config: messaging.clone(),
+            stop: Some(stop_tx),
+            done,
+            thread,
+        }))
+    }
+
+    /// Stops the service: last summary, one delivery attempt of at most
+    /// [`FINAL_DEADLINE`], MQTT close. Waits a bounded time; a thread stuck past it is
+    /// left behind (the process is exiting or replacing it).
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let grace = FINAL_DEADLINE + close_timeout(&self.config) + Duration::from_secs(2);
+        match tokio::time::timeout(grace, &mut self.done).await {
+            Ok(_) => {
+                let thread = self.thread;
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            Err(_) => tracing::warn!(
+                waited = ?grace,
+                "messaging did not stop in time; undelivered messages stay in the outbox"
+            ),
+        }
+    }
+}
+
+fn close_timeout(messaging: &MessagingConfig) -> Duration {
+    Duration::from_secs(u64::from(
+        messaging.mqtt.as_ref().map_or(0, |m| m.timeout.max(1)),
+    ))
+}
+
+/// After a reload: keeps `current` when the messaging configuration did not change,
+/// otherwise stops it and starts what `config` asks for. Failures are logged: a reload
+/// never stops recording.
+pub async fn reload(
+    current: Option<MessagingService>,
+    layout: &Layout,
+    config: &Config,
+    paths: &StoragePaths,
+    device_id: &str,
+) -> Option<MessagingService> {
+    if current.as_ref().map(|s| &s.config) == connected(config) {
+        return current;
+    }
+    if let Some(service) = current {
+        service.shutdown().await;
+    }
+    match MessagingService::start(layout, config, paths, device_id) {
+        Ok(service) => service,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "messaging not started after reload; messages wait in the outbox");
+            None
+        }
+    }
+}
+
+/// The service loop, on the messaging thread's runtime.
+async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
+    let m = &ctx.messaging;
+    let mqtt = m
+        .mqtt
+        .as_ref()
+        .and_then(|cfg| match MqttMessenger::start(cfg, &ctx.device_id) {
+            Ok(messenger) => Some(messenger),
+            Err(e) => {
+                tracing::error!(error = %e, "mqtt messenger not started; messages wait in the outbox");
+                None
+            }
+        });
+    let http = m
+        .http
+        .as_ref()
+        .and_then(|cfg| match HttpMessenger::new(cfg) {
+            Ok(messenger) => Some(messenger),
+            Err(e) => {
+                tracing::error!(error = %e, "http messenger not started; messages wait in the outbox");
+                None
+            }
+        });
+    let mut messengers: Vec<&dyn Messenger> = Vec::new();
+    if let Some(q) = &mqtt {
+        messengers.push(q);
+    }
+    if let Some(h) = &http {
+        messengers.push(h);
+    }
+    let send_every = Duration::from_secs(u64::from(m.message_send_interval.max(1)));
+    let mut send = tokio::time::interval(send_every);
+    send.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let summary_every = m
+        .summary_interval
+        .map(|s| Duration::from_secs(u64::from(s.max(1))));
+    // Far in the future when summaries are off: the branch then never fires.
+    let mut summary = tokio::time::interval_at(
+        tokio::time::Instant::now() + summary_every.unwrap_or(PRUNE_EVERY * 365),
+        summary_every.unwrap_or(PRUNE_EVERY * 365),
+    );
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut summary_start = Timestamp::now();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = send.tick() => deliver(&ctx, &messengers).await,
+            _ = summary.tick(), if summary_every.is_some() => {
+                summary_start = queue_summary(&ctx, summary_start, Timestamp::now());
+            }
+            _ = prune.tick() => prune_sent(&ctx),
+        }
+    }
+    if summary_every.is_some() {
+        queue_summary(&ctx, summary_start, Timestamp::now());
+    }
+    if tokio::time::timeout(FINAL_DEADLINE, deliver(&ctx, &messengers))
+        .await
+        .is_err()
+    {
+        tracing::warn!(deadline = ?FINAL_DEADLINE, "last delivery attempt cut short; the rest waits in the outbox");
+    }
+    drop(messengers);
+    if let Some(q) = mqtt {
+        q.close().await;
+    }
+    tracing::info!("messaging stopped");
+}
+
+async fn deliver(ctx: &Worker, messengers: &[&dyn Messenger]) {
+    let m = &ctx.messaging;
+    let result = deliver_due(
+        &ctx.outbox,
+        messengers,
+        m.max_messages,
+        m.message_order,
+        Timestamp::now(),
+    )
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "message delivery failed");
+    }
+}
+
+fn prune_sent(ctx: &Worker) {
+    let Some(days) = ctx.messaging.prune_after_days else {
+        return;
+    };
+    let cutoff = Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(i64::from(days) * 24))
+        .unwrap_or(Timestamp::MIN);
+    match ctx.outbox.prune_sent(cutoff) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(pruned = n, days, "pruned delivered messages"),
+        Err(e) => tracing::error!(error = %e, "pruning delivered messages failed"),
+    }
+}
+
+/// Queues the summary of `[start, end)`; returns where the next interval starts (`end`,
+/// or `start` again when nothing could be queued, so the interval is not lost).
+fn queue_summary(ctx: &Worker, start: Timestamp, end: Timestamp) -> Timestamp {
+    match summary(ctx, start, end).and_then(|input| {
+        Ok(ctx
+            .outbox
+            .enqueue("summary", &summary_payload(&input), end)?)
+    }) {
+        Ok(id) => {
+            tracing::debug!(message = %id, "summary queued");
+            end
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "queueing a summary failed; the next one covers this interval too");
+            start
+        }
+    }
+}
+
+fn summary(ctx: &Worker, start: Timestamp, end: Timestamp) -> anyhow::Result<SummaryInput> {
+    let mut input = SummaryInput {
+        device_id: ctx.device_id.clone(),
+        start,
+        end,
+        ..SummaryInput::default()
+    };
+    for r in ctx.metadata.recordings_since(start)? {
+        if r.datetime >= end {
+            continue;
+        }
+        input.recordings += 1;
+        input.recorded_seconds += r.duration_s;
+        match r.state {
+            Some(RecordingState::Kept) => input.kept += 1,
+            Some(RecordingState::Tmp) => input.pending += 1,
+            None => {}
+        }
+    }
+    for g in ctx.metadata.gaps_since(start)? {
+        if g.ended_on >= end {
+            continue;
+        }
+        input.gap_seconds += g.ended_on.duration_since(g.started_on).as_secs_f64();
+        match input
+            .gaps
+            .iter_mut()
+            .find(|(reason, _)| *reason == g.reason)
+        {
+            Some((_, n)) => *n += 1,
+            None => input.gaps.push((g.reason, 1)),
+        }
+    }
+    Ok(input)
+}
+
+/// Queues the beat's heartbeat in the outbox every `messaging.heartbeat_interval`
+/// (used by `acoupi beat` for the connected program).
+pub struct HeartbeatSender {
+    outbox: Outbox,
+    every: Duration,
+    slack: Duration,
+    last: Option<Instant>,
+    device_id: String,
+}
+
+impl HeartbeatSender {
+    /// The sender when `config` runs the connected program, else `None`. `beat_every` is
+    /// the beat daemon's own interval: a heartbeat message goes with the first beat at
+    /// or after `heartbeat_interval` (less half a beat, so the cadence does not slip).
+    pub fn open(
+        layout: &Layout,
+        config: &Config,
+        paths: &StoragePaths,
+        beat_every: Duration,
+        device_id: &str,
+    ) -> anyhow::Result<Option<HeartbeatSender>> {
+        let Some(messaging) = connected(config) else {
+            return Ok(None);
+        };
+        Ok(Some(HeartbeatSender {
+            outbox: open_outbox(layout, paths, messaging)?,
+            every: Duration::from_secs(u64::from(messaging.heartbeat_interval)),
+            slack: beat_every / 2,
+            last: None,
+            device_id: device_id.to_owned(),
+        }))
+    }
+
+    /// Queues `payload` as a heartbeat message when one is due.
+    pub fn offer(&mut self, payload: &HeartbeatPayload) {
+        let due = self
+            .last
+            .is_none_or(|t| t.elapsed() + self.slack >= self.every);
+        if !due {
+            return;
+        }
+        let now = Timestamp::now();
+        let input = heartbeat_input(payload, &self.device_id, now);
+        match self
+            .outbox
+            .enqueue("heartbeat", &heartbeat_payload(&input), now)
+        {
+            Ok(_) => self.last = Some(Instant::now()),
+            Err(e) => tracing::error!(error = %e, "queueing a heartbeat message failed"),
+        }
+    }
+}
+
+/// The heartbeat message built from what the beat collected.
+pub fn heartbeat_input(
+    payload: &HeartbeatPayload,
+    device_id: &str,
+    now: Timestamp,
+) -> HeartbeatInput {
+    let mut problems = Vec::new();
+    let mut workers = Vec::new();
+    match &payload.workers {
+        None => problems.push("the recorder does not answer on its control socket".to_owned()),
+        Some(s) => {
+            if s.recording.health != WorkerHealth::Ok {
+                problems.push(format!("recording: {}", s.recording.detail));
+            }
+            if s.default.health != WorkerHealth::Ok {
+                let why = s
+                    .default
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no recent management pass".to_owned());
+                problems.push(format!("default worker: {why}"));
+            }
+            workers.push(WorkerState {
+                name: "recording".into(),
+                state: s.recording.state.clone(),
+            });
+            workers.push(WorkerState {
+                name: "default".into(),
+                state: health_name(s.default.health).into(),
+            });
+        }
+    }
+    if payload.clock_synchronised == Some(false) {
+        problems.push("clock not synchronised".to_owned());
+    }
+    let status = match payload.status.as_str() {
+        "down" => HealthStatus::Error,
+        _ if problems.is_empty() => HealthStatus::Ok,
+        _ => HealthStatus::Degraded,
+    };
+    let metrics = &payload.metrics;
+    HeartbeatInput {
+        device_id: device_id.to_owned(),
+        sent_on: now,
+        status,
+        problems,
+        free_space_bytes: metrics.disk.as_ref().map(|d| d.free_bytes),
+        recordings_today: None,
+        last_recording: None,
+        cpu_temperature_celsius: metrics.cpu_temperature_c,
+        throttled_flags: metrics.throttling.as_ref().map(|t| t.raw),
+        uptime: metrics
+            .uptime_s
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64),
+        clock_synchronised: payload.clock_synchronised,
+        workers,
+    }
+}
+
+fn health_name(health: WorkerHealth) -> &'static str {
+    match health {
+        WorkerHealth::Ok => "ok",
+        WorkerHealth::Notok => "notok",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::metrics::Metrics;
+
+    fn payload(status: &str) -> HeartbeatPayload {
+        HeartbeatPayload {
+            status: status.into(),
+            workers: None,
+            metrics: Metrics {
+                disk: None,
+                cpu_temperature_c: Some(48.5),
+                throttling: None,
+                uptime_s: Some(f64::NAN),
+                memory: None,
+                load: None,
+            },
+            clock_synchronised: Some(true),
+        }
+    }
+
+    #[test]
+    fn a_recorder_that_does_not_answer_is_an_error_heartbeat() {
+        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let input = heartbeat_input(&payload("down"), "dev", now);
+        assert_eq!(input.status, HealthStatus::Error);
+        assert_eq!(
+            input.problems,
+            ["the recorder does not answer on its control socket"]
+        );
+        assert_eq!(input.cpu_temperature_celsius, Some(48.5));
+        assert_eq!(input.uptime, None, "a NaN uptime is dropped, not a panic");
+    }
+
+    #[test]
+    fn an_unsynchronised_clock_is_reported_as_a_problem() {
+        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let mut p = payload("down");
+        p.clock_synchronised = Some(false);
+        let input = heartbeat_input(&p, "dev", now);
+        assert!(input.problems.iter().any(|m| m == "clock not synchronised"));
+    }
+}

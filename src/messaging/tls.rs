@@ -1,0 +1,109 @@
+//! Trust anchors and the rustls client configuration shared by both messengers.
+//!
+//! Always the `ring` provider (aws-lc-rs needs cmake and a C cross toolchain for the
+//! static musl builds). Roots come from a configured PEM file or from the system store
+//! (`/etc/ssl/certs` on Raspberry Pi OS); nothing is compiled in.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+
+/// Why no TLS configuration could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The CA file could not be read or holds no certificate.
+    #[error("reading CA certificates from {path}: {detail}")]
+    CaFile {
+        /// The configured `ca_file`.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The system store gave no usable certificate.
+    #[error("no trusted CA certificates found in the system store: install ca-certificates or set ca_file")]
+    NoSystemRoots,
+    /// rustls refused the configuration.
+    #[error("building the TLS configuration: {0}")]
+    Config(#[source] rustls::Error),
+}
+
+/// The CA certificates to trust: the PEM file `ca_file`, else the system store.
+pub fn root_certificates(ca_file: Option<&Path>) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    match ca_file {
+        Some(path) => {
+            let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| TlsError::CaFile {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+            if certs.is_empty() {
+                return Err(TlsError::CaFile {
+                    path: path.to_path_buf(),
+                    detail: "no PEM certificate in the file".to_owned(),
+                });
+            }
+            Ok(certs)
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for error in &found.errors {
+                tracing::debug!(%error, "skipping an unreadable system CA certificate");
+            }
+            if found.certs.is_empty() {
+                return Err(TlsError::NoSystemRoots);
+            }
+            Ok(found.certs)
+        }
+    }
+}
+
+/// A rustls client configuration (ring provider, safe protocol versions) trusting
+/// `ca_file` or the system roots.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(root_certificates(ca_file)?);
+    if added == 0 {
+        return Err(match ca_file {
+            Some(path) => TlsError::CaFile {
+                path: path.to_path_buf(),
+                detail: "no usable CA certificate in the file".to_owned(),
+            },
+            None => TlsError::NoSystemRoots,
+        });
+    }
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(TlsError::Config)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The rustls error inside an I/O error chain, described for a person: certificate
+/// problems point at `ca_file`.
+pub fn describe_tls_failure(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return match tls {
+                rustls::Error::InvalidCertificate(reason) => format!(
+                    "server certificate not accepted ({reason:?}): check ca_file and the host name"
+                ),
+                other => other.to_string(),
+            };
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                current = Some(inner);
+                continue;
+            }
+        }
+        current = e.source();
+    }
+    error.to_string()
+}

@@ -1,0 +1,660 @@
+//! The outbox: messages.db, where every message waits until each messenger has it.
+//!
+//! The `message` and `response` tables keep upstream acoupi's names and column types
+//! (UUID as a 16-byte BLOB, timestamps as `YYYY-MM-DD HH:MM:SS.ffffff+00:00` text with a
+//! space separator, response status SUCCESS=0, FAILED=1, ERROR=2, TIMEOUT=3) so upstream
+//! tooling still reads the file. What upstream lacks lives in additions: a nullable
+//! `response.target` column (which messenger answered) and a `message_state` table
+//! (kind, attempts, next attempt, finish time, permanent failure reason). Upstream
+//! retries failed messages forever on every run; here transient failures back off
+//! exponentially with jitter and permanent rejections stop retries.
+//!
+//! Durability: WAL with `synchronous=FULL`, so a message that `enqueue` accepted survives
+//! a power cut. This module knows nothing about MQTT or HTTP: messengers are only
+//! target names and outcomes here.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+/// Response status codes, as upstream stores them.
+pub mod status {
+    /// The messenger delivered the message.
+    pub const SUCCESS: i64 = 0;
+    /// The receiver rejected the message for good (never retried).
+    pub const FAILED: i64 = 1;
+    /// A transient error: retried after a back-off.
+    pub const ERROR: i64 = 2;
+    /// No answer in time: the message may have arrived, and is retried.
+    pub const TIMEOUT: i64 = 3;
+}
+
+/// Errors of the outbox; each names the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The database could not be opened or its schema created.
+    #[error("opening the message outbox {path}: {source}")]
+    Open {
+        /// The messages.db file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A query failed.
+    #[error("{action} in the message outbox {path}: {source}")]
+    Query {
+        /// What was being done.
+        action: &'static str,
+        /// The messages.db file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A response was recorded for a message the outbox does not hold.
+    #[error("message {id} is not in the message outbox {path}: it may have been pruned")]
+    UnknownMessage {
+        /// The message id.
+        id: Uuid,
+        /// The messages.db file.
+        path: PathBuf,
+    },
+    /// A stored row could not be read back (corrupt id or timestamp).
+    #[error("corrupt row in the message outbox {path}: {detail}")]
+    Corrupt {
+        /// The messages.db file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// The order in which unsent messages are handed out (upstream `message_order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Oldest `created_on` first (upstream default).
+    #[default]
+    OldestFirst,
+    /// Newest first: the latest news gets out first after an outage.
+    NewestFirst,
+}
+
+/// The result of one delivery attempt to one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Delivered; `response` is what the receiver said (HTTP body, MQTT `PUBACK`).
+    Delivered {
+        /// Response text stored in `response.content`.
+        response: String,
+    },
+    /// Rejected for good (HTTP 4xx except 408/429): never retried.
+    Rejected {
+        /// Why, stored in `response.content` and `message_state.permanent_failure`.
+        reason: String,
+    },
+    /// Failed for a passing reason (server error, not connected): retried after a back-off.
+    Failed {
+        /// Why, stored in `response.content`.
+        reason: String,
+    },
+    /// Sent but unanswered in time: it may have arrived, so a retry may duplicate it.
+    TimedOut {
+        /// What timed out, stored in `response.content`.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The upstream status code of this outcome.
+    pub fn status(&self) -> i64 {
+        match self {
+            Outcome::Delivered { .. } => status::SUCCESS,
+            Outcome::Rejected { .. } => status::FAILED,
+            Outcome::Failed { .. } => status::ERROR,
+            Outcome::TimedOut { .. } => status::TIMEOUT,
+        }
+    }
+
+    /// Whether this outcome closes the target for this message (no retry).
+    pub fn is_final(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. } | Outcome::Rejected { .. })
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            Outcome::Delivered { response } => response,
+            Outcome::Rejected { reason }
+            | Outcome::Failed { reason }
+            | Outcome::TimedOut { reason } => reason,
+        }
+    }
+}
+
+/// A message waiting for delivery, as `due` hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The message id (also the idempotency key a receiver can use).
+    pub id: Uuid,
+    /// What the message is (`heartbeat`, `detection`, `summary`, …).
+    pub kind: String,
+    /// The payload; JSON text for every message we build.
+    pub content: Vec<u8>,
+    /// When it was queued.
+    pub created_on: Timestamp,
+    /// Delivery rounds that already ended in a transient failure.
+    pub attempts: u32,
+    /// Targets that already delivered or rejected it: not to be sent there again.
+    pub done_targets: Vec<String>,
+}
+
+/// One message's results from one delivery round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRound {
+    /// The message.
+    pub message_id: Uuid,
+    /// One outcome per target tried in this round.
+    pub results: Vec<(String, Outcome)>,
+}
+
+/// Delivery bookkeeping of one message (for diagnostics and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageState {
+    /// What the message is.
+    pub kind: String,
+    /// Rounds that ended in a transient failure.
+    pub attempts: u32,
+    /// Not handed out by `due` before this instant.
+    pub next_attempt_at: Timestamp,
+    /// When every target delivered or rejected it; `None` while queued.
+    pub finished_on: Option<Timestamp>,
+    /// Why a target rejected it for good, `target: reason` joined by `; `.
+    pub permanent_failure: Option<String>,
+}
+
+/// Counts over the whole outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStats {
+    /// Messages still waiting for at least one target.
+    pub queued: u64,
+    /// Messages every target delivered.
+    pub sent: u64,
+    /// Messages at least one target rejected for good.
+    pub failed_permanent: u64,
+    /// (message, target) pairs delivered more than once: a retry after a lost
+    /// acknowledgement or a timeout whose first try had arrived after all.
+    pub duplicates: u64,
+    /// (message, target) pairs delivered after an unanswered attempt: the receiver may
+    /// hold two copies (it can drop one by message id).
+    pub possible_duplicates: u64,
+}
+
+/// Retry delays: `initial` doubling per failed round up to `max`, each drawn with jitter
+/// from `[delay/2, delay]` so that many devices back on line do not retry in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first failed round.
+    pub initial: Duration,
+    /// Upper bound of the delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(10),
+            max: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay after `attempts` failed rounds (1 = first failure), before jitter.
+    pub fn ceiling(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(32);
+        self.initial
+            .checked_mul(1u32 << doublings.min(31))
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+
+    /// The jittered delay after `attempts` failed rounds: uniform in `[ceiling/2, ceiling]`.
+    pub fn delay(&self, attempts: u32) -> Duration {
+        let ceiling = self.ceiling(attempts);
+        let half = ceiling / 2;
+        // Uuid v4 is 122 random bits from the OS generator; enough for jitter.
+        let random = (Uuid::new_v4().as_u128() as u64) as f64 / u64::MAX as f64;
+        half + half.mul_f64(random)
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS message (
+    id BLOB NOT NULL PRIMARY KEY,
+    content BLOB NOT NULL,
+    created_on TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS response (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    content TEXT,
+    message_id BLOB NOT NULL REFERENCES message (id),
+    status INTEGER NOT NULL,
+    received_on TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_response__message_id ON response (message_id);
+CREATE INDEX IF NOT EXISTS idx_response__status ON response (status);
+CREATE TABLE IF NOT EXISTS message_state (
+    message_id BLOB NOT NULL PRIMARY KEY REFERENCES message (id),
+    kind TEXT NOT NULL,
+    created_on TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    finished_on TEXT,
+    permanent_failure TEXT
+);
+-- created_on is copied from message so that these partial indexes over the pending
+-- messages alone give `due` its order without sorting the whole queue.
+CREATE INDEX IF NOT EXISTS idx_message_state__pending_oldest
+    ON message_state (created_on ASC, message_id ASC) WHERE finished_on IS NULL;
+CREATE INDEX IF NOT EXISTS idx_message_state__pending_newest
+    ON message_state (created_on DESC, message_id ASC) WHERE finished_on IS NULL;
+";
+
+/// Messages written by upstream acoupi (or before `message_state` existed) get a state
+/// row: delivered if a SUCCESS response exists, else due now.
+const BACKFILL: &str = "
+INSERT INTO message_state (message_id, kind, created_on, next_attempt_at, finished_on)
+SELECT m.id, 'message', m.created_on, m.created_on,
+       (SELECT min(r.received_on) FROM response r WHERE r.message_id = m.id AND r.status = 0)
+FROM message m
+WHERE NOT EXISTS (SELECT 1 FROM message_state s WHERE s.message_id = m.id);
+";
+
+/// The outbox over one messages.db file. Cheap to share: one connection behind a std
+/// `Mutex` (never held across `.await`; every method is a short blocking SQLite call).
+#[derive(Debug)]
+pub struct Outbox {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    backoff: Backoff,
+}
+
+/// Formats a timestamp as messages.db stores it: space separator, always six fraction
+/// digits, so text order is time order.
+pub fn format_timestamp(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string()
+}
+
+fn parse_timestamp(path: &Path, text: &str) -> Result<Timestamp, OutboxError> {
+    // Upstream writes naive values too; those are UTC.
+    text.parse::<Timestamp>()
+        .or_else(|_| {
+            text.parse::<jiff::civil::DateTime>()
+                .and_then(|dt| jiff::tz::TimeZone::UTC.to_timestamp(dt))
+        })
+        .map_err(|e| OutboxError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("timestamp {text:?}: {e}"),
+        })
+}
+
+fn parse_id(path: &Path, bytes: &[u8]) -> Result<Uuid, OutboxError> {
+    Uuid::from_slice(bytes).map_err(|e| OutboxError::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!("message id of {} bytes: {e}", bytes.len()),
+    })
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the outbox at `path` with the default back-off.
+    /// An upstream messages.db is upgraded in place: its tables are kept as they are.
+    pub fn open(path: impl AsRef<Path>) -> Result<Outbox, OutboxError> {
+        Outbox::open_with_backoff(path, Backoff::default())
+    }
+
+    /// Opens the outbox with a custom back-off.
+    pub fn open_with_backoff(
+        path: impl AsRef<Path>,
+        backoff: Backoff,
+    ) -> Result<Outbox, OutboxError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |source| OutboxError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        // FULL: a WAL commit is fsynced, so an accepted message survives a power cut.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        let has_target: bool = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('response') WHERE name = 'target'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map_err(open_err)?
+            > 0;
+        if !has_target {
+            conn.execute_batch("ALTER TABLE response ADD COLUMN target TEXT;")
+                .map_err(open_err)?;
+        }
+        conn.execute_batch(BACKFILL).map_err(open_err)?;
+        Ok(Outbox {
+            path,
+            conn: Mutex::new(conn),
+            backoff,
+        })
+    }
+
+    /// The messages.db file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions
+        // roll back on drop), so a poisoned lock is still safe to use.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn query_err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> OutboxError + '_ {
+        move |source| OutboxError::Query {
+            action,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Queues a message of `kind` (e.g. `heartbeat`) with JSON `content`, created `now`.
+    /// Once this returns, the message is on disk.
+    pub fn enqueue(&self, kind: &str, content: &str, now: Timestamp) -> Result<Uuid, OutboxError> {
+        let id = Uuid::new_v4();
+        let created = format_timestamp(now);
+        let err = self.query_err("queueing a message");
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(&err)?;
+        tx.execute(
+            "INSERT INTO message (id, content, created_on) VALUES (?1, ?2, ?3)",
+            params![id.as_bytes().as_slice(), content.as_bytes(), created],
+        )
+        .map_err(&err)?;
+        tx.execute(
+            "INSERT INTO message_state (message_id, kind, created_on, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?3)",
+            params![id.as_bytes().as_slice(), kind, created],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(id)
+    }
+
+    /// Up to `limit` messages that are unfinished, not permanently failed and due at
+    /// `now`, in `order` (ties by id). Memory is bounded by `limit`, whatever the queue length.
+    pub fn due(
+        &self,
+        limit: usize,
+        order: Order,
+        now: Timestamp,
+    ) -> Result<Vec<Message>, OutboxError> {
+        let sql = match order {
+            Order::OldestFirst => DUE_OLDEST,
+            Order::NewestFirst => DUE_NEWEST,
+        };
+        let err = self.query_err("listing due messages");
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(&err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt
+            .query(params![format_timestamp(now), limit])
+            .map_err(&err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(&err)? {
+            let id: Vec<u8> = row.get(0).map_err(&err)?;
+            let created: String = row.get(3).map_err(&err)?;
+            let done: Option<String> = row.get(5).map_err(&err)?;
+            out.push(Message {
+                id: parse_id(&self.path, &id)?,
+                kind: row.get(1).map_err(&err)?,
+                content: row.get(2).map_err(&err)?,
+                created_on: parse_timestamp(&self.path, &created)?,
+                attempts: row.get(4).map_err(&err)?,
+                done_targets: done
+                    .map(|d| d.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records one attempt of one target (see [`Outbox::record_attempts`]).
+    pub fn record_attempt(
+        &self,
+        id: Uuid,
+        target: &str,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<(), OutboxError> {
+        let round = AttemptRound {
+            message_id: id,
+            results: vec![(target.to_owned(), outcome)],
+        };
+        self.record_attempts(&[round], &[target], now)
+    }
+
+    /// Records delivery rounds in one transaction: one `response` row per result (as
+    /// upstream, one per attempt). A message is finished once every name in `targets`
+    /// has delivered or rejected it; otherwise, if a result of this round was transient,
+    /// its next attempt is pushed back by the back-off. A response for a message the
+    /// outbox does not hold is an error and nothing of the batch is written.
+    pub fn record_attempts(
+        &self,
+        rounds: &[AttemptRound],
+        targets: &[&str],
+        now: Timestamp,
+    ) -> Result<(), OutboxError> {
+        let at = format_timestamp(now);
+        let err = self.query_err("recording delivery attempts");
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(&err)?;
+        for round in rounds {
+            let id = round.message_id.as_bytes().as_slice();
+            let state: Option<u32> = tx
+                .query_row(
+                    "SELECT attempts FROM message_state WHERE message_id = ?1",
+                    [id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(&err)?;
+            let Some(attempts) = state else {
+                return Err(OutboxError::UnknownMessage {
+                    id: round.message_id,
+                    path: self.path.clone(),
+                });
+            };
+            for (target, outcome) in &round.results {
+                tx.prepare_cached(
+                    "INSERT INTO response (content, message_id, status, received_on, target)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![outcome.text(), id, outcome.status(), at, target])
+                })
+                .map_err(&err)?;
+            }
+            let done: Vec<String> = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT DISTINCT target FROM response
+                         WHERE message_id = ?1 AND status IN (0, 1) AND target IS NOT NULL",
+                    )
+                    .map_err(&err)?;
+                let rows = stmt.query_map([id], |row| row.get(0)).map_err(&err)?;
+                rows.collect::<Result<_, _>>().map_err(&err)?
+            };
+            if targets.iter().all(|t| done.iter().any(|d| d == t)) {
+                tx.execute(
+                    "UPDATE message_state SET finished_on = ?2,
+                       permanent_failure = (SELECT group_concat(target || ': ' || content, '; ')
+                                            FROM response WHERE message_id = ?1 AND status = 1)
+                     WHERE message_id = ?1 AND finished_on IS NULL",
+                    params![id, at],
+                )
+                .map_err(&err)?;
+            } else if round.results.iter().any(|(_, o)| !o.is_final()) {
+                let attempts = attempts.saturating_add(1);
+                let delay = self.backoff.delay(attempts);
+                let next = now
+                    .checked_add(
+                        jiff::SignedDuration::try_from(delay).unwrap_or(jiff::SignedDuration::MAX),
+                    )
+                    .unwrap_or(Timestamp::MAX);
+                tx.execute(
+                    "UPDATE message_state SET attempts = ?2, next_attempt_at = ?3 WHERE message_id = ?1",
+                    params![id, attempts, format_timestamp(next)],
+                )
+                .map_err(&err)?;
+            }
+        }
+        tx.commit().map_err(&err)
+    }
+
+    /// Deletes finished messages (delivered or rejected) that finished before
+    /// `older_than`, with their responses. Returns how many messages went.
+    pub fn prune_sent(&self, older_than: Timestamp) -> Result<usize, OutboxError> {
+        let cutoff = format_timestamp(older_than);
+        let err = self.query_err("pruning finished messages");
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(&err)?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS prune (id BLOB PRIMARY KEY); DELETE FROM prune;",
+        )
+        .map_err(&err)?;
+        let n = tx
+            .execute(
+                "INSERT INTO prune SELECT message_id FROM message_state
+                 WHERE finished_on IS NOT NULL AND finished_on < ?1",
+                [cutoff],
+            )
+            .map_err(&err)?;
+        tx.execute_batch(
+            "DELETE FROM response WHERE message_id IN (SELECT id FROM prune);
+             DELETE FROM message_state WHERE message_id IN (SELECT id FROM prune);
+             DELETE FROM message WHERE id IN (SELECT id FROM prune);
+             DELETE FROM prune;",
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(n)
+    }
+
+    /// Counts of queued, sent, permanently failed and duplicated messages.
+    pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
+        let err = self.query_err("counting messages");
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT
+               (SELECT count(*) FROM message_state WHERE finished_on IS NULL),
+               (SELECT count(*) FROM message_state WHERE finished_on IS NOT NULL AND permanent_failure IS NULL),
+               (SELECT count(*) FROM message_state WHERE permanent_failure IS NOT NULL),
+               (SELECT count(*) FROM (SELECT 1 FROM response WHERE status = 0
+                                      GROUP BY message_id, target HAVING count(*) > 1)),
+               (SELECT count(*) FROM (SELECT 1 FROM response WHERE status IN (0, 3)
+                                      GROUP BY message_id, target
+                                      HAVING min(status) = 0 AND max(status) = 3))",
+            [],
+            |row| {
+                Ok(OutboxStats {
+                    queued: row.get::<_, i64>(0)?.unsigned_abs(),
+                    sent: row.get::<_, i64>(1)?.unsigned_abs(),
+                    failed_permanent: row.get::<_, i64>(2)?.unsigned_abs(),
+                    duplicates: row.get::<_, i64>(3)?.unsigned_abs(),
+                    possible_duplicates: row.get::<_, i64>(4)?.unsigned_abs(),
+                })
+            },
+        )
+        .map_err(err)
+    }
+
+    /// Whether `target` already delivered message `id` (a SUCCESS response exists).
+    pub fn delivered_to(&self, id: Uuid, target: &str) -> Result<bool, OutboxError> {
+        let err = self.query_err("reading responses");
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM response
+                            WHERE message_id = ?1 AND target = ?2 AND status = 0)",
+            params![id.as_bytes().as_slice(), target],
+            |row| row.get(0),
+        )
+        .map_err(err)
+    }
+
+    /// The delivery bookkeeping of one message, `None` if the outbox does not hold it.
+    pub fn state(&self, id: Uuid) -> Result<Option<MessageState>, OutboxError> {
+        let err = self.query_err("reading a message state");
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT kind, attempts, next_attempt_at, finished_on, permanent_failure
+                 FROM message_state WHERE message_id = ?1",
+                [id.as_bytes().as_slice()],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, u32>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(err)?;
+        let Some((kind, attempts, next, finished, permanent_failure)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(MessageState {
+            kind,
+            attempts,
+            next_attempt_at: parse_timestamp(&self.path, &next)?,
+            finished_on: finished
+                .map(|f| parse_timestamp(&self.path, &f))
+                .transpose()?,
+            permanent_failure,
+        }))
+    }
+}
+
+// The partial indexes hold only unfinished messages, so `due` walks the queue in order
+// and stops after `limit` rows; nothing is sorted or materialised.
+const DUE_OLDEST: &str = "
+SELECT m.id, s.kind, m.content, m.created_on, s.attempts,
+       (SELECT group_concat(DISTINCT r.target) FROM response r
+        WHERE r.message_id = s.message_id AND r.status IN (0, 1) AND r.target IS NOT NULL)
+FROM message_state s INDEXED BY idx_message_state__pending_oldest
+JOIN message m ON m.id = s.message_id
+WHERE s.finished_on IS NULL AND s.next_attempt_at <= ?1
+ORDER BY s.created_on ASC, s.message_id ASC
+LIMIT ?2";
+
+const DUE_NEWEST: &str = "
+SELECT m.id, s.kind, m.content, m.created_on, s.attempts,
+       (SELECT group_concat(DISTINCT r.target) FROM response r
+        WHERE r.message_id = s.message_id AND r.status IN (0, 1) AND r.target IS NOT NULL)
+FROM message_state s INDEXED BY idx_message_state__pending_newest
+JOIN message m ON m.id = s.message_id
+WHERE s.finished_on IS NULL AND s.next_attempt_at <= ?1
+ORDER BY s.created_on DESC, s.message_id ASC
+LIMIT ?2";
