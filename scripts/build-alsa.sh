@@ -21,7 +21,7 @@ out=$(cd "$out" && pwd)
 : "${ALSA_SRC_DIR:=$(dirname "$out")}"
 tarball="$ALSA_SRC_DIR/alsa-lib_${ALSA_VERSION}.orig.tar.bz2"
 
-if ! echo "$ALSA_SHA256  $tarball" | sha256sum -c --quiet - 2>/dev/null; then
+if ! echo "$ALSA_SHA256  $tarball" | sha256sum -c --quiet - >/dev/null 2>&1; then
   mirror=$("$here/debian-mirror.sh")
   echo "build-alsa: downloading alsa-lib $ALSA_VERSION source from the Debian archive" >&2
   curl -sSfL --retry 3 -o "$tarball.tmp" "$mirror/pool/main/a/alsa-lib/alsa-lib_${ALSA_VERSION}.orig.tar.bz2" \
