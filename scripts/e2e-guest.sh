@@ -19,6 +19,9 @@ results=$state/results-$phase.txt
 : > "$results"
 db=/var/lib/acoupi/storages/metadata.db
 recdir=/var/lib/acoupi/storages/recordings
+# How long each service gets to become READY (e2e.wait= on the kernel command line).
+ready_wait=$(sed -n 's/.*e2e\.wait=\([0-9]*\).*/\1/p' /proc/cmdline)
+ready_wait=${ready_wait:-150}
 
 emit() { echo "$*" | tee -a "$results"; sync "$results" 2> /dev/null || true; }
 check() { emit "E2E $1 $2 ${*:3}"; }
@@ -62,7 +65,7 @@ restarted() { [ "$(prop acoupi.service NRestarts)" -gt "$1" ] && [ "$(prop acoup
 services_ready() {
   local u
   for u in acoupi.service acoupi-beat.service; do
-    if wait_until 150 active_ready "$u"; then
+    if wait_until "$ready_wait" active_ready "$u"; then
       check "ready:$u" PASS "ActiveState=active StatusText=\"$(prop "$u" StatusText)\" at $(mono_s "$u" ActiveEnterTimestampMonotonic) s"
     else
       check "ready:$u" FAIL "ActiveState=$(prop "$u" ActiveState) SubState=$(prop "$u" SubState) StatusText=\"$(prop "$u" StatusText)\""
@@ -171,26 +174,33 @@ case $phase in
   standin) standin ;;
   1)
     services_ready
-    if wait_until 120 has_wav 0; then
-      data boot_to_first_recording "$(uptime_s)"
-      check first-recording PASS "$(find "$recdir" -name '*.wav' | head -n1)"
+    if [ "$(prop acoupi.service ActiveState)" != active ]; then
+      for c in first-recording kill9-restart watchdog-restart; do check "$c" FAIL "skipped: acoupi.service is not active"; done
+      status_json 1
     else
-      check first-recording FAIL "no WAV under $recdir after 120 s"
+      if wait_until 120 has_wav 0; then
+        data boot_to_first_recording "$(uptime_s)"
+        check first-recording PASS "$(find "$recdir" -name '*.wav' | head -n1)"
+      else
+        check first-recording FAIL "no WAV under $recdir after 120 s"
+      fi
+      status_json 1
+      security
+      kill9
+      watchdog
+      wait_until 60 heartbeats_over 0 || true
     fi
-    status_json 1
-    security
-    kill9
-    watchdog
-    wait_until 60 heartbeats_over 0 || true
     counts 1
-    status_json 1b
     ;;
   2)
     services_ready
-    before=$(sed -n 's/^E2E-DATA wav_files_1 //p' "$state/results-1.txt" 2> /dev/null || echo 0)
-    hb=$(sed -n 's/^E2E-DATA heartbeat_rows_1 //p' "$state/results-1.txt" 2> /dev/null || echo 0)
-    wait_until 90 has_wav "$((before + 2))" || true
-    wait_until 60 heartbeats_over "${hb/\?/0}" || true
+    if [ "$(prop acoupi.service ActiveState)" = active ]; then
+      before=$(sed -n 's/^E2E-DATA wav_files_1 //p' "$state/results-1.txt" 2> /dev/null || echo 0)
+      hb=$(sed -n 's/^E2E-DATA heartbeat_rows_1 //p' "$state/results-1.txt" 2> /dev/null || echo 0)
+      wait_until 90 has_wav "$((${before:-0} + 2))" || true
+      hb=${hb//[!0-9]/}
+      wait_until 60 heartbeats_over "${hb:-0}" || true
+    fi
     status_json 2
     counts 2
     ;;

@@ -55,12 +55,13 @@ E2E_PARTUUID_PREFIX=e2e0b007
 
 # Boot an image under qemu-system-aarch64 (Debian arm64 kernel, -M virt, TCG: no KVM, no root,
 # no binfmt_misc). Serial console goes to LOG; the VM is killed after TIMEOUT seconds.
-# Usage: qemu_boot OUT_DIR IMAGE LOG TIMEOUT [extra kernel command line]
+# Usage: qemu_boot OUT_DIR IMAGE LOG TIMEOUT [extra kernel command line [qemu disk cache mode]]
+# cache=unsafe (provisioning only) turns the guest's flushes into no-ops: dpkg fsyncs a lot.
 qemu_boot() {
-  local out=$1 img=$2 logf=$3 tmo=$4 extra=${5:-} rc=0
+  local out=$1 img=$2 logf=$3 tmo=$4 extra=${5:-} cache=${6:-writeback} rc=0
   timeout -k 10 "$tmo" qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 \
     -nographic -no-reboot -kernel "$out/kernel/vmlinuz" -initrd "$out/initrd.gz" \
-    -drive "file=$img,if=none,format=raw,id=hd0" -device virtio-blk-device,drive=hd0 \
+    -drive "file=$img,if=none,format=raw,id=hd0,cache=$cache" -device virtio-blk-device,drive=hd0 \
     -append "console=ttyAMA0 panic=-1 $extra" < /dev/null > "$logf" 2>&1 || rc=$?
   if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
     tail -n 30 "$logf" >&2; die "VM did not power off within $tmo s (log: $logf)"

@@ -8,7 +8,8 @@
 #   --out       cache and work directory (default build/e2e; base.img, kernel, initrd there)
 # Test-only extras (signal player, check unit, guest script) go into a COPY of the image
 # (DIR/run/disk.img); the product image is never modified. Exit status 1 on any FAIL.
-# Environment: E2E_TIMEOUT_1/E2E_TIMEOUT_2/E2E_TIMEOUT_STANDIN (seconds per boot).
+# Environment: E2E_TIMEOUT_1/E2E_TIMEOUT_2/E2E_TIMEOUT_STANDIN (seconds per boot),
+# E2E_READY_WAIT (seconds each service gets to become READY in the guest, default 150).
 set -euo pipefail
 PROG=e2e-run
 here=$(cd "$(dirname "$0")" && pwd)
@@ -123,7 +124,7 @@ boot() {
   local phase=$1 tmo=$2 b0
   b0=$(now)
   log "boot $phase (timeout $tmo s)"
-  qemu_boot "$out" "$disk" "$run/console-$phase.log" "$tmo" "quiet e2e.phase=$phase"
+  qemu_boot "$out" "$disk" "$run/console-$phase.log" "$tmo" "quiet e2e.phase=$phase e2e.wait=${E2E_READY_WAIT:-150}"
   echo "E2E-DATA host_boot_seconds_$phase $(elapsed "$b0")" >> "$run/host.txt"
   log "boot $phase done in $(elapsed "$b0") s"
   debugfs -R "cat /var/lib/e2e/results-$phase.txt" "$rootfs" > "$run/results-$phase.txt" 2> /dev/null || true
