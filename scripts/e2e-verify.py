@@ -217,7 +217,7 @@ def main():
             rep.check("standin-signal-equal", False, "standin.raw not read back")
         rep.info("capture-after-feed-stopped", f"{data.get('stall_bytes', '?')} bytes in 2 s (snd-aloop keeps delivering silence)")
     else:
-        m = re.search(r'name:\s*"([^"]*)"', args.site.read_text()) if args.site.exists() else None
+        m = re.search(r'(?<![\w])name:\s*"([^"]*)"', args.site.read_text()) if args.site.exists() else None
         site_name = m.group(1) if m else None
         d1 = judge_status(rep, data, "status_1", site_name)
         d2 = judge_status(rep, data, "status_2", site_name)
