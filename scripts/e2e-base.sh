@@ -40,6 +40,20 @@ debootstrap --arch=arm64 --foreign --variant=minbase --cache-dir="$out/debootstr
   || { tail -n 20 "$out/debootstrap.log" >&2; die "debootstrap first stage failed (log: $out/debootstrap.log)"; }
 log "first stage done in $(elapsed "$t1") s"
 
+# debootstrap's second stage resolves every package against the suite's whole Packages index
+# (~50 MB) with perl; emulated, that alone takes many minutes. Keep only the stanzas of the
+# packages the first stage downloaded: the second stage installs exactly those.
+python3 - "$root" << 'PY' || die "cannot trim the Packages index in $root"
+import pathlib, sys
+root = pathlib.Path(sys.argv[1])
+keep = {p.name.split("_")[0] for p in (root / "var/cache/apt/archives").glob("*.deb")}
+for f in (root / "var/lib/apt/lists").glob("*_Packages"):
+    stanzas = f.read_text().split("\n\n")
+    kept = [s for s in stanzas if s.startswith("Package: ") and s.split("\n", 1)[0][9:] in keep]
+    f.write_text("\n\n".join(kept) + "\n\n")
+    print(f"e2e-base: {f.name}: {len(kept)} of {len(stanzas)} stanzas kept", file=sys.stderr)
+PY
+
 # The kernel's modules (the kernel itself is passed to qemu with -kernel, as a Pi's firmware
 # loads it from the boot partition), depmod'ed so udev/mount can autoload e.g. vfat.
 mkdir -p "$root/lib/modules" "$root/boot/firmware"
@@ -60,7 +74,11 @@ set -e
 apt-get clean
 # Stamp /etc and /var as up to date, as on a shipped image: units guarded by
 # ConditionNeedsUpdate (systemd-sysusers, ldconfig, hwdb) must not run on first boot by chance.
-/lib/systemd/systemd-update-done
+# (What systemd-update-done does; Debian's systemd does not ship it: the stamp's mtime is /usr's.)
+for d in /etc /var; do
+  printf '# Stamp of the last update of %s (see ConditionNeedsUpdate= in systemd.unit(5)).\n' "$d" > "$d/.updated"
+  touch -r /usr "$d/.updated"
+done
 # Root may log in on the serial console without a password (test VM only).
 passwd -d root
 rm -f /provision.sh
