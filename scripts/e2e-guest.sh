@@ -38,7 +38,8 @@ finish() {
     *) systemctl poweroff ;;
   esac
 }
-trap 'check script FAIL "guest.sh aborted at line $LINENO"; finish' ERR
+# Any unexpected failure: report it, still reboot/power off (the host waits for that), stop.
+trap 'trap - ERR; check script FAIL "guest.sh aborted at line $LINENO"; finish; exit 1' ERR
 
 # wait_until SECONDS COMMAND...: poll every 0.5 s; succeed as soon as COMMAND does.
 wait_until() {
@@ -56,7 +57,7 @@ q() { runuser -u acoupi -- sqlite3 -readonly "$db" "$1" 2> /dev/null || echo "?"
 active_ready() {
   [ "$(prop "$1" ActiveState)" = active ] && [ -n "$(prop "$1" StatusText)" ]
 }
-n_wav() { find "$recdir" -name '*.wav' 2> /dev/null | wc -l; }
+n_wav() { { find "$recdir" -name '*.wav' 2> /dev/null || true; } | wc -l; }
 has_wav() { [ "$(n_wav)" -gt "${1:-0}" ]; }
 heartbeats_over() { local n; n=$(q 'SELECT count(*) FROM heartbeat'); [ "$n" != "?" ] && [ "$n" -gt "$1" ]; }
 signal_active() { [ "$(prop e2e-signal.service ActiveState)" = active ]; }
