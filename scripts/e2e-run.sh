@@ -53,6 +53,12 @@ esac
 start=$(sfdisk -d "$disk" | awk -F'[=,]' '/(img|:) *start=/ && /type=83/ {gsub(/ /,"",$2); print $2; exit}')
 [ -n "$start" ] || die "no Linux (type 83) partition in $image's MBR"
 rootfs="$disk?offset=$((start * 512))"
+: > "$run/host.txt"
+if e2fsck -fn "$rootfs" > "$run/e2fsck-image.log" 2>&1; then
+  echo "E2E image-rootfs-clean PASS e2fsck -fn of $(basename "$image") before any test extra" >> "$run/host.txt"
+else
+  echo "E2E image-rootfs-clean FAIL e2fsck -fn of $(basename "$image"): see $run/e2fsck-image.log" >> "$run/host.txt"
+fi
 
 # --- test-only extras ------------------------------------------------------------------
 x=$run/extras
@@ -96,15 +102,26 @@ TimeoutStartSec=1200
 [Install]
 WantedBy=multi-user.target
 UNIT
+# debugfs 1.47's `mkdir` of an existing directory leaves an unconnected inode behind (e2fsck
+# then reports errors): create only what is missing, parents first.
+mkdir_missing() {
+  local p="" c
+  local -a parts
+  IFS=/ read -r -a parts <<< "${1#/}"
+  for c in "${parts[@]}"; do
+    p="$p/$c"
+    debugfs -R "stat $p" "$rootfs" 2>&1 | grep -q "Inode:" || echo "mkdir $p"
+  done
+}
 {
-  echo "mkdir /usr/local/lib/e2e"
+  mkdir_missing /usr/local/lib/e2e
   for f in guest.sh counter.pl; do
     echo "write $x/$f /usr/local/lib/e2e/$f"
     echo "sif /usr/local/lib/e2e/$f mode 0100755"
     echo "sif /usr/local/lib/e2e/$f uid 0"
     echo "sif /usr/local/lib/e2e/$f gid 0"
   done
-  echo "mkdir /etc/systemd/system/multi-user.target.wants"
+  mkdir_missing /etc/systemd/system/multi-user.target.wants
   for u in e2e-signal.service e2e-check.service; do
     echo "write $x/$u /etc/systemd/system/$u"
     echo "sif /etc/systemd/system/$u mode 0100644"
@@ -118,6 +135,9 @@ UNIT
 debugfs -w -f "$x/debugfs.cmds" "$rootfs" > "$x/debugfs.log" 2>&1 || die "debugfs could not add the test extras (log: $x/debugfs.log)"
 debugfs -R "cat /usr/local/lib/e2e/guest.sh" "$rootfs" 2> /dev/null | cmp -s - "$x/guest.sh" \
   || { cat "$x/debugfs.log" >&2; die "test extras did not land in $disk"; }
+if grep -q "image-rootfs-clean PASS" "$run/host.txt" && ! e2fsck -fn "$rootfs" > "$x/e2fsck.log" 2>&1; then
+  cat "$x/e2fsck.log" >&2; die "adding the test extras left the root file system unclean"
+fi
 
 # --- boots ----------------------------------------------------------------------------
 boot() {
@@ -130,7 +150,6 @@ boot() {
   debugfs -R "cat /var/lib/e2e/results-$phase.txt" "$rootfs" > "$run/results-$phase.txt" 2> /dev/null || true
   [ -s "$run/results-$phase.txt" ] || { tail -n 40 "$run/console-$phase.log" >&2; log "boot $phase left no results file"; }
 }
-: > "$run/host.txt"
 if [ "$standin" -eq 1 ]; then
   boot standin "${E2E_TIMEOUT_STANDIN:-300}"
   debugfs -R "dump /var/lib/e2e/standin.raw $run/standin.raw" "$rootfs" > /dev/null 2>&1 || true
