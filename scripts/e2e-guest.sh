@@ -175,6 +175,8 @@ case $phase in
   standin) standin ;;
   1)
     services_ready
+    # A property of the unit files: checked even when the daemon does not start.
+    security
     if [ "$(prop acoupi.service ActiveState)" != active ]; then
       for c in first-recording kill9-restart watchdog-restart; do check "$c" FAIL "skipped: acoupi.service is not active"; done
       status_json 1
@@ -186,7 +188,6 @@ case $phase in
         check first-recording FAIL "no WAV under $recdir after 120 s"
       fi
       status_json 1
-      security
       kill9
       watchdog
       wait_until 60 heartbeats_over 0 || true
