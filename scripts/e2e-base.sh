@@ -55,9 +55,16 @@ for f in (root / "var/lib/apt/lists").glob("*_Packages"):
 PY
 
 # The kernel's modules (the kernel itself is passed to qemu with -kernel, as a Pi's firmware
-# loads it from the boot partition), depmod'ed so udev/mount can autoload e.g. vfat.
-mkdir -p "$root/lib/modules" "$root/boot/firmware"
-cp -a "$out/kernel/tree/lib/modules/$release" "$root/lib/modules/"
+# loads it from the boot partition), depmod'ed so udev/mount can autoload e.g. vfat. Only the
+# groups a -M virt guest can use: the whole tree (~300 MB, mostly network, GPU and media
+# drivers) would triple the data `make image` has to compress.
+mkdir -p "$root/lib/modules/$release" "$root/boot/firmware"
+(cd "$out/kernel/tree/lib/modules/$release" \
+  && cp -a --parents modules.order modules.builtin modules.builtin.modinfo kernel/fs kernel/sound kernel/lib \
+    kernel/crypto kernel/arch kernel/block kernel/drivers/virtio kernel/drivers/block kernel/drivers/char \
+    kernel/drivers/rtc kernel/drivers/watchdog "$root/lib/modules/$release/") \
+  || die "cannot copy the kernel modules of $release"
+depmod -b "$root" "$release" || die "depmod failed in $root for $release"
 cp "$out/kernel/vmlinuz" "$root/boot/vmlinuz-$release"
 cat > "$root/etc/fstab" <<FSTAB
 proc                        /proc           proc    defaults          0       0
