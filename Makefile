@@ -18,9 +18,9 @@ e2e-base: ## Debian arm64 stand-in for Raspberry Pi OS Lite (cached in build/e2e
 e2e-standin: e2e-base ## Boot the base image and prove the loopback signal path (no acoupi)
 	scripts/e2e-run.sh --standin --out '$(E2E_DIR)'
 
+# XZ_LEVEL=0 for the bake: e2e checks what is baked, not the compression ratio (-6 costs minutes).
 e2e: e2e-base ## Bake an image with the e2e site config, boot it twice under qemu, check from outside
 	rm -rf '$(E2E_DIR)/dist'
-	# XZ_LEVEL=0: the e2e checks what is baked, not the compression ratio (-6 costs minutes).
 	XZ_LEVEL=0 $(MAKE) image ARCH=arm64 BASE_IMAGE='$(E2E_DIR)/base.img' CONFIG='$(E2E_CONFIG)' DIST='$(E2E_DIR)/dist'
 	scripts/e2e-run.sh --out '$(E2E_DIR)'
 
