@@ -26,4 +26,4 @@ e2e: e2e-base ## Bake an image with the e2e site config, boot it twice under qem
 
 lint-e2e: ## shellcheck the e2e scripts
 	shellcheck -x scripts/e2e-*.sh
-	python3 -m py_compile scripts/e2e-verify.py
+	python3 -B -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" scripts/e2e-verify.py
