@@ -17,7 +17,7 @@ gnu_aarch64-unknown-linux-musl := aarch64-linux-gnu
 gnu_armv7-unknown-linux-musleabihf := arm-linux-gnueabihf
 
 # Debian packages the build, the tests and the image pipeline need on a fresh machine.
-APT_PACKAGES := gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
+APT_PACKAGES := debootstrap qemu-system-arm cpio kmod python3 gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
   libasound2-dev alsa-utils file curl ca-certificates bzip2 xz-utils \
   dosfstools mtools fdisk e2fsprogs bmap-tools systemd sqlite3 shellcheck jq \
   mosquitto openssl
@@ -154,4 +154,27 @@ test-image: ## Image pipeline tests: unit files, bake, read-back, bad inputs
 
 bench-image: ## Bake and compression time on a 2.5 GiB synthetic base
 	scripts/bench-image.sh
+
+
+# --- e2e (owned by e2e harness) ---
+# make e2e          base (cached) → make image (BASE_IMAGE=base.img, CONFIG=E2E_CONFIG) →
+#                   test extras into a copy → two qemu boots → checks → report; non-zero on FAIL
+# make e2e-standin  the same boot path without acoupi: kernel, systemd, snd-aloop signal path
+# make e2e-base     only the Raspberry Pi OS Lite stand-in (build/e2e/base.img)
+# Host packages: debootstrap qemu-system-arm e2fsprogs fdisk dosfstools mtools cpio kmod xz-utils python3
+E2E_DIR ?= $(CURDIR)/build/e2e
+E2E_CONFIG ?= $(CURDIR)/scripts/e2e-site.ron
+
+.PHONY: e2e e2e-base e2e-standin
+e2e-base: ## Debian arm64 stand-in for Raspberry Pi OS Lite (cached in build/e2e)
+	scripts/e2e-base.sh '$(E2E_DIR)'
+
+e2e-standin: e2e-base ## Boot the base image and prove the loopback signal path (no acoupi)
+	scripts/e2e-run.sh --standin --out '$(E2E_DIR)'
+
+# XZ_LEVEL=0 for the bake: e2e checks what is baked, not the compression ratio (-6 costs minutes).
+e2e: e2e-base ## Bake an image with the e2e site config, boot it twice under qemu, check from outside
+	rm -rf '$(E2E_DIR)/dist'
+	XZ_LEVEL=0 $(MAKE) image ARCH=arm64 BASE_IMAGE='$(E2E_DIR)/base.img' CONFIG='$(E2E_CONFIG)' DIST='$(E2E_DIR)/dist'
+	scripts/e2e-run.sh --out '$(E2E_DIR)'
 
