@@ -106,12 +106,25 @@ inode_meta() {
 		awk '/Mode:/ { for (i = 1; i <= NF; i++) if ($i == "Mode:") m = $(i + 1) }
 		     /^User:/ { u = $2; g = $4 } END { print m, u, g }'
 }
+# mkdir_missing DIR: debugfs `mkdir` for DIR and each missing parent. A `mkdir` of a
+# directory that exists is not harmless: debugfs 1.47 leaves an unconnected inode behind,
+# and real Raspberry Pi OS roots already have most of our directories.
+mkdir_missing() {
+	local p="" c
+	local -a parts
+	IFS=/ read -r -a parts <<<"${1#/}"
+	for c in "${parts[@]}"; do
+		p="$p/$c"
+		debugfs -R "stat $p" "$spec" 2>&1 | grep -q "Inode:" || printf 'mkdir %s\n' "$p"
+	done
+}
 {
 	# Every inode written in this batch gets SOURCE_DATE_EPOCH as its times.
 	echo "set_current_time @$SOURCE_DATE_EPOCH"
 	(cd "$overlay" && find . -mindepth 1 -type d | sort) | while read -r d; do
 		d=${d#.}
-		printf 'mkdir %s\nsif %s mode 040755\nsif %s uid 0\nsif %s gid 0\n' "$d" "$d" "$d" "$d"
+		mkdir_missing "$d"
+		printf 'sif %s mode 040755\nsif %s uid 0\nsif %s gid 0\n' "$d" "$d" "$d"
 	done
 	(cd "$overlay" && find . -type f | sort) | while read -r f; do
 		file "$overlay/${f#./}" "${f#.}" 0100644
@@ -125,7 +138,7 @@ inode_meta() {
 			"$f" "$tmp/root/etc/$f" "$f" "$f" "${mode#0}" "$f" "$uid" "$f" "$gid"
 	done
 	wants=/etc/systemd/system/multi-user.target.wants
-	printf 'mkdir /etc/systemd\nmkdir /etc/systemd/system\nmkdir %s\n' "$wants"
+	mkdir_missing "$wants"
 	units=(acoupi-boot-import.service)
 	[[ $enable == no ]] || units+=(acoupi.service acoupi-beat.service)
 	for u in "${units[@]}"; do
