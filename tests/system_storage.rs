@@ -136,3 +136,35 @@ fn user_mode_storages_belong_to_the_current_user() {
     let layout = Layout::user("/tmp/acoupi-home".into());
     assert_eq!(storage::storage_owner(&layout).unwrap(), None);
 }
+
+/// A database the CLI created as root (with its WAL files) is given to the service user,
+/// so `acoupi run` can write it; without an owner nothing changes.
+#[test]
+fn database_created_by_the_cli_is_handed_to_the_service_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("metadata.db");
+    let store = acoupi::store::metadata::MetadataStore::open(&db).unwrap();
+    let owner = if Uid::effective().is_root() {
+        (Uid::from_raw(4242), Gid::from_raw(4343))
+    } else {
+        (Uid::effective(), Gid::effective())
+    };
+    storage::hand_over_db(&db, None).unwrap();
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().uid(),
+        Uid::effective().as_raw()
+    );
+    storage::hand_over_db(&db, Some(owner)).unwrap();
+    let wal = dir.path().join("metadata.db-wal");
+    assert!(wal.exists(), "an open WAL database has its -wal file");
+    for f in [&db, &wal, &dir.path().join("metadata.db-shm")] {
+        let m = std::fs::metadata(f).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (owner.0.as_raw(), owner.1.as_raw()),
+            "{}",
+            f.display()
+        );
+    }
+    drop(store);
+}

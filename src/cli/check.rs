@@ -87,6 +87,11 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
             if let Err(e) = crate::store::metadata::MetadataStore::open(&paths.db_metadata) {
                 findings.push(Finding::error(e.to_string()));
             }
+            let handed = storage::storage_owner(layout)
+                .and_then(|owner| storage::hand_over_db(&paths.db_metadata, owner));
+            if let Err(e) = handed {
+                findings.push(Finding::error(e.to_string()));
+            }
         }
     }
     findings.extend(microphone_findings(layout, &config));

@@ -100,7 +100,8 @@ fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<()> {
         )
     })?;
     let paths = layout.storage_paths(&config.paths);
-    storage::ensure_storages(&paths, storage::storage_owner(layout)?)?;
+    let owner = storage::storage_owner(layout)?;
+    storage::ensure_storages(&paths, owner)?;
     let mut store = MetadataStore::open(&paths.db_metadata)?;
     if let Some(active) = store.active_deployment()? {
         return Err(Refused(format!(
@@ -130,6 +131,9 @@ fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<()> {
         Timestamp::now(),
     )?;
     println!("Starting deployment {:?}...", deployment.name);
+    // Run as root (sudo, or the boot-time import), this may have just created the
+    // database: the services run as the acoupi user and must be able to write it.
+    storage::hand_over_db(&paths.db_metadata, owner)?;
     if let Err(e) = bring_up(layout, &systemctl, &args) {
         roll_back(&systemctl, &mut store);
         return Err(
@@ -240,6 +244,8 @@ fn stop(layout: &Layout) -> anyhow::Result<()> {
         );
     }
     let summary = store.recording_summary(ended.id)?;
+    drop(store);
+    storage::hand_over_db(&paths.db_metadata, storage::storage_owner(layout)?)?;
     println!(
         "{} {} recordings, {:.1} minutes in total.",
         style::green("Deployment stopped."),

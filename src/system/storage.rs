@@ -37,7 +37,7 @@ pub enum StorageError {
         path: PathBuf,
     },
     /// A folder could not be handed to the service user.
-    #[error("giving storage folder {} to uid {uid}: {source}", path.display())]
+    #[error("giving {} to uid {uid} (the service user): {source}", path.display())]
     Chown {
         /// The folder.
         path: PathBuf,
@@ -104,6 +104,29 @@ pub fn storage_owner(layout: &Layout) -> Result<Option<(Uid, Gid)>, StorageError
             source,
         }),
     }
+}
+
+/// Gives a SQLite database the CLI may have just created as root (and its `-wal`/`-shm`
+/// files) to `owner`, so the services, which run as user `acoupi`, can write it.
+pub fn hand_over_db(db: &Path, owner: Option<(Uid, Gid)>) -> Result<(), StorageError> {
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let path = Path::new(&name);
+        if path.exists() {
+            nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|source| {
+                StorageError::Chown {
+                    path: path.to_path_buf(),
+                    uid: uid.as_raw(),
+                    source,
+                }
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates the recordings folder, the temporary audio folder and the folder of the
