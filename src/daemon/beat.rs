@@ -143,8 +143,30 @@ fn restart_recorder(layout: &Layout) {
         beats = UNHEALTHY_BEATS,
         "the recorder has been unhealthy for several heartbeats: restarting acoupi.service"
     );
-    if let Err(e) = Systemctl::new(layout.mode).restart(&["acoupi.service"]) {
-        tracing::error!(error = %e, "restarting acoupi.service failed");
+    let Err(e) = Systemctl::new(layout.mode).restart(&["acoupi.service"]) else {
+        return;
+    };
+    // The beat runs as the unprivileged acoupi user, which systemd (without a polkit
+    // rule) does not let restart a system service. It may signal its own user's
+    // processes, though: SIGKILL ends the recorder and `Restart=always` brings it back.
+    tracing::warn!(error = %e, "systemctl restart refused; killing the recorder for systemd to restart it");
+    let pid = std::fs::read_to_string(layout.pid_file())
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok());
+    match pid {
+        Some(pid) => {
+            let killed = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            if let Err(e) = killed {
+                tracing::error!(pid, error = %e, "killing the recorder failed");
+            }
+        }
+        None => tracing::error!(
+            pid_file = %layout.pid_file().display(),
+            "no recorder pid to kill; cannot restart it"
+        ),
     }
 }
 
