@@ -120,7 +120,7 @@ kill9() {
   else
     check kill9-part-file FAIL "still present after restart:$left"
   fi
-  data kill9_journal "$(journalctl -q -o cat -u acoupi.service --since "-60s" 2> /dev/null | grep -i -E 'repair|discard|leftover|part' | tr '\n' '|' | cut -c1-400)"
+  data kill9_journal "$( { journalctl -q -o cat -u acoupi.service --since "-60s" 2> /dev/null || true; } | { grep -i -E 'recovered|discarded|interrupted|part' || true; } | tr '\n' '|' | cut -c1-400)"
 }
 
 # Watchdog: freeze `acoupi run` (SIGSTOP) so it stops sending WATCHDOG=1; systemd must

@@ -457,6 +457,8 @@ impl Daemon {
                 _ => "listening".into(),
             },
             RecorderState::Idle => match self.program.gate.schedule.next_window(now) {
+                // Inside a window the capture thread is about to open the microphone.
+                Some((start, _)) if start <= now => "opening the microphone".into(),
                 Some((start, _)) => format!("idle until {}", local(start)),
                 None => "idle: the schedule has ended".into(),
             },
