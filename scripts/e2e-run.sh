@@ -157,7 +157,8 @@ if [ "$standin" -eq 1 ]; then
 else
   boot 1 "${E2E_TIMEOUT_1:-900}"
   boot 2 "${E2E_TIMEOUT_2:-600}"
-  mkdir -p "$run/storages"
+  # rdump creates $run/storages itself and refuses an existing one.
+  rm -rf "$run/storages"
   debugfs -R "rdump /var/lib/acoupi/storages $run" "$rootfs" > "$run/rdump.log" 2>&1 || true
   mode=acoupi
 fi
