@@ -79,6 +79,27 @@ fn heartbeats_say_down_without_a_recorder_and_ok_with_one_and_the_watchdog_is_fe
     assert_eq!(ok["workers"]["recording"]["health"], "ok", "{ok:#}");
     assert_eq!(ok["workers"]["default"]["health"], "ok", "{ok:#}");
     assert_eq!(ok["workers"]["pid"], run.child.id(), "{ok:#}");
+    // By the second beat the recorder has kept files (1 s each, 10 s of audio flowing):
+    // the heartbeat counts today's recordings and names the newest, as metadata.db does.
+    let store = acoupi::store::metadata::MetadataStore::open(&i.db()).unwrap();
+    let in_db = store.count_recordings_since(jiff::Timestamp::MIN).unwrap();
+    let newest = store
+        .last_recording()
+        .unwrap()
+        .map(|r| r.datetime.to_string());
+    drop(store);
+    let today = ok["recordings_today"].as_u64().expect("recordings_today");
+    assert!(
+        today >= 1 && today <= in_db,
+        "{today} today, {in_db} in the database: {ok:#}"
+    );
+    let last = ok["last_recording"].as_str().expect("last_recording");
+    assert!(
+        newest.as_deref() >= Some(last),
+        "{last} vs newest {newest:?}"
+    );
+    assert_eq!(down["recordings_today"], 0, "{down:#}");
+    assert!(down["last_recording"].is_null(), "{down:#}");
     let gap = rows[1].created_on.duration_since(rows[0].created_on);
     eprintln!("heartbeat interval seen: {gap:?}");
     assert!(

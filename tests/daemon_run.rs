@@ -278,6 +278,63 @@ fn sigterm_finishes_the_current_file_and_every_file_has_its_row() {
         .contains("stopping: finishing the current file"));
 }
 
+/// `acoupi config set` makes a running recorder reload (SIGHUP, as `ExecReload` does);
+/// a configuration broken by hand is refused and the recorder goes on with the old one.
+#[test]
+fn sighup_reloads_a_valid_configuration_and_refuses_a_broken_one() {
+    let mut r = start_recorder("reload");
+    let t = Instant::now();
+    let out = r
+        .install
+        .ok(&["config", "set", "retention.min_free_space_mb", "1"]);
+    assert!(out.stdout.contains("reloaded running recorder"), "{out:#?}");
+    assert!(
+        r.notify
+            .wait_for(t, Duration::from_secs(5), |l| l == "READY=1")
+            .is_some(),
+        "no READY=1 after the reload; log:\n{}",
+        r.daemon.log_text()
+    );
+    assert!(
+        r.notify.times_of("RELOADING=1").len() == 1,
+        "{:?}",
+        r.notify.messages()
+    );
+    assert!(wait_until(Duration::from_secs(3), || r
+        .daemon
+        .log_text()
+        .contains("configuration reloaded")));
+
+    // Broken by hand, then SIGHUP: refused, and the recorder keeps recording.
+    std::fs::write(
+        r.install.config_file(),
+        "(microphone: (samplerate: \"fast\"))\n",
+    )
+    .unwrap();
+    let files_before =
+        wav_files(&r.install.recordings()).len() + wav_files(&r.install.tmp_audio()).len();
+    r.daemon.signal(Signal::SIGHUP);
+    assert!(wait_until(Duration::from_secs(3), || r
+        .daemon
+        .log_text()
+        .contains("reload refused: keeping the running configuration")));
+    assert!(r
+        .feeder
+        .wait_written(r.feeder.written() + 2 * RATE, Duration::from_secs(4)));
+    assert!(
+        wait_until(Duration::from_secs(3), || wav_files(
+            &r.install.recordings()
+        )
+        .len()
+            + wav_files(&r.install.tmp_audio()).len()
+            > files_before),
+        "recording stopped after a refused reload"
+    );
+    let json = r.install.control_status();
+    assert_eq!(json["recording"]["health"], "ok", "{json:#}");
+    stop(&mut r);
+}
+
 /// Crashes can leave finished files without a row: after the rename but before the
 /// insert (a `.wav` in tmp/), or during a retention delete (row gone, file still in
 /// recordings/). A restart registers both again; nothing is deleted behind the user's back.

@@ -40,6 +40,10 @@ pub struct HeartbeatPayload {
     pub metrics: Metrics,
     /// Whether the system clock is synchronised.
     pub clock_synchronised: Option<bool>,
+    /// Recordings started since local midnight (configured time zone).
+    pub recordings_today: Option<u64>,
+    /// Start of the newest recording.
+    pub last_recording: Option<Timestamp>,
 }
 
 /// Runs the beat loop until SIGTERM/SIGINT.
@@ -71,7 +75,7 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
                 _ = int.recv() => break,
                 _ = ping.tick() => notify::watchdog(),
                 _ = beats.tick() => {
-                    let payload = beat(&layout, &mut store, &paths.recordings);
+                    let payload = beat(&layout, &mut store, &paths.recordings, &config.timezone);
                     if let Some(outbox) = outbox.as_mut() {
                         outbox.offer(&payload);
                     }
@@ -88,7 +92,12 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
 }
 
 /// Takes and stores one heartbeat.
-fn beat(layout: &Layout, store: &mut MetadataStore, storage: &std::path::Path) -> HeartbeatPayload {
+fn beat(
+    layout: &Layout,
+    store: &mut MetadataStore,
+    storage: &std::path::Path,
+    timezone: &str,
+) -> HeartbeatPayload {
     let workers = control::query(&layout.control_socket(), Duration::from_secs(2)).ok();
     let status = match &workers {
         None => "down",
@@ -104,11 +113,21 @@ fn beat(layout: &Layout, store: &mut MetadataStore, storage: &std::path::Path) -
         workers,
         metrics: Metrics::collect(&SysRoot::default(), storage),
         clock_synchronised: clock::clock_sync().ok().map(|c| c.synchronised),
+        recordings_today: local_midnight(timezone)
+            .and_then(|midnight| store.count_recordings_since(midnight).ok()),
+        last_recording: store.last_recording().ok().flatten().map(|r| r.datetime),
     };
     if let Err(e) = store.insert_heartbeat(Timestamp::now(), &payload) {
         tracing::error!(error = %e, "storing a heartbeat failed");
     }
     payload
+}
+
+/// The start of today in the configured time zone.
+fn local_midnight(timezone: &str) -> Option<Timestamp> {
+    let tz = crate::schedule::parse_time_zone(timezone).ok()?;
+    let today = Timestamp::now().to_zoned_datetime(tz).start_of_day().ok()?;
+    Some(today.timestamp())
 }
 
 /// Decides when the recorder has been unhealthy long enough to restart it.

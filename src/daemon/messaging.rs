@@ -428,8 +428,8 @@ pub fn heartbeat_input(
         status,
         problems,
         free_space_bytes: metrics.disk.as_ref().map(|d| d.free_bytes),
-        recordings_today: None,
-        last_recording: None,
+        recordings_today: payload.recordings_today,
+        last_recording: payload.last_recording,
         cpu_temperature_celsius: metrics.cpu_temperature_c,
         throttled_flags: metrics.throttling.as_ref().map(|t| t.raw),
         uptime: metrics
@@ -466,6 +466,8 @@ mod tests {
                 load: None,
             },
             clock_synchronised: Some(true),
+            recordings_today: Some(12),
+            last_recording: Some("2026-05-31T23:59:50Z".parse().unwrap()),
         }
     }
 
@@ -480,6 +482,11 @@ mod tests {
         );
         assert_eq!(input.cpu_temperature_celsius, Some(48.5));
         assert_eq!(input.uptime, None, "a NaN uptime is dropped, not a panic");
+        assert_eq!(input.recordings_today, Some(12));
+        assert_eq!(
+            input.last_recording,
+            Some("2026-05-31T23:59:50Z".parse().unwrap())
+        );
     }
 
     #[test]

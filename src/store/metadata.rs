@@ -377,6 +377,27 @@ impl MetadataStore {
         self.recordings("datetime >= ?1 ORDER BY datetime", [ts(since)])
     }
 
+    /// How many recordings started at or after `since` (indexed: `datetime` is unique).
+    pub fn count_recordings_since(&self, since: Timestamp) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM recording WHERE datetime >= ?1",
+                [ts(since)],
+                |r| r.get(0),
+            )
+            .map_err(self.err("counting recordings in"))?;
+        // COUNT(*) is never negative.
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The most recent recording of any deployment.
+    pub fn last_recording(&self) -> Result<Option<Recording>, StoreError> {
+        Ok(self
+            .recordings("1 = ?1 ORDER BY datetime DESC LIMIT 1", [1])?
+            .pop())
+    }
+
     /// Count, total duration and last recording of a deployment.
     pub fn recording_summary(&self, deployment_id: Uuid) -> Result<RecordingSummary, StoreError> {
         let (count, total_duration_s): (i64, f64) = self
