@@ -4,14 +4,19 @@
 //! Protocol (stable, versioned by `DaemonStatus::protocol`): the client connects to
 //! `<runtime dir>/acoupi.sock`, writes one line `status\n`, and reads one line of JSON, a
 //! [`DaemonStatus`]. The socket is group-readable (mode 0660) so operators in the `audio`
-//! group can run `acoupi deployment status` without root.
+//! group can run `acoupi deployment status` without root. [`query`] is the client side;
+//! [`bind`] and [`answer`] are the server side `acoupi run` uses.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
 
 /// The protocol version spoken by this build.
 pub const PROTOCOL: u32 = 1;
@@ -115,4 +120,38 @@ pub fn query(socket: &Path, timeout: Duration) -> Result<DaemonStatus, ControlEr
         .read_line(&mut line)
         .map_err(|e| bad(format!("reading the answer: {e}")))?;
     serde_json::from_str(&line).map_err(|e| bad(format!("unreadable answer: {e}")))
+}
+
+/// Binds the control socket, replacing a stale one left by a crash, group-readable.
+pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing the stale socket {}", path.display()))
+        }
+        _ => {}
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("setting the mode of {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Answers one client of the socket with `answer` if it asked for `status`.
+pub async fn answer(stream: tokio::net::UnixStream, answer: String) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::io::BufReader::new(read).read_line(&mut line),
+    )
+    .await;
+    let reply = match (read, line.trim()) {
+        (Ok(Ok(_)), "status") => answer,
+        _ => r#"{"error":"unknown request; send `status`"}"#.to_string(),
+    };
+    let _ = write.write_all(format!("{reply}\n").as_bytes()).await;
 }

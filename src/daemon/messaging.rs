@@ -5,7 +5,8 @@
 //! slow broker, a hanging HTTP server or an fsync of messages.db never delays the default
 //! worker, and the capture thread is separate anyway. The service delivers due messages
 //! every `message_send_interval`, queues a recording summary every `summary_interval`
-//! (from metadata.db, through a connection of its own), prunes delivered messages daily,
+//! (from metadata.db, through a connection of its own, and the daemon's [`ErrorTally`]),
+//! prunes delivered messages daily,
 //! and on shutdown queues the summary of the unfinished interval, makes one last delivery
 //! attempt bounded by [`FINAL_DEADLINE`] and closes the MQTT session (retained `offline`).
 //!
@@ -13,6 +14,7 @@
 //! `messaging.heartbeat_interval`. Every message goes through the outbox first, so an
 //! outage loses nothing. Secrets never reach the log: only hosts, URLs and counts do.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -22,6 +24,7 @@ use tokio::sync::oneshot;
 use crate::config::schema::{Config, Program};
 use crate::daemon::beat::HeartbeatPayload;
 use crate::daemon::control::WorkerHealth;
+use crate::daemon::errors::{counted_since, ErrorCounts, ErrorTally};
 use crate::messaging::config::MessagingConfig;
 use crate::messaging::heartbeat::{
     heartbeat_payload, summary_payload, HealthStatus, HeartbeatInput, SummaryInput, WorkerState,
@@ -72,17 +75,26 @@ struct Worker {
     outbox: Outbox,
     metadata: MetadataStore,
     device_id: String,
+    errors: Arc<ErrorTally>,
+}
+
+/// Where the next summary starts: its first instant and the error totals already reported.
+struct SummaryStart {
+    at: Timestamp,
+    errors: ErrorCounts,
 }
 
 impl MessagingService {
     /// Starts the service when `config` runs the connected program (`None` otherwise).
     /// Opening the outbox and metadata.db happens here, so a broken database is a
     /// start-up error; an unreachable server is not (messages wait in the outbox).
+    /// Summaries report the errors `errors` counts from now on.
     pub fn start(
         layout: &Layout,
         config: &Config,
         paths: &StoragePaths,
         device_id: &str,
+        errors: &Arc<ErrorTally>,
     ) -> anyhow::Result<Option<MessagingService>> {
         let Some(messaging) = connected(config) else {
             return Ok(None);
@@ -96,6 +108,7 @@ impl MessagingService {
             outbox,
             metadata,
             device_id: device_id.to_owned(),
+            errors: Arc::clone(errors),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -159,6 +172,7 @@ pub async fn reload(
     config: &Config,
     paths: &StoragePaths,
     device_id: &str,
+    errors: &Arc<ErrorTally>,
 ) -> Option<MessagingService> {
     if current.as_ref().map(|s| &s.config) == connected(config) {
         return current;
@@ -166,7 +180,7 @@ pub async fn reload(
     if let Some(service) = current {
         service.shutdown().await;
     }
-    match MessagingService::start(layout, config, paths, device_id) {
+    match MessagingService::start(layout, config, paths, device_id, errors) {
         Ok(service) => service,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "messaging not started after reload; messages wait in the outbox");
@@ -217,19 +231,22 @@ async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
         summary_every.unwrap_or(PRUNE_EVERY * 365),
     );
     let mut prune = tokio::time::interval(PRUNE_EVERY);
-    let mut summary_start = Timestamp::now();
+    let mut summary_start = SummaryStart {
+        at: Timestamp::now(),
+        errors: ctx.errors.snapshot(),
+    };
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = send.tick() => deliver(&ctx, &messengers).await,
             _ = summary.tick(), if summary_every.is_some() => {
-                summary_start = queue_summary(&ctx, summary_start, Timestamp::now());
+                queue_summary(&ctx, &mut summary_start, Timestamp::now());
             }
             _ = prune.tick() => prune_sent(&ctx),
         }
     }
     if summary_every.is_some() {
-        queue_summary(&ctx, summary_start, Timestamp::now());
+        queue_summary(&ctx, &mut summary_start, Timestamp::now());
     }
     if tokio::time::timeout(FINAL_DEADLINE, deliver(&ctx, &messengers))
         .await
@@ -273,30 +290,37 @@ fn prune_sent(ctx: &Worker) {
     }
 }
 
-/// Queues the summary of `[start, end)`; returns where the next interval starts (`end`,
-/// or `start` again when nothing could be queued, so the interval is not lost).
-fn queue_summary(ctx: &Worker, start: Timestamp, end: Timestamp) -> Timestamp {
-    match summary(ctx, start, end).and_then(|input| {
+/// Queues the summary of `[start, end)` and moves `start` to `end`. When nothing could
+/// be queued `start` stays, so the next summary covers this interval too.
+fn queue_summary(ctx: &Worker, start: &mut SummaryStart, end: Timestamp) {
+    let errors = ctx.errors.snapshot();
+    match summary(ctx, start, end, &errors).and_then(|input| {
         Ok(ctx
             .outbox
             .enqueue("summary", &summary_payload(&input), end)?)
     }) {
         Ok(id) => {
             tracing::debug!(message = %id, "summary queued");
-            end
+            *start = SummaryStart { at: end, errors };
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "queueing a summary failed; the next one covers this interval too");
-            start
         }
     }
 }
 
-fn summary(ctx: &Worker, start: Timestamp, end: Timestamp) -> anyhow::Result<SummaryInput> {
+fn summary(
+    ctx: &Worker,
+    from: &SummaryStart,
+    end: Timestamp,
+    errors: &ErrorCounts,
+) -> anyhow::Result<SummaryInput> {
+    let start = from.at;
     let mut input = SummaryInput {
         device_id: ctx.device_id.clone(),
         start,
         end,
+        errors: counted_since(&from.errors, errors),
         ..SummaryInput::default()
     };
     for r in ctx.metadata.recordings_since(start)? {

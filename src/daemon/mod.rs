@@ -3,6 +3,7 @@
 
 pub mod beat;
 pub mod control;
+pub mod errors;
 pub mod messaging;
 mod notify;
 pub mod run;

@@ -9,15 +9,12 @@
 //! (an invalid one is logged and the old one kept); SIGTERM finishes the current file,
 //! runs a last management pass and exits.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use jiff::Timestamp;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use uuid::Uuid;
@@ -26,8 +23,9 @@ use crate::audio::{repair_tmp_dir, spawn_recorder, FinishedFile, RepairOutcome};
 use crate::audio::{RecorderConfig, RecorderEvent, RecorderHandle, RecorderState};
 use crate::config::schema::Config;
 use crate::daemon::control::{
-    DaemonStatus, DefaultWorker, RecordingWorker, WorkerHealth, PROTOCOL,
+    self, DaemonStatus, DefaultWorker, RecordingWorker, WorkerHealth, PROTOCOL,
 };
+use crate::daemon::errors::{ErrorKind, ErrorTally};
 use crate::daemon::messaging::{self, MessagingService};
 use crate::daemon::notify;
 use crate::daemon::watchdog::{self, RecorderObservation};
@@ -156,6 +154,8 @@ struct Daemon {
     schedule_ended: bool,
     stall_after: Duration,
     messaging: Option<MessagingService>,
+    /// Every error met, by kind, for the connected program's summaries.
+    errors: Arc<ErrorTally>,
 }
 
 impl Daemon {
@@ -188,7 +188,9 @@ impl Daemon {
             .map(|d| d.id)
             .unwrap_or_else(|_| "unknown".into());
         let program = Program::new(config, &layout, &deployment)?;
-        let messaging = MessagingService::start(&layout, &program.config, &program.paths, &serial)?;
+        let errors = Arc::new(ErrorTally::default());
+        let messaging =
+            MessagingService::start(&layout, &program.config, &program.paths, &serial, &errors)?;
         let (events_tx, events) = unbounded_channel();
         let mut daemon = Daemon {
             layout,
@@ -206,6 +208,7 @@ impl Daemon {
             schedule_ended: false,
             stall_after: watchdog::stall_after(notify::watchdog_timeout()),
             messaging,
+            errors,
         };
         daemon.recover_tmp_dir()?;
         daemon.start_capture()?;
@@ -229,6 +232,7 @@ impl Daemon {
                 }
                 RepairOutcome::Failed { path, error } => {
                     tracing::error!(path = %path.display(), %error, "could not repair an interrupted recording; left in place");
+                    self.errors.record(ErrorKind::RepairFailed);
                 }
             }
         }
@@ -242,6 +246,7 @@ impl Daemon {
                 Ok(f) => f,
                 Err(error) => {
                     tracing::error!(path = %path.display(), %error, "unreadable recording without a row; left in place");
+                    self.errors.record(ErrorKind::RepairFailed);
                     continue;
                 }
             };
@@ -325,6 +330,7 @@ impl Daemon {
             }
             RecorderEvent::DeviceLost { device, error } => {
                 tracing::error!(%device, %error, "microphone lost; retrying");
+                self.errors.record(ErrorKind::DeviceLost);
                 Ok(())
             }
             RecorderEvent::DeviceBack { pcm } => {
@@ -333,10 +339,12 @@ impl Daemon {
             }
             RecorderEvent::DiskFull { error } => {
                 tracing::error!(%error, "disk full: file cut short");
+                self.errors.record(ErrorKind::DiskFull);
                 Ok(())
             }
             RecorderEvent::WriteFailed { error } => {
                 tracing::error!(%error, "writing a recording failed");
+                self.errors.record(ErrorKind::WriteFailed);
                 Ok(())
             }
             RecorderEvent::ScheduleEnded => {
@@ -347,8 +355,14 @@ impl Daemon {
         };
         if let Err(e) = result {
             tracing::error!(error = %format!("{e:#}"), "storing a recorder event failed");
-            self.last_error = Some(format!("{e:#}"));
+            self.failed(ErrorKind::StoreFailed, format!("{e:#}"));
         }
+    }
+
+    /// Counts an error for the summaries and keeps its text for `deployment status`.
+    fn failed(&mut self, kind: ErrorKind, message: String) {
+        self.errors.record(kind);
+        self.last_error = Some(message);
     }
 
     fn management_pass(&mut self) {
@@ -367,7 +381,7 @@ impl Daemon {
             }
             Err(e) => {
                 tracing::error!(error = %e, "management pass failed");
-                self.last_error = Some(e.to_string());
+                self.failed(ErrorKind::ManagementFailed, e.to_string());
             }
         }
     }
@@ -482,18 +496,19 @@ impl Daemon {
                 self.stop_capture().await;
                 self.program = program;
                 let (l, c, s) = (&self.layout, &self.program.config, &self.program.paths);
+                let (id, errors) = (&self.serial, &self.errors);
                 self.messaging =
-                    messaging::reload(self.messaging.take(), l, c, s, &self.serial).await;
+                    messaging::reload(self.messaging.take(), l, c, s, id, errors).await;
                 if let Err(e) = self.start_capture() {
                     tracing::error!(error = %format!("{e:#}"), "restarting capture after reload failed");
-                    self.last_error = Some(format!("{e:#}"));
+                    self.failed(ErrorKind::ReloadFailed, format!("{e:#}"));
                 } else {
                     tracing::info!(config = %self.layout.config_file.display(), "configuration reloaded");
                 }
             }
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "reload refused: keeping the running configuration");
-                self.last_error = Some(format!("reload refused: {e:#}"));
+                self.failed(ErrorKind::ReloadFailed, format!("reload refused: {e:#}"));
             }
         }
         notify::ready();
@@ -501,7 +516,7 @@ impl Daemon {
 
     async fn serve(mut self) -> anyhow::Result<()> {
         let socket = self.layout.control_socket();
-        let listener = bind_control_socket(&socket)?;
+        let listener = control::bind(&socket)?;
         let pid_file = self.layout.pid_file();
         std::fs::write(&pid_file, format!("{}\n", std::process::id()))
             .with_context(|| format!("writing {}", pid_file.display()))?;
@@ -530,7 +545,7 @@ impl Daemon {
                 conn = listener.accept() => {
                     if let Ok((stream, _)) = conn {
                         let answer = serde_json::to_string(&self.status()).unwrap_or_default();
-                        tokio::spawn(answer_status(stream, answer));
+                        tokio::spawn(control::answer(stream, answer));
                     }
                 }
             }
@@ -572,38 +587,4 @@ fn state_name(state: RecorderState, stalled: bool) -> &'static str {
         RecorderState::DiskFull => "disk-full",
         RecorderState::Stopped => "stopped",
     }
-}
-
-/// Binds the control socket, replacing a stale one left by a crash, group-readable.
-fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("removing the stale socket {}", path.display()))
-        }
-        _ => {}
-    }
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .with_context(|| format!("setting the mode of {}", path.display()))?;
-    Ok(listener)
-}
-
-async fn answer_status(stream: tokio::net::UnixStream, answer: String) {
-    let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    let read = tokio::time::timeout(
-        Duration::from_secs(2),
-        BufReader::new(read).read_line(&mut line),
-    )
-    .await;
-    let reply = match (read, line.trim()) {
-        (Ok(Ok(_)), "status") => answer,
-        _ => r#"{"error":"unknown request; send `status`"}"#.to_string(),
-    };
-    let _ = write.write_all(format!("{reply}\n").as_bytes()).await;
 }

@@ -138,7 +138,7 @@ pub fn heartbeat_payload(input: &HeartbeatInput) -> String {
     Value::Object(payload).to_string()
 }
 
-/// What a summary covers: recording activity over `[start, end)`.
+/// What a summary covers: recording activity and errors over `[start, end)`.
 ///
 /// Counted from the recording rows still in metadata.db: recordings the saving filters
 /// deleted have no row any more, so `recordings` is what was kept or still waits for the
@@ -163,25 +163,34 @@ pub struct SummaryInput {
     pub gaps: Vec<(String, u64)>,
     /// Seconds of audio missing in those gaps.
     pub gap_seconds: f64,
+    /// Errors the recorder met in the interval, counted by kind (`device_lost`, …).
+    pub errors: Vec<(String, u64)>,
 }
 
 /// The summary message payload (JSON text), with upstream's `timeinterval` object.
 pub fn summary_payload(input: &SummaryInput) -> String {
-    let reasons: Map<String, Value> = input
-        .gaps
-        .iter()
-        .map(|(reason, n)| (reason.clone(), json!(n)))
-        .collect();
-    let gap_count: u64 = input.gaps.iter().map(|(_, n)| n).sum();
+    let (gap_count, reasons) = counts(&input.gaps);
+    let (error_count, kinds) = counts(&input.errors);
     json!({
         "device_id": input.device_id,
         "recordings": {"count": input.recordings, "kept": input.kept, "pending": input.pending,
                        "seconds": input.recorded_seconds,
                        "minutes": (input.recorded_seconds / 60.0 * 100.0).round() / 100.0},
         "gaps": {"count": gap_count, "seconds": input.gap_seconds, "reasons": reasons},
+        "errors": {"count": error_count, "kinds": kinds},
         "timeinterval": {"starttime": input.start.to_string(), "endtime": input.end.to_string()},
     })
     .to_string()
+}
+
+/// The total of `by_name` and the same counts as a JSON object.
+fn counts(by_name: &[(String, u64)]) -> (u64, Map<String, Value>) {
+    let total = by_name.iter().map(|(_, n)| n).sum();
+    let object = by_name
+        .iter()
+        .map(|(name, n)| (name.clone(), json!(n)))
+        .collect();
+    (total, object)
 }
 
 #[cfg(test)]
@@ -244,6 +253,7 @@ mod tests {
             recordings: 3,
             recorded_seconds: 90.0,
             gaps: vec![("xrun".into(), 2), ("device_missing".into(), 1)],
+            errors: vec![("device_lost".into(), 1), ("disk_full".into(), 4)],
             ..SummaryInput::default()
         }))
         .unwrap();
@@ -252,5 +262,7 @@ mod tests {
         assert_eq!(v["recordings"]["minutes"], 1.5);
         assert_eq!(v["gaps"]["count"], 3);
         assert_eq!(v["gaps"]["reasons"]["xrun"], 2);
+        assert_eq!(v["errors"]["count"], 5);
+        assert_eq!(v["errors"]["kinds"]["disk_full"], 4);
     }
 }
