@@ -86,6 +86,19 @@ status_json() {
   fi
 }
 
+# `deployment status` reports the restarts systemd made (kill -9, watchdog) as systemctl does.
+status_restarts() {
+  local want got
+  want=$(prop acoupi.service NRestarts)
+  got=$( { acoupi deployment status --json 2> /dev/null || true; } | tr -d ' \n' | { grep -o '"acoupi_restarts":[0-9]*' || true; } | cut -d: -f2)
+  data status_services "$( { acoupi deployment status 2> /dev/null || true; } | { grep -E '^ +(acoupi|beat) :' || true; } | tr -s ' ' | tr '\n' '|')"
+  if [ -n "$got" ] && [ "$got" = "$want" ] && [ "$want" -ge 2 ]; then
+    check status-restarts PASS "deployment status says acoupi_restarts=$got, as NRestarts"
+  else
+    check status-restarts FAIL "deployment status says acoupi_restarts=${got:-none}, NRestarts=$want (expected >= 2)"
+  fi
+}
+
 security() {
   local u v
   for u in acoupi.service acoupi-beat.service; do
@@ -201,7 +214,7 @@ case $phase in
     # A property of the unit files: checked even when the daemon does not start.
     security
     if [ "$(prop acoupi.service ActiveState)" != active ]; then
-      for c in first-recording kill9-restart watchdog-restart; do check "$c" FAIL "skipped: acoupi.service is not active"; done
+      for c in first-recording kill9-restart watchdog-restart status-restarts; do check "$c" FAIL "skipped: acoupi.service is not active"; done
       status_json 1
     else
       if wait_until 120 has_wav 0; then
@@ -214,6 +227,7 @@ case $phase in
       xrun
       kill9
       watchdog
+      status_restarts
       wait_until 60 heartbeats_over 0 || true
     fi
     counts 1

@@ -133,6 +133,28 @@ fn user_mode_deployment_lifecycle_end_to_end() {
     assert_eq!(json["deployment"]["status"], "active");
     assert_eq!(json["deployment"]["name"], "first");
     assert_eq!(json["deployment"]["recordings"], 0);
+    assert_eq!(json["services"]["acoupi_restarts"], 0);
+    assert!(json["services"]["acoupi_failure"].is_null(), "{json}");
+
+    // systemd restarted the recorder on its own: status says so, and why it last failed.
+    std::fs::write(i.state.join("acoupi.service.prop.NRestarts"), "2\n").unwrap();
+    std::fs::write(i.state.join("acoupi.service.prop.Result"), "watchdog\n").unwrap();
+    let text = i.ok(&["deployment", "status"]).stdout;
+    assert!(
+        text.contains(
+            "acoupi : active, last run failed: watchdog, restarted 2× by systemd (see journalctl -u acoupi)\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("beat : active\n"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&i.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    assert_eq!(json["services"]["acoupi_restarts"], 2);
+    assert_eq!(json["services"]["acoupi_failure"], "watchdog");
+    assert_eq!(json["services"]["beat_restarts"], 0);
+    for prop in ["NRestarts", "Result"] {
+        std::fs::remove_file(i.state.join(format!("acoupi.service.prop.{prop}"))).unwrap();
+    }
 
     // start again: refused, the first deployment untouched.
     let again = i.run(&start_args("second", "1", "1"));

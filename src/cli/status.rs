@@ -34,10 +34,42 @@ pub struct Status {
 /// The two services.
 #[derive(Debug, Clone, Serialize)]
 pub struct Services {
-    /// `acoupi.service`.
+    /// `acoupi.service`: `active`, `inactive`, `failed`, `activating`, … or `unknown`.
     pub acoupi: String,
-    /// `acoupi-beat.service`.
+    /// `acoupi-beat.service`, the same way.
     pub beat: String,
+    /// How often systemd restarted `acoupi.service` on its own (crash, watchdog) since it
+    /// was last started by hand; `None` when systemd did not say.
+    pub acoupi_restarts: Option<u32>,
+    /// The same for `acoupi-beat.service`.
+    pub beat_restarts: Option<u32>,
+    /// Why `acoupi.service` last failed (`watchdog`, `signal`, `exit-code`,
+    /// `start-limit-hit`, …), when its last run did not end in success.
+    pub acoupi_failure: Option<String>,
+    /// The same for `acoupi-beat.service`.
+    pub beat_failure: Option<String>,
+}
+
+/// One unit as `collect_status` reports it.
+struct ServiceState {
+    state: String,
+    restarts: Option<u32>,
+    failure: Option<String>,
+}
+
+fn service_state(systemctl: &Systemctl, unit: &str) -> ServiceState {
+    match systemctl.status(unit) {
+        Ok(s) => ServiceState {
+            state: s.state.as_str().to_string(),
+            restarts: s.restarts,
+            failure: Some(s.result).filter(|r| !r.is_empty() && r != "success"),
+        },
+        Err(_) => ServiceState {
+            state: "unknown".into(),
+            restarts: None,
+            failure: None,
+        },
+    }
 }
 
 /// The workers section.
@@ -89,15 +121,17 @@ pub struct DeploymentStatus {
 /// the configuration and metadata.db.
 pub fn collect_status(layout: &Layout) -> Status {
     let systemctl = Systemctl::new(layout.mode);
-    let unit = |u: &str| {
-        systemctl
-            .is_active(u)
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|_| "unknown".into())
-    };
+    let (acoupi, beat) = (
+        service_state(&systemctl, UNITS[0]),
+        service_state(&systemctl, UNITS[1]),
+    );
     let services = Services {
-        acoupi: unit(UNITS[0]),
-        beat: unit(UNITS[1]),
+        acoupi: acoupi.state,
+        beat: beat.state,
+        acoupi_restarts: acoupi.restarts,
+        beat_restarts: beat.restarts,
+        acoupi_failure: acoupi.failure,
+        beat_failure: beat.failure,
     };
     let workers = match control::query(&layout.control_socket(), Duration::from_secs(2)) {
         Ok(s) => Workers {
@@ -239,8 +273,17 @@ pub fn render_status(s: &Status) -> String {
     };
     out.push_str(&head(services_ok, "System Services"));
     out.push('\n');
-    field(&mut out, "acoupi", &s.services.acoupi);
-    field(&mut out, "beat", &s.services.beat);
+    let sv = &s.services;
+    field(
+        &mut out,
+        "acoupi",
+        &service_line(&sv.acoupi, sv.acoupi_restarts, &sv.acoupi_failure, "acoupi"),
+    );
+    field(
+        &mut out,
+        "beat",
+        &service_line(&sv.beat, sv.beat_restarts, &sv.beat_failure, "acoupi-beat"),
+    );
     let workers_ok =
         s.workers.recording.as_deref() == Some("ok") && s.workers.default.as_deref() == Some("ok");
     out.push_str(&head(workers_ok, "Workers"));
@@ -302,4 +345,26 @@ pub fn render_status(s: &Status) -> String {
         field(&mut out, "next window", &opt(&d.next_window));
     }
     out
+}
+
+/// `active`, or e.g. `active, restarted 2× by systemd (see journalctl -u acoupi)`: a
+/// service that keeps coming back after crashes or watchdog kills needs a look even
+/// while it is up.
+fn service_line(
+    state: &str,
+    restarts: Option<u32>,
+    failure: &Option<String>,
+    unit: &str,
+) -> String {
+    let mut line = state.to_string();
+    if let Some(why) = failure {
+        line.push_str(&format!(", last run failed: {why}"));
+    }
+    match restarts {
+        Some(n) if n > 0 => line.push_str(&format!(", restarted {n}× by systemd")),
+        _ if failure.is_none() => return line,
+        _ => {}
+    }
+    line.push_str(&format!(" (see journalctl -u {unit})"));
+    line
 }

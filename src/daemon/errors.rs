@@ -61,14 +61,22 @@ impl ErrorTally {
 
     /// The totals so far.
     pub fn snapshot(&self) -> ErrorCounts {
-        self.totals.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
 /// What `now` counts beyond `before`, by kind name, leaving out kinds that did not grow.
 pub fn counted_since(before: &ErrorCounts, now: &ErrorCounts) -> Vec<(String, u64)> {
     now.iter()
-        .map(|(kind, n)| (kind, n.saturating_sub(before.get(kind).copied().unwrap_or(0))))
+        .map(|(kind, n)| {
+            (
+                kind,
+                n.saturating_sub(before.get(kind).copied().unwrap_or(0)),
+            )
+        })
         .filter(|(_, n)| *n > 0)
         .map(|(kind, n)| (kind.as_str().to_owned(), n))
         .collect()
