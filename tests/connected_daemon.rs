@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,106 +21,10 @@ use acoupi::store::metadata::MetadataStore;
 use acoupi::store::outbox::Outbox;
 use acoupi::store::{Check, Durability};
 use jiff::Timestamp;
+use messaging_support::cli::{check_fails_with, check_passes, setup, text, Home};
 use messaging_support::{free_port, Broker, Subscriber, PASSWORD, USER};
 
 const RATE: usize = 8000;
-
-/// An `ACOUPI_HOME` with an ALSA configuration: `fifocap` reads `in.fifo`, `nullcap`
-/// is a silent device for `acoupi check`.
-struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    fn new() -> Home {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("in.fifo");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let conf = format!(
-            "pcm.nullpcm {{ type null }}\n\
-             pcm.nullcap {{ type null }}\n\
-             pcm.fifocap {{ type file slave.pcm \"nullpcm\" file \"/dev/null\" infile \"{}\" format \"raw\" }}\n",
-            fifo.display()
-        );
-        std::fs::write(dir.path().join("asound.conf"), conf).unwrap();
-        Home { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_acoupi"));
-        cmd.args(args)
-            .env("ACOUPI_HOME", self.path())
-            .env("ALSA_CONFIG_PATH", self.path().join("asound.conf"))
-            .env("NO_COLOR", "1")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn acoupi(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    fn config_file(&self) -> PathBuf {
-        self.path().join("config/acoupi.ron")
-    }
-
-    fn messages_db(&self) -> PathBuf {
-        self.path().join("storages/messages.db")
-    }
-
-    fn metadata_db(&self) -> PathBuf {
-        self.path().join("storages/metadata.db")
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `acoupi setup --program connected` with the recorder settings every test shares.
-fn setup(home: &Home, device: &str, extra: &[String]) {
-    let mut args: Vec<String> = [
-        "setup",
-        "--no-prompt",
-        "--program",
-        "connected",
-        "--set",
-        &format!("microphone.device_name={device}"),
-        "--set",
-        "microphone.samplerate=8000",
-        "--set",
-        "recording.duration=1",
-        "--set",
-        "recording.interval=1",
-        "--set",
-        "recording.schedule=[]",
-        "--set",
-        "timezone=UTC",
-        "--set",
-        "retention.min_free_space_mb=1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for e in extra {
-        args.push("--set".into());
-        args.push(e.clone());
-    }
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = home.acoupi(&refs);
-    assert!(out.status.success(), "{}", text(&out));
-}
 
 /// Feeds the FIFO with a 16-bit mono counter at 8 kHz in real time, reopening it when
 /// the reader closes it (the daemon opens the device more than once).
@@ -448,22 +352,13 @@ fn check_names_the_broker_failure_and_config_get_masks_the_password() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 
-    let out = home.acoupi(&["check"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!(
+    check_fails_with(
+        &home,
+        &format!(
             "error: mqtt: authentication rejected by 127.0.0.1:{}: not authorized",
             broker.auth_port
-        )),
-        "{}",
-        text(&out)
+        ),
     );
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error:") && *l != "error: health checks failed")
-        .collect();
-    assert_eq!(errors.len(), 1, "the broker is the only error: {errors:?}");
 
     // Secrets are masked unless asked for, in every form of `config get`.
     for args in [
@@ -482,10 +377,8 @@ fn check_names_the_broker_failure_and_config_get_masks_the_password() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("wrong-pass"));
 
     // The right password passes; the file stays owner-only.
-    let out = home.acoupi(&["config", "set", "messaging.mqtt.password", PASSWORD]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = home.acoupi(&["check"]);
-    assert!(out.status.success(), "{}", text(&out));
+    home.config_set("messaging.mqtt.password", PASSWORD);
+    check_passes(&home);
     let mode = std::fs::metadata(home.config_file())
         .unwrap()
         .permissions()
@@ -494,16 +387,12 @@ fn check_names_the_broker_failure_and_config_get_masks_the_password() {
 
     // Nothing listens: a refused connection, said as such.
     let closed = free_port();
-    let out = home.acoupi(&["config", "set", "messaging.mqtt.port", &closed.to_string()]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = home.acoupi(&["check"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!(
+    home.config_set("messaging.mqtt.port", &closed.to_string());
+    check_fails_with(
+        &home,
+        &format!(
             "error: mqtt: connection refused by 127.0.0.1:{closed}: check that the server runs and the port is right"
-        )),
-        "{}",
-        text(&out)
+        ),
     );
 }
 

@@ -189,6 +189,7 @@ pub fn check_http(cfg: &HttpConfig, timeout: Duration) -> Result<(), CheckError>
             source,
         });
     }
+    let ca_file = cfg.ca_file.as_deref();
     let mut request = messenger.agent.options(&url);
     if let Some(auth) = &messenger.authorization {
         request = request.header("Authorization", auth);
@@ -212,12 +213,12 @@ pub fn check_http(cfg: &HttpConfig, timeout: Duration) -> Result<(), CheckError>
         },
         ureq::Error::Rustls(tls) => CheckError::Tls {
             addr: format!("{}:{}", host.0, host.1),
-            detail: tls::describe_tls_failure(&tls),
+            detail: tls::describe_tls_failure(&tls, ca_file),
         },
-        ureq::Error::Io(io) if tls::describe_tls_failure(&io) != io.to_string() => {
+        ureq::Error::Io(io) if tls::describe_tls_failure(&io, ca_file) != io.to_string() => {
             CheckError::Tls {
                 addr: format!("{}:{}", host.0, host.1),
-                detail: tls::describe_tls_failure(&io),
+                detail: tls::describe_tls_failure(&io, ca_file),
             }
         }
         other => CheckError::Other {

@@ -12,6 +12,7 @@
 //! comes after `send` gave up is a late acknowledgement ([`Messenger::take_late_acks`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -143,6 +144,7 @@ impl MqttMessenger {
             Arc::clone(&shared),
             connected_tx,
             status,
+            cfg.ca_file.clone(),
         ));
         Ok(MqttMessenger {
             client,
@@ -292,6 +294,7 @@ async fn drive(
     shared: Arc<Mutex<Shared>>,
     connected: watch::Sender<bool>,
     status: String,
+    ca_file: Option<PathBuf>,
 ) {
     let mut delay = Duration::from_secs(1);
     loop {
@@ -355,7 +358,7 @@ async fn drive(
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => return,
             Err(error) => {
-                let reason = describe_connection_error(&error);
+                let reason = describe_connection_error(&error, ca_file.as_deref());
                 {
                     let mut s = lock(&shared);
                     s.connected = false;
@@ -388,10 +391,10 @@ async fn drive(
     }
 }
 
-fn describe_connection_error(error: &ConnectionError) -> String {
+fn describe_connection_error(error: &ConnectionError, ca_file: Option<&Path>) -> String {
     match error {
         ConnectionError::ConnectionRefused(code) => connack_text(*code).to_owned(),
-        ConnectionError::Tls(e) => tls::describe_tls_failure(e),
+        ConnectionError::Tls(e) => tls::describe_tls_failure(e, ca_file),
         ConnectionError::Io(e) => e.to_string(),
         ConnectionError::NetworkTimeout => "timed out".to_owned(),
         other => other.to_string(),
@@ -472,6 +475,7 @@ fn classify(
     error: ConnectionError,
     timeout: Duration,
 ) -> CheckError {
+    let ca_file = cfg.ca_file.as_deref();
     match error {
         ConnectionError::ConnectionRefused(
             code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
@@ -488,12 +492,14 @@ fn classify(
         }
         ConnectionError::Tls(e) => CheckError::Tls {
             addr: server.to_owned(),
-            detail: tls::describe_tls_failure(&e),
+            detail: tls::describe_tls_failure(&e, ca_file),
         },
-        ConnectionError::Io(e) if cfg.use_tls && tls::describe_tls_failure(&e) != e.to_string() => {
+        ConnectionError::Io(e)
+            if cfg.use_tls && tls::describe_tls_failure(&e, ca_file) != e.to_string() =>
+        {
             CheckError::Tls {
                 addr: server.to_owned(),
-                detail: tls::describe_tls_failure(&e),
+                detail: tls::describe_tls_failure(&e, ca_file),
             }
         }
         ConnectionError::NetworkTimeout | ConnectionError::FlushTimeout => CheckError::Timeout {
@@ -502,7 +508,7 @@ fn classify(
         },
         other => CheckError::Other {
             server: server.to_owned(),
-            detail: describe_connection_error(&other),
+            detail: describe_connection_error(&other, ca_file),
         },
     }
 }

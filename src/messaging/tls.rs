@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{CertificateError, ClientConfig, RootCertStore};
 
 /// Why no TLS configuration could be built.
 #[derive(Debug, thiserror::Error)]
@@ -84,15 +84,21 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
     Ok(Arc::new(config))
 }
 
-/// The rustls error inside an I/O error chain, described for a person: certificate
-/// problems point at `ca_file`.
-pub fn describe_tls_failure(error: &(dyn std::error::Error + 'static)) -> String {
+/// The rustls error inside an I/O error chain, described for a person. A refused
+/// server certificate says what to check, by why it was refused: the CA (naming the
+/// `ca_file` in use, or the system store), the host name, or the clock (a Pi without an
+/// RTC or NTP sees every certificate as not yet valid).
+pub fn describe_tls_failure(
+    error: &(dyn std::error::Error + 'static),
+    ca_file: Option<&Path>,
+) -> String {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return match tls {
                 rustls::Error::InvalidCertificate(reason) => format!(
-                    "server certificate not accepted ({reason:?}): check ca_file and the host name"
+                    "server certificate not accepted ({reason}): {}",
+                    certificate_advice(reason, ca_file)
                 ),
                 other => other.to_string(),
             };
@@ -106,4 +112,71 @@ pub fn describe_tls_failure(error: &(dyn std::error::Error + 'static)) -> String
         current = e.source();
     }
     error.to_string()
+}
+
+/// What to do about a refused server certificate.
+fn certificate_advice(reason: &CertificateError, ca_file: Option<&Path>) -> String {
+    match reason {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => match ca_file {
+            Some(path) => format!("no CA in {} signed it, check ca_file", path.display()),
+            None => "no CA in the system store signed it, set ca_file to the CA that did".into(),
+        },
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "check the host name".into()
+        }
+        CertificateError::Expired
+        | CertificateError::ExpiredContext { .. }
+        | CertificateError::NotValidYet
+        | CertificateError::NotValidYetContext { .. } => {
+            "check the system clock and the certificate's dates".into()
+        }
+        _ => "check ca_file and the host name".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused certificate, wrapped in an I/O error as the TLS streams report it.
+    fn check(reason: CertificateError, ca_file: Option<&Path>, expected: &str) {
+        let error = std::io::Error::other(rustls::Error::InvalidCertificate(reason));
+        assert_eq!(describe_tls_failure(&error, ca_file), expected);
+    }
+
+    #[test]
+    fn refused_certificates_say_what_to_check() {
+        let ca = Path::new("/etc/acoupi/ca.pem");
+        check(
+            CertificateError::UnknownIssuer,
+            Some(ca),
+            "server certificate not accepted (UnknownIssuer): no CA in /etc/acoupi/ca.pem signed it, check ca_file",
+        );
+        check(
+            CertificateError::UnknownIssuer,
+            None,
+            "server certificate not accepted (UnknownIssuer): no CA in the system store signed it, set ca_file to the CA that did",
+        );
+        check(
+            CertificateError::NotValidForName,
+            Some(ca),
+            "server certificate not accepted (NotValidForName): check the host name",
+        );
+        check(
+            CertificateError::NotValidYet,
+            None,
+            "server certificate not accepted (NotValidYet): check the system clock and the certificate's dates",
+        );
+        check(
+            CertificateError::Revoked,
+            Some(ca),
+            "server certificate not accepted (Revoked): check ca_file and the host name",
+        );
+    }
+
+    #[test]
+    fn other_errors_keep_their_own_text() {
+        let error = std::io::Error::other("connection reset");
+        assert_eq!(describe_tls_failure(&error, None), "connection reset");
+    }
 }

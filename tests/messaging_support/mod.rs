@@ -1,7 +1,10 @@
 //! Real servers for the messaging tests: a mosquitto broker (plain, password and TLS
 //! listeners, certificates made with the openssl CLI), a pausable TCP proxy in front of
-//! it, an MQTT subscriber, and a scripted HTTP server on a std `TcpListener`.
+//! it, an MQTT subscriber, and a scripted HTTP server on a std `TcpListener`; [`cli`]
+//! runs the real `acoupi` binary against them.
 #![allow(dead_code)] // Each test file uses part of the kit.
+
+pub mod cli;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
