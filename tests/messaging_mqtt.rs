@@ -262,6 +262,16 @@ async fn broker_outage_loses_no_message() {
 
     broker.restart();
     let sub = Subscriber::start(broker.port, "acoupi").await;
+    // The messenger reconnects on its own back-off (1 s doubling): the daemon's next
+    // delivery run after that is what delivers, so wait for the reconnection first.
+    let waited = std::time::Instant::now();
+    while !messenger.is_connected() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "no reconnection within 60 s of the broker's return"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let back = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3600))
         .await
         .unwrap();
