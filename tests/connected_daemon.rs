@@ -311,11 +311,15 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
     for pair in intervals.windows(2) {
         assert_eq!(pair[0].1, pair[1].0, "{intervals:?}");
     }
+    // At-least-once: a message may arrive twice (an acknowledgement lost with the
+    // broker); the outbox counts those, and never more than there were messages.
+    let arrived = received_on(&sub, "acoupi").len();
+    assert!(stats.duplicates as usize <= messages.len(), "{stats:?}");
     eprintln!(
-        "outbox {} messages ({} queued in the outage), {} received on acoupi, {} recordings during the outage",
+        "outbox {} messages ({} queued in the outage), {arrived} received on acoupi, {} duplicates counted, {} recordings during the outage",
         messages.len(),
         queued,
-        received_on(&sub, "acoupi").len(),
+        stats.duplicates,
         during
     );
     // Recording went on across the whole outage.
@@ -329,6 +333,55 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
     // Delivery never held the recorder up: not one gap while the broker was away.
     let gaps = store.gaps_since(outage_start).unwrap();
     assert!(gaps.is_empty(), "{gaps:?}");
+}
+
+/// Errors reach the summaries counted by kind, each in the summary of the interval it
+/// happened in: a microphone missing at start is one `device_lost` in the first summary,
+/// and the summaries after it do not repeat it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summaries_count_each_error_once_by_kind() {
+    let broker = Broker::start();
+    let sub = Subscriber::start(broker.port, "acoupi").await;
+    let home = Home::new();
+    setup(
+        &home,
+        "no-such-microphone",
+        &[
+            "messaging.mqtt.host=127.0.0.1".into(),
+            format!("messaging.mqtt.port={}", broker.port),
+            "messaging.message_send_interval=1".into(),
+            "messaging.summary_interval=10".into(),
+        ],
+    );
+    home.config_set(
+        "deployment",
+        "(name: \"no mic\", latitude: 51.5, longitude: -0.1)",
+    );
+    let mut daemon = Daemon(
+        home.command(&["run"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(home.path().join("run.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the first summary", Duration::from_secs(30), || {
+        summaries(&sub).into_iter().next()
+    })
+    .await;
+    // Stopping queues and delivers the summary of the unfinished interval.
+    assert!(stop(&mut daemon).success());
+    let got = wait_for("the last summary", Duration::from_secs(10), || {
+        Some(summaries(&sub)).filter(|s| s.len() >= 2)
+    })
+    .await;
+    let log = std::fs::read_to_string(home.path().join("run.log")).unwrap_or_default();
+    assert_eq!(got[0]["errors"]["count"], 1, "{}\n{log}", got[0]);
+    assert_eq!(got[0]["errors"]["kinds"]["device_lost"], 1, "{}", got[0]);
+    assert_eq!(got[0]["recordings"]["count"], 0, "{}", got[0]);
+    for later in &got[1..] {
+        assert_eq!(later["errors"]["count"], 0, "repeated: {later}");
+        assert_eq!(later["errors"]["kinds"], serde_json::json!({}), "{later}");
+    }
 }
 
 #[test]
