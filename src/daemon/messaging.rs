@@ -62,7 +62,8 @@ pub struct MessagingService {
     /// What it was started with, to tell whether a reload changes anything.
     config: MessagingConfig,
     stop: Option<oneshot::Sender<()>>,
-    done: oneshot::Receiver<()>,
+    /// Where the next summary interval starts once the loop has ended (see [`serve`]).
+    done: oneshot::Receiver<Option<Timestamp>>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -72,6 +73,9 @@ struct Worker {
     outbox: Outbox,
     metadata: MetadataStore,
     device_id: String,
+    /// Where the first summary interval starts: where the replaced service's last one
+    /// ended, or now for the first service of the process.
+    summaries_from: Option<Timestamp>,
 }
 
 impl MessagingService {
@@ -83,6 +87,18 @@ impl MessagingService {
         config: &Config,
         paths: &StoragePaths,
         device_id: &str,
+    ) -> anyhow::Result<Option<MessagingService>> {
+        MessagingService::start_from(layout, config, paths, device_id, None)
+    }
+
+    /// [`MessagingService::start`] with the first summary interval starting at
+    /// `summaries_from` (now when `None`).
+    fn start_from(
+        layout: &Layout,
+        config: &Config,
+        paths: &StoragePaths,
+        device_id: &str,
+        summaries_from: Option<Timestamp>,
     ) -> anyhow::Result<Option<MessagingService>> {
         let Some(messaging) = connected(config) else {
             return Ok(None);
@@ -96,6 +112,7 @@ impl MessagingService {
             outbox,
             metadata,
             device_id: device_id.to_owned(),
+            summaries_from,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -106,8 +123,8 @@ impl MessagingService {
         let thread = std::thread::Builder::new()
             .name("acoupi-messaging".into())
             .spawn(move || {
-                runtime.block_on(serve(ctx, stop_rx));
-                let _ = done_tx.send(());
+                let next = runtime.block_on(serve(ctx, stop_rx));
+                let _ = done_tx.send(next);
             })
             .context("starting the messaging thread")?;
         tracing::info!(
@@ -125,21 +142,26 @@ impl MessagingService {
 
     /// Stops the service: last summary, one delivery attempt of at most
     /// [`FINAL_DEADLINE`], MQTT close. Waits a bounded time; a thread stuck past it is
-    /// left behind (the process is exiting or replacing it).
-    pub async fn shutdown(mut self) {
+    /// left behind (the process is exiting or replacing it). Returns where the next
+    /// summary interval starts, when the service queued summaries and stopped in time.
+    pub async fn shutdown(mut self) -> Option<Timestamp> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let grace = FINAL_DEADLINE + close_timeout(&self.config) + Duration::from_secs(2);
         match tokio::time::timeout(grace, &mut self.done).await {
-            Ok(_) => {
+            Ok(next) => {
                 let thread = self.thread;
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                next.ok().flatten()
             }
-            Err(_) => tracing::warn!(
-                waited = ?grace,
-                "messaging did not stop in time; undelivered messages stay in the outbox"
-            ),
+            Err(_) => {
+                tracing::warn!(
+                    waited = ?grace,
+                    "messaging did not stop in time; undelivered messages stay in the outbox"
+                );
+                None
+            }
         }
     }
 }
@@ -153,6 +175,11 @@ fn close_timeout(messaging: &MessagingConfig) -> Duration {
 /// After a reload: keeps `current` when the messaging configuration did not change,
 /// otherwise stops it and starts what `config` asks for. Failures are logged: a reload
 /// never stops recording.
+///
+/// The new service's first summary interval starts where the old service's last one
+/// ended, not when the new one starts: between the two lie the old service's last
+/// delivery attempt and MQTT close (up to [`FINAL_DEADLINE`] and the timeout when the
+/// old server has stopped answering), and recordings made then would be in no summary.
 pub async fn reload(
     current: Option<MessagingService>,
     layout: &Layout,
@@ -163,10 +190,11 @@ pub async fn reload(
     if current.as_ref().map(|s| &s.config) == connected(config) {
         return current;
     }
-    if let Some(service) = current {
-        service.shutdown().await;
-    }
-    match MessagingService::start(layout, config, paths, device_id) {
+    let summaries_from = match current {
+        Some(service) => service.shutdown().await,
+        None => None,
+    };
+    match MessagingService::start_from(layout, config, paths, device_id, summaries_from) {
         Ok(service) => service,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "messaging not started after reload; messages wait in the outbox");
@@ -175,8 +203,9 @@ pub async fn reload(
     }
 }
 
-/// The service loop, on the messaging thread's runtime.
-async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
+/// The service loop, on the messaging thread's runtime. Returns where the next summary
+/// interval starts (`None` when summaries are off).
+async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) -> Option<Timestamp> {
     let m = &ctx.messaging;
     let mqtt = m
         .mqtt
@@ -217,7 +246,7 @@ async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
         summary_every.unwrap_or(PRUNE_EVERY * 365),
     );
     let mut prune = tokio::time::interval(PRUNE_EVERY);
-    let mut summary_start = Timestamp::now();
+    let mut summary_start = ctx.summaries_from.unwrap_or_else(Timestamp::now);
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -229,7 +258,7 @@ async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
         }
     }
     if summary_every.is_some() {
-        queue_summary(&ctx, summary_start, Timestamp::now());
+        summary_start = queue_summary(&ctx, summary_start, Timestamp::now());
     }
     if tokio::time::timeout(FINAL_DEADLINE, deliver(&ctx, &messengers))
         .await
@@ -242,6 +271,7 @@ async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
         q.close().await;
     }
     tracing::info!("messaging stopped");
+    summary_every.map(|_| summary_start)
 }
 
 async fn deliver(ctx: &Worker, messengers: &[&dyn Messenger]) {

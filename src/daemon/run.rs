@@ -481,10 +481,14 @@ impl Daemon {
             Ok(program) => {
                 self.stop_capture().await;
                 self.program = program;
+                let capture = self.start_capture();
+                // Messaging only after capture runs again: stopping the old service
+                // waits for its last delivery and MQTT close, seconds when its server
+                // has stopped answering, and the microphone must not wait for that.
                 let (l, c, s) = (&self.layout, &self.program.config, &self.program.paths);
                 self.messaging =
                     messaging::reload(self.messaging.take(), l, c, s, &self.serial).await;
-                if let Err(e) = self.start_capture() {
+                if let Err(e) = capture {
                     tracing::error!(error = %format!("{e:#}"), "restarting capture after reload failed");
                     self.last_error = Some(format!("{e:#}"));
                 } else {
