@@ -5,16 +5,21 @@
 //!
 //! The wrong password and the closed port are covered in `connected_daemon.rs`.
 
+mod connected_support;
 mod messaging_support;
+mod support;
 
-use messaging_support::cli::{check_fails_with, check_passes, setup, Home};
+use connected_support::{check_fails_with, check_passes, setup_connected};
 use messaging_support::{Broker, HttpServer, Reply};
+use support::Install;
 
-/// A home set up for the connected program on the silent `nullcap` device.
-fn connected(messaging: &[String]) -> Home {
-    let home = Home::new();
-    setup(&home, "nullcap", messaging);
-    home
+/// An installation set up for the connected program with `messaging`; `check` reads its
+/// microphone from a file.
+fn connected(messaging: &[String]) -> Install {
+    let install = Install::new();
+    setup_connected(&install, messaging);
+    install.mic_from_file();
+    install
 }
 
 #[test]
@@ -36,7 +41,12 @@ fn mqtt_tls_with_a_wrong_ca_file_names_the_file_and_the_right_one_passes() {
         ),
     );
 
-    home.config_set("messaging.mqtt.ca_file", &broker.ca().display().to_string());
+    home.ok(&[
+        "config",
+        "set",
+        "messaging.mqtt.ca_file",
+        &broker.ca().display().to_string(),
+    ]);
     check_passes(&home);
 }
 
@@ -68,7 +78,7 @@ fn http_endpoint_answers_are_named_by_status() {
     );
 
     let locked = HttpServer::start(Reply::Status(401, "who are you"));
-    home.config_set("messaging.http.base_url", &locked.url());
+    home.ok(&["config", "set", "messaging.http.base_url", &locked.url()]);
     check_fails_with(
         &home,
         &format!(
@@ -78,7 +88,7 @@ fn http_endpoint_answers_are_named_by_status() {
     );
 
     let open = HttpServer::start(Reply::Status(200, ""));
-    home.config_set("messaging.http.base_url", &open.url());
+    home.ok(&["config", "set", "messaging.http.base_url", &open.url()]);
     check_passes(&home);
     assert_eq!(open.received()[0].method, "OPTIONS");
 }

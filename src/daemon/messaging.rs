@@ -65,7 +65,8 @@ pub struct MessagingService {
     /// What it was started with, to tell whether a reload changes anything.
     config: MessagingConfig,
     stop: Option<oneshot::Sender<()>>,
-    done: oneshot::Receiver<()>,
+    /// Where the next summary interval starts once the loop has ended (see [`serve`]).
+    done: oneshot::Receiver<Option<SummaryStart>>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -76,10 +77,15 @@ struct Worker {
     metadata: MetadataStore,
     device_id: String,
     errors: Arc<ErrorTally>,
+    /// Where the first summary interval starts: where the replaced service's last one
+    /// ended, or now for the first service of the process.
+    summaries_from: Option<SummaryStart>,
 }
 
-/// Where the next summary starts: its first instant and the error totals already reported.
-struct SummaryStart {
+/// Where the next summary starts: its first instant and the error totals already
+/// reported. A stopped service hands it to its replacement (see [`reload`]).
+#[derive(Debug, Clone)]
+pub struct SummaryStart {
     at: Timestamp,
     errors: ErrorCounts,
 }
@@ -96,6 +102,19 @@ impl MessagingService {
         device_id: &str,
         errors: &Arc<ErrorTally>,
     ) -> anyhow::Result<Option<MessagingService>> {
+        MessagingService::start_from(layout, config, paths, device_id, errors, None)
+    }
+
+    /// [`MessagingService::start`] with the first summary interval starting at
+    /// `summaries_from` (now when `None`).
+    fn start_from(
+        layout: &Layout,
+        config: &Config,
+        paths: &StoragePaths,
+        device_id: &str,
+        errors: &Arc<ErrorTally>,
+        summaries_from: Option<SummaryStart>,
+    ) -> anyhow::Result<Option<MessagingService>> {
         let Some(messaging) = connected(config) else {
             return Ok(None);
         };
@@ -109,6 +128,7 @@ impl MessagingService {
             metadata,
             device_id: device_id.to_owned(),
             errors: Arc::clone(errors),
+            summaries_from,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -119,8 +139,8 @@ impl MessagingService {
         let thread = std::thread::Builder::new()
             .name("acoupi-messaging".into())
             .spawn(move || {
-                runtime.block_on(serve(ctx, stop_rx));
-                let _ = done_tx.send(());
+                let next = runtime.block_on(serve(ctx, stop_rx));
+                let _ = done_tx.send(next);
             })
             .context("starting the messaging thread")?;
         tracing::info!(
@@ -138,21 +158,26 @@ impl MessagingService {
 
     /// Stops the service: last summary, one delivery attempt of at most
     /// [`FINAL_DEADLINE`], MQTT close. Waits a bounded time; a thread stuck past it is
-    /// left behind (the process is exiting or replacing it).
-    pub async fn shutdown(mut self) {
+    /// left behind (the process is exiting or replacing it). Returns where the next
+    /// summary interval starts, when the service queued summaries and stopped in time.
+    pub async fn shutdown(mut self) -> Option<SummaryStart> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let grace = FINAL_DEADLINE + close_timeout(&self.config) + Duration::from_secs(2);
         match tokio::time::timeout(grace, &mut self.done).await {
-            Ok(_) => {
+            Ok(next) => {
                 let thread = self.thread;
                 let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                next.ok().flatten()
             }
-            Err(_) => tracing::warn!(
-                waited = ?grace,
-                "messaging did not stop in time; undelivered messages stay in the outbox"
-            ),
+            Err(_) => {
+                tracing::warn!(
+                    waited = ?grace,
+                    "messaging did not stop in time; undelivered messages stay in the outbox"
+                );
+                None
+            }
         }
     }
 }
@@ -166,6 +191,11 @@ fn close_timeout(messaging: &MessagingConfig) -> Duration {
 /// After a reload: keeps `current` when the messaging configuration did not change,
 /// otherwise stops it and starts what `config` asks for. Failures are logged: a reload
 /// never stops recording.
+///
+/// The new service's first summary interval starts where the old service's last one
+/// ended, not when the new one starts: between the two lie the old service's last
+/// delivery attempt and MQTT close (up to [`FINAL_DEADLINE`] and the timeout when the
+/// old server has stopped answering), and recordings made then would be in no summary.
 pub async fn reload(
     current: Option<MessagingService>,
     layout: &Layout,
@@ -177,10 +207,11 @@ pub async fn reload(
     if current.as_ref().map(|s| &s.config) == connected(config) {
         return current;
     }
-    if let Some(service) = current {
-        service.shutdown().await;
-    }
-    match MessagingService::start(layout, config, paths, device_id, errors) {
+    let summaries_from = match current {
+        Some(service) => service.shutdown().await,
+        None => None,
+    };
+    match MessagingService::start_from(layout, config, paths, device_id, errors, summaries_from) {
         Ok(service) => service,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "messaging not started after reload; messages wait in the outbox");
@@ -189,8 +220,9 @@ pub async fn reload(
     }
 }
 
-/// The service loop, on the messaging thread's runtime.
-async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
+/// The service loop, on the messaging thread's runtime. Returns where the next summary
+/// interval starts (`None` when summaries are off).
+async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) -> Option<SummaryStart> {
     let m = &ctx.messaging;
     let mqtt = m
         .mqtt
@@ -231,10 +263,10 @@ async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
         summary_every.unwrap_or(PRUNE_EVERY * 365),
     );
     let mut prune = tokio::time::interval(PRUNE_EVERY);
-    let mut summary_start = SummaryStart {
+    let mut summary_start = ctx.summaries_from.clone().unwrap_or_else(|| SummaryStart {
         at: Timestamp::now(),
         errors: ctx.errors.snapshot(),
-    };
+    });
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -259,6 +291,7 @@ async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
         q.close().await;
     }
     tracing::info!("messaging stopped");
+    summary_every.map(|_| summary_start)
 }
 
 async fn deliver(ctx: &Worker, messengers: &[&dyn Messenger]) {

@@ -495,11 +495,15 @@ impl Daemon {
             Ok(program) => {
                 self.stop_capture().await;
                 self.program = program;
+                let capture = self.start_capture();
+                // Messaging only after capture runs again: stopping the old service
+                // waits for its last delivery and MQTT close, seconds when its server
+                // has stopped answering, and the microphone must not wait for that.
                 let (l, c, s) = (&self.layout, &self.program.config, &self.program.paths);
                 let (id, errors) = (&self.serial, &self.errors);
                 self.messaging =
                     messaging::reload(self.messaging.take(), l, c, s, id, errors).await;
-                if let Err(e) = self.start_capture() {
+                if let Err(e) = capture {
                     tracing::error!(error = %format!("{e:#}"), "restarting capture after reload failed");
                     self.failed(ErrorKind::ReloadFailed, format!("{e:#}"));
                 } else {

@@ -4,8 +4,6 @@
 //! runs the real `acoupi` binary against them.
 #![allow(dead_code)] // Each test file uses part of the kit.
 
-pub mod cli;
-
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -106,7 +104,8 @@ pub fn make_server_cert(dir: &Path, ca: &str) {
     ]));
 }
 
-/// A mosquitto broker with three loopback listeners: anonymous, password, TLS.
+/// A mosquitto broker with three loopback listeners: anonymous, password, TLS. It logs
+/// to `mosquitto.log` in its folder ([`Broker::log`]).
 pub struct Broker {
     pub dir: TempDir,
     pub port: u16,
@@ -128,10 +127,11 @@ impl Broker {
             .args([USER, PASSWORD]));
         let (port, auth_port, tls_port) = (free_port(), free_port(), free_port());
         let conf = format!(
-            "per_listener_settings true\nuser root\npersistence false\nlog_dest stderr\n\
+            "per_listener_settings true\nuser root\npersistence false\nlog_dest stderr\nlog_dest file {log}\n\
              listener {port} 127.0.0.1\nallow_anonymous true\n\
              listener {auth_port} 127.0.0.1\nallow_anonymous false\npassword_file {pw}\n\
              listener {tls_port} 127.0.0.1\nallow_anonymous true\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+            log = d.join("mosquitto.log").display(),
             pw = d.join("passwd").display(),
             ca = d.join("ca.pem").display(),
             cert = d.join("server.pem").display(),
@@ -171,6 +171,11 @@ impl Broker {
         for port in [self.port, self.auth_port, self.tls_port] {
             wait_for_port(port);
         }
+    }
+
+    /// The broker's log so far (connections and how each one ended, across restarts).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
     }
 
     pub fn ca(&self) -> PathBuf {

@@ -21,8 +21,20 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    /// Starts writing ramp samples from sample `first` once a reader opens the FIFO.
+    /// Starts writing ramp samples from sample `first` once a reader opens the FIFO;
+    /// stops for good when the reader closes it.
     pub fn start(fifo: &Path, first: u64) -> Feeder {
+        Feeder::spawn(fifo, first, false)
+    }
+
+    /// Like [`Feeder::start`], but waits for the next reader when one closes the FIFO,
+    /// as a microphone outlives the recorder's capture restarts (a reload). The ramp goes
+    /// on where it stopped; what the pipe held at the close is lost with the old reader.
+    pub fn reopening(fifo: &Path, first: u64) -> Feeder {
+        Feeder::spawn(fifo, first, true)
+    }
+
+    fn spawn(fifo: &Path, first: u64, reopen: bool) -> Feeder {
         let limit = Arc::new(AtomicU64::new(u64::MAX));
         let written = Arc::new(AtomicU64::new(first));
         let last_write = Arc::new(Mutex::new(None));
@@ -34,7 +46,7 @@ impl Feeder {
             stop.clone(),
             fifo.to_path_buf(),
         );
-        let join = std::thread::spawn(move || feed(&path, &l, &w, &lw, &s));
+        let join = std::thread::spawn(move || while feed(&path, &l, &w, &lw, &s) && reopen {});
         Feeder {
             limit,
             written,
@@ -85,19 +97,21 @@ impl Drop for Feeder {
     }
 }
 
+/// Feeds one reader of the FIFO; returns `true` when that reader went away, `false`
+/// when told to stop.
 fn feed(
     path: &Path,
     limit: &AtomicU64,
     written: &AtomicU64,
     last_write: &Mutex<Option<Instant>>,
     stop: &AtomicBool,
-) {
+) -> bool {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     // Non-blocking open fails with ENXIO until a reader has the FIFO open; polling keeps
     // the thread stoppable when the daemon never opens it.
     let file = loop {
         if stop.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         match std::fs::OpenOptions::new()
             .write(true)
@@ -110,7 +124,7 @@ fn feed(
     };
     // Blocking writes from here on, as a real source would behave.
     if fcntl(&file, FcntlArg::F_SETFL(OFlag::empty())).is_err() {
-        return;
+        return false;
     }
     let mut file = file;
     let step = Duration::from_millis(100);
@@ -120,7 +134,7 @@ fn feed(
         if n < limit.load(Ordering::SeqCst) {
             let bytes: Vec<u8> = (n..n + CHUNK).flat_map(|i| ramp(i).to_le_bytes()).collect();
             if file.write_all(&bytes).is_err() {
-                return; // the reader went away
+                return true; // the reader went away
             }
             written.store(n + CHUNK, Ordering::SeqCst);
             *last_write.lock().unwrap() = Some(Instant::now());
@@ -133,4 +147,5 @@ fn feed(
             next = now;
         }
     }
+    false
 }

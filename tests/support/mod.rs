@@ -172,9 +172,16 @@ impl Install {
     /// `acoupi setup` for the `filecap` PCM: 8 kHz, 1 s files back to back, around the
     /// clock, plus `extra` `--set` assignments.
     pub fn setup(&self, extra: &[&str]) {
+        self.setup_program("default", extra);
+    }
+
+    /// [`Install::setup`] for `program` (`default` or `connected`).
+    pub fn setup_program(&self, program: &str, extra: &[&str]) {
         let mut args = vec![
             "setup",
             "--no-prompt",
+            "--program",
+            program,
             "--set",
             "microphone.device_name=filecap",
             "--set",
