@@ -131,6 +131,13 @@ mkdir_missing() {
 	done
 	file "$binary" /usr/bin/acoupi 0100755
 	if [[ -n $config ]]; then file "$config" /etc/acoupi/acoupi.ron 0100644; fi
+	# A configuration holding a password or token is for the service user's eyes only,
+	# as `acoupi config set` leaves it on the device (mode 0600, owned by acoupi).
+	if [[ -n $config ]] && grep -Eq '(password|bearer_token)[[:space:]]*:[[:space:]]*(Some[[:space:]]*\()?[[:space:]]*"' "$config"; then
+		read -r acoupi_uid acoupi_gid < <(awk -F: '$1 == "acoupi" { print $3, $4 }' "$tmp/root/etc/passwd")
+		printf 'sif %s mode 0100600\nsif %s uid %s\nsif %s gid %s\n' /etc/acoupi/acoupi.ron \
+			/etc/acoupi/acoupi.ron "$acoupi_uid" /etc/acoupi/acoupi.ron "$acoupi_gid"
+	fi
 	for f in "${accounts[@]}"; do
 		cmp -s "$tmp/orig-$f" "$tmp/root/etc/$f" && continue
 		read -r mode uid gid < <(inode_meta "/etc/$f")

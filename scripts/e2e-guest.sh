@@ -99,6 +99,31 @@ status_restarts() {
   fi
 }
 
+# `acoupi config set` (as root) and `systemctl reload` make both daemons reread the
+# configuration (SIGHUP) without a restart: the beat used to die of SIGHUP. The value set
+# is a password, so the file becomes mode 0600: it must then belong to the acoupi user,
+# or the services could not read it (`reload refused`).
+reload_both() {
+  local n_run n_beat out since owner reloaded refused
+  n_run=$(prop acoupi.service NRestarts)
+  n_beat=$(prop acoupi-beat.service NRestarts)
+  since=$(date '+%Y-%m-%d %H:%M:%S')
+  out=$(acoupi config set messaging.mqtt.password e2e-secret 2>&1 || true)
+  systemctl reload acoupi-beat.service 2> /dev/null || true
+  sleep 3
+  owner=$(stat -c '%U %a' /etc/acoupi/acoupi.ron)
+  reloaded=$( { journalctl -q -o cat -u acoupi.service -u acoupi-beat.service --since "$since" 2> /dev/null || true; } | { grep -c 'configuration reloaded' || true; })
+  refused=$( { journalctl -q -o cat -u acoupi.service -u acoupi-beat.service --since "$since" 2> /dev/null || true; } | { grep -c 'reload refused' || true; })
+  if printf '%s' "$out" | grep -q 'reloaded running recorder' && printf '%s' "$out" | grep -q 'reloaded running beat' &&
+    [ "$owner" = "acoupi 600" ] && [ "${reloaded:-0}" -ge 3 ] && [ "${refused:-0}" = 0 ] &&
+    [ "$(prop acoupi.service NRestarts)" = "$n_run" ] && [ "$(prop acoupi-beat.service NRestarts)" = "$n_beat" ] &&
+    [ "$(prop acoupi-beat.service ActiveState)" = active ] && [ "$(prop acoupi.service ActiveState)" = active ]; then
+    check reload-both PASS "config set reloaded recorder and beat, systemctl reload the beat: $reloaded reloads, file '$owner', NRestarts unchanged ($n_run, $n_beat)"
+  else
+    check reload-both FAIL "config set said: $(printf '%s' "$out" | tr '\n' ' '); file '$owner'; $reloaded reloaded, $refused refused; NRestarts $n_run -> $(prop acoupi.service NRestarts), beat $n_beat -> $(prop acoupi-beat.service NRestarts) $(prop acoupi-beat.service ActiveState)"
+  fi
+}
+
 security() {
   local u v
   for u in acoupi.service acoupi-beat.service; do
@@ -240,6 +265,7 @@ case $phase in
       wait_until 90 has_wav "$((${before:-0} + 2))" || true
       hb=${hb//[!0-9]/}
       wait_until 60 heartbeats_over "${hb:-0}" || true
+      reload_both
     fi
     status_json 2
     counts 2

@@ -137,3 +137,66 @@ fn heartbeats_say_down_without_a_recorder_and_ok_with_one_and_the_watchdog_is_fe
         Some(0)
     );
 }
+
+/// `acoupi config set` reaches a running beat too (SIGHUP through its pid file): the new
+/// heartbeat interval takes effect without a restart, and a configuration broken by hand
+/// is refused while the beat goes on. SIGHUP is also what `systemctl reload` sends; before
+/// the beat handled it, it killed the daemon.
+#[test]
+fn sighup_reloads_the_beat_and_a_broken_configuration_is_refused() {
+    let i = Install::new();
+    i.setup(&["heartbeat.interval=60"]);
+    i.deploy("beat reload");
+    let notify = Notify::bind(i.root());
+    let mut beat = i.spawn_daemon("beat", &notify);
+    assert_eq!(wait_heartbeats(&i, 1, Duration::from_secs(5)).len(), 1);
+    assert!(i.home.join("beat.pid").exists());
+
+    let t1 = Instant::now();
+    let out = i.ok(&["config", "set", "heartbeat.interval", "10"]);
+    assert!(out.stdout.contains("reloaded running beat"), "{out:#?}");
+    assert!(
+        notify
+            .wait_for(t1, Duration::from_secs(5), |l| l == "READY=1")
+            .is_some(),
+        "no READY=1 after the reload; log:\n{}",
+        beat.log_text()
+    );
+    assert_eq!(notify.times_of("RELOADING=1").len(), 1);
+    // A beat at once with the new settings, then one every 10 s instead of 60 s.
+    let rows = wait_heartbeats(&i, 3, Duration::from_secs(15));
+    assert_eq!(rows.len(), 3, "log:\n{}", beat.log_text());
+    let gap = rows[2].created_on.duration_since(rows[1].created_on);
+    assert!(
+        gap >= jiff::SignedDuration::from_millis(9_500)
+            && gap <= jiff::SignedDuration::from_millis(11_000),
+        "heartbeats {gap:?} apart after the reload to 10 s"
+    );
+
+    std::fs::write(i.config_file(), "(heartbeat: (interval: \"often\"))\n").unwrap();
+    let t2 = Instant::now();
+    beat.signal(Signal::SIGHUP);
+    assert!(
+        notify
+            .wait_for(t2, Duration::from_secs(5), |l| l == "READY=1")
+            .is_some(),
+        "log:\n{}",
+        beat.log_text()
+    );
+    assert!(
+        beat.log_text().contains("reload refused"),
+        "{}",
+        beat.log_text()
+    );
+    assert!(
+        beat.wait_exit(Duration::from_millis(500)).is_none(),
+        "the beat exited on a broken reload"
+    );
+    beat.signal(Signal::SIGTERM);
+    let status = beat.wait_exit(Duration::from_secs(5)).expect("beat exits");
+    assert_eq!(status.code(), Some(0), "log:\n{}", beat.log_text());
+    assert!(
+        !i.home.join("beat.pid").exists(),
+        "the pid file outlived the beat"
+    );
+}

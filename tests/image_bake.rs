@@ -354,6 +354,33 @@ fn site_config_with_deployment_enables_the_recorder_and_seeds_cloud_init() {
     assert_eq!(boot_file(&img, "ssh").as_deref(), Some(""));
 }
 
+/// A site configuration with a password is baked as `acoupi config set` leaves it on a
+/// device: mode 0600, owned by the service user (who must read it), not world-readable.
+#[test]
+fn site_config_with_a_password_is_readable_by_the_service_user_only() {
+    let bench = Bench::new();
+    let base = bench.base(&[]);
+    let site = "(program: connected, microphone: (device_name: \"USB\"),\n messaging: Some((mqtt: Some((host: \"broker.example\", username: Some(\"pi\"), password: Some(\"s3cret\"))))))\n";
+    let config = bench.write("site.ron", site);
+    bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
+    let img = bench.restored();
+    let passwd = text(&debugfs(&img, "cat /etc/passwd"));
+    let acoupi: Vec<u32> = passwd
+        .lines()
+        .find(|l| l.starts_with("acoupi:"))
+        .expect("acoupi user")
+        .split(':')
+        .skip(2)
+        .take(2)
+        .map(|n| n.parse().expect("uid/gid"))
+        .collect();
+    assert_eq!(
+        inode(&img, "/etc/acoupi/acoupi.ron"),
+        ("0600".into(), acoupi[0], acoupi[1])
+    );
+    assert_eq!(text(&debugfs(&img, "cat /etc/acoupi/acoupi.ron")), site);
+}
+
 #[test]
 fn site_config_without_deployment_enables_nothing() {
     let bench = Bench::new();

@@ -49,6 +49,7 @@ pub fn run(layout: &Layout, args: BootImportArgs) -> anyhow::Result<()> {
             )))
         }
         Ok(outcome) => {
+            crate::system::storage::hand_over_config(layout)?;
             let _ = std::fs::remove_file(&args.error_file);
             let done = args.source.with_file_name("acoupi-imported.ron");
             std::fs::rename(&args.source, &done).with_context(|| {

@@ -13,6 +13,7 @@ use anyhow::Context;
 use crate::config::{self, render, tree, FieldError};
 use crate::messaging::config::{mask_secrets, MASK, SECRET_FIELDS};
 use crate::system::layout::Layout;
+use crate::system::storage;
 
 /// `acoupi config …`
 #[derive(Debug, clap::Args)]
@@ -141,6 +142,7 @@ fn set(layout: &Layout, args: SetArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     config::save(&changed, path)?;
+    storage::hand_over_config(layout)?;
     reload_running(layout)
 }
 
@@ -158,6 +160,7 @@ fn import(layout: &Layout, args: ImportArgs) -> anyhow::Result<()> {
         );
     }
     if dst == layout.config_file {
+        storage::hand_over_config(layout)?;
         reload_running(layout)?;
     }
     Ok(())
@@ -172,13 +175,19 @@ pub(crate) fn field_errors(errors: &[FieldError]) -> String {
         .join("\n")
 }
 
-/// Sends SIGHUP to a running recorder so it rereads the configuration; says so when it
-/// did. No pid file, or a stale one, means nothing is running: nothing to do.
+/// Sends SIGHUP to the running recorder and beat daemons so they reread the
+/// configuration; says so for each one signalled. No pid file, or a stale one, means
+/// that daemon is not running: nothing to do.
 fn reload_running(layout: &Layout) -> anyhow::Result<()> {
-    if let Some(pid) = running_pid(&layout.pid_file()) {
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
-            .with_context(|| format!("asking the running recorder (pid {pid}) to reload"))?;
-        println!("reloaded running recorder");
+    for (name, pid_file) in [
+        ("recorder", layout.pid_file()),
+        ("beat", layout.beat_pid_file()),
+    ] {
+        if let Some(pid) = running_pid(&pid_file) {
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
+                .with_context(|| format!("asking the running {name} (pid {pid}) to reload"))?;
+            println!("reloaded running {name}");
+        }
     }
     Ok(())
 }
@@ -188,6 +197,11 @@ fn running_pid(path: &Path) -> Option<nix::unistd::Pid> {
     let text = std::fs::read_to_string(path).ok()?;
     let raw: i32 = text.trim().parse().ok().filter(|p| *p > 0)?;
     let pid = nix::unistd::Pid::from_raw(raw);
+    // A stale file may name a pid reused by another program: only signal an acoupi.
+    let comm = std::fs::read_to_string(format!("/proc/{raw}/comm")).ok()?;
+    if !comm.trim().starts_with("acoupi") {
+        return None;
+    }
     // Signal 0 checks existence without disturbing the process.
     nix::sys::signal::kill(pid, None).ok().map(|()| pid)
 }

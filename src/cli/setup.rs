@@ -89,6 +89,7 @@ pub fn run(args: SetupArgs) -> anyhow::Result<()> {
         configure(&args, path, None, &[])?
     };
     config::save(&config, path)?;
+    crate::system::storage::hand_over_config(&layout)?;
     println!("wrote {}", path.display());
     println!("next: `acoupi check`, then `acoupi deployment start`");
     Ok(())

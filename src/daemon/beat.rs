@@ -46,15 +46,39 @@ pub struct HeartbeatPayload {
     pub last_recording: Option<Timestamp>,
 }
 
-/// Runs the beat loop until SIGTERM/SIGINT.
+/// What the beat derives from the configuration; rebuilt on SIGHUP.
+struct BeatConfig {
+    timezone: String,
+    recordings: std::path::PathBuf,
+    store: MetadataStore,
+    interval: Duration,
+    outbox: Option<HeartbeatSender>,
+}
+
+impl BeatConfig {
+    fn load(layout: &Layout, serial: &str) -> anyhow::Result<BeatConfig> {
+        let config = crate::config::load(&layout.config_file)?;
+        let paths = layout.storage_paths(&config.paths);
+        let store = MetadataStore::open(&paths.db_metadata)?;
+        let interval = Duration::from_secs(u64::from(config.heartbeat.interval.max(1)));
+        let outbox = HeartbeatSender::open(layout, &config, &paths, interval, serial)?;
+        Ok(BeatConfig {
+            timezone: config.timezone,
+            recordings: paths.recordings,
+            store,
+            interval,
+            outbox,
+        })
+    }
+}
+
+/// Runs the beat loop until SIGTERM/SIGINT. SIGHUP (`systemctl reload`, `acoupi config
+/// set`) rereads the configuration; one that does not load is refused and the running
+/// one kept.
 pub fn run(layout: Layout) -> anyhow::Result<()> {
-    let config = crate::config::load(&layout.config_file)?;
-    let paths = layout.storage_paths(&config.paths);
-    let mut store = crate::store::metadata::MetadataStore::open(&paths.db_metadata)?;
-    let interval = Duration::from_secs(u64::from(config.heartbeat.interval.max(1)));
     let serial = crate::system::device_id::device_id(&SysRoot::default())
         .map_or_else(|_| "unknown".into(), |d| d.id);
-    let mut outbox = HeartbeatSender::open(&layout, &config, &paths, interval, &serial)?;
+    let mut cfg = BeatConfig::load(&layout, &serial)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -62,21 +86,37 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
     rt.block_on(async move {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
-        let mut beats = tokio::time::interval(interval);
+        let mut hup = signal(SignalKind::hangup())?;
+        let mut beats = tokio::time::interval(cfg.interval);
         let mut ping = tokio::time::interval(
             notify::watchdog_timeout().map_or(Duration::from_secs(30), |t| t / 3),
         );
         let mut supervisor = Supervisor::default();
+        write_pid_file(&layout);
         notify::ready();
-        tracing::info!(interval_s = interval.as_secs(), "beat ready");
+        tracing::info!(interval_s = cfg.interval.as_secs(), "beat ready");
         loop {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = ping.tick() => notify::watchdog(),
+                _ = hup.recv() => {
+                    notify::reloading();
+                    match BeatConfig::load(&layout, &serial) {
+                        Ok(new) => {
+                            cfg = new;
+                            // The first tick of a new interval is at once: a beat with
+                            // the new settings, then the new cadence.
+                            beats = tokio::time::interval(cfg.interval);
+                            tracing::info!(interval_s = cfg.interval.as_secs(), "configuration reloaded");
+                        }
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "reload refused: keeping the running configuration"),
+                    }
+                    notify::ready();
+                }
                 _ = beats.tick() => {
-                    let payload = beat(&layout, &mut store, &paths.recordings, &config.timezone);
-                    if let Some(outbox) = outbox.as_mut() {
+                    let payload = beat(&layout, &mut cfg.store, &cfg.recordings, &cfg.timezone);
+                    if let Some(outbox) = cfg.outbox.as_mut() {
                         outbox.offer(&payload);
                     }
                     notify::status(&format!("last heartbeat: recorder {}", payload.status));
@@ -87,8 +127,18 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
             }
         }
         notify::stopping();
+        let _ = std::fs::remove_file(layout.beat_pid_file());
         Ok(())
     })
+}
+
+/// Writes the pid file `acoupi config set` signals to reload the beat. Without it the
+/// beat still runs; only `config set` cannot reach it (systemctl reload still can).
+fn write_pid_file(layout: &Layout) {
+    let path = layout.beat_pid_file();
+    if let Err(e) = std::fs::write(&path, format!("{}\n", std::process::id())) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the beat's pid file");
+    }
 }
 
 /// Takes and stores one heartbeat.

@@ -97,6 +97,13 @@ impl Layout {
         self.runtime_dir.join("acoupi.pid")
     }
 
+    /// The pid file of `acoupi beat`, which `acoupi config set` signals to reload too.
+    /// In the home, not the runtime directory: that one is `acoupi.service`'s, read-only
+    /// to the beat (`ProtectSystem=strict`) and removed whenever the recorder stops.
+    pub fn beat_pid_file(&self) -> PathBuf {
+        self.home.join("beat.pid")
+    }
+
     /// The configured paths with defaults filled in and relative paths read from `home`.
     pub fn storage_paths(&self, paths: &Paths) -> StoragePaths {
         let resolve = |p: &Option<PathBuf>, default: PathBuf| match p {

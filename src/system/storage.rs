@@ -109,11 +109,32 @@ pub fn storage_owner(layout: &Layout) -> Result<Option<(Uid, Gid)>, StorageError
 /// Gives a SQLite database the CLI may have just created as root (and its `-wal`/`-shm`
 /// files) to `owner`, so the services, which run as user `acoupi`, can write it.
 pub fn hand_over_db(db: &Path, owner: Option<(Uid, Gid)>) -> Result<(), StorageError> {
+    hand_over(db, &["", "-wal", "-shm"], owner)
+}
+
+/// Gives the configuration file the CLI just wrote as root (and its `.bak` and
+/// `.last-good` copies) to the service user: one holding a password is mode 0600, which
+/// the services, running as user `acoupi`, could not read otherwise. Without a system
+/// installation, root, or a user `acoupi`, there is no service to hand it to.
+pub fn hand_over_config(layout: &Layout) -> Result<(), StorageError> {
+    match storage_owner(layout) {
+        Ok(owner) => hand_over(&layout.config_file, &["", ".bak", ".last-good"], owner),
+        Err(StorageError::NoSuchUser { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Chowns `base` followed by each suffix, where such a file exists, to `owner`.
+fn hand_over(
+    base: &Path,
+    suffixes: &[&str],
+    owner: Option<(Uid, Gid)>,
+) -> Result<(), StorageError> {
     let Some((uid, gid)) = owner else {
         return Ok(());
     };
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = db.as_os_str().to_owned();
+    for suffix in suffixes {
+        let mut name = base.as_os_str().to_owned();
         name.push(suffix);
         let path = Path::new(&name);
         if path.exists() {
