@@ -336,23 +336,49 @@ fn import_rejects_an_invalid_file_and_installs_nothing() {
 }
 
 #[test]
-fn set_sends_sighup_to_the_running_recorder() {
+fn set_sends_sighup_to_the_running_recorder_and_beat_and_to_nothing_else() {
     let home = Home::set_up();
     let run = home.dir.path().join("run");
     fs::create_dir_all(&run).unwrap();
-    // A stand-in recorder: SIGHUP's default action ends it, which the test observes.
-    let mut recorder = Command::new("sleep").arg("600").spawn().expect("sleep");
+    // Stand-ins named like acoupi: SIGHUP's default action ends them, which the test sees.
+    let standin = home.dir.path().join("acoupi-standin");
+    fs::copy(
+        String::from_utf8(
+            Command::new("sh")
+                .args(["-c", "command -v sleep"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim(),
+        &standin,
+    )
+    .unwrap();
+    let mut recorder = Command::new(&standin).arg("600").spawn().expect("recorder");
+    let mut beat = Command::new(&standin).arg("600").spawn().expect("beat");
     fs::write(run.join("acoupi.pid"), format!("{}\n", recorder.id())).unwrap();
+    fs::write(home.dir.path().join("beat.pid"), format!("{}\n", beat.id())).unwrap();
     let out = home.ok(&["config", "set", "microphone.samplerate", "96000"]);
-    assert_eq!(out, "reloaded running recorder\n");
-    let status = recorder.wait().unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(nix::sys::signal::Signal::SIGHUP as i32)
-    );
-    // Now the pid file is stale: nothing to reload, nothing said.
+    assert_eq!(out, "reloaded running recorder\nreloaded running beat\n");
+    for child in [&mut recorder, &mut beat] {
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(nix::sys::signal::Signal::SIGHUP as i32)
+        );
+    }
+    // Now the pid files are stale: nothing to reload, nothing said.
     let out = home.ok(&["config", "set", "microphone.samplerate", "48000"]);
     assert_eq!(out, "");
+    // A stale pid reused by another program is not signalled.
+    let mut other = Command::new("sleep").arg("600").spawn().expect("sleep");
+    fs::write(run.join("acoupi.pid"), format!("{}\n", other.id())).unwrap();
+    let out = home.ok(&["config", "set", "microphone.samplerate", "96000"]);
+    assert_eq!(out, "");
+    assert!(other.try_wait().unwrap().is_none(), "sleep was signalled");
+    other.kill().unwrap();
+    other.wait().unwrap();
 }
 
 #[test]
