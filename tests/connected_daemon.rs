@@ -84,6 +84,11 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
     )
     .await;
     let queued = outbox.stats().unwrap().queued;
+    // `deployment status` shows the outage as messages waiting.
+    let status: serde_json::Value =
+        serde_json::from_str(&install.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    let waiting = status["program"]["messages"]["queued"].as_u64();
+    assert!(waiting >= Some(2), "{status:#}");
 
     // The broker returns on the same port: everything queued is delivered.
     broker.restart();
@@ -220,6 +225,17 @@ async fn summaries_count_each_error_once_by_kind() {
         assert_eq!(later["errors"]["count"], 0, "repeated: {later}");
         assert_eq!(later["errors"]["kinds"], serde_json::json!({}), "{later}");
     }
+    // Everything went out: `deployment status` says so, with the time of the last one.
+    let text = install.ok(&["deployment", "status"]).stdout;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("messages :"))
+        .unwrap_or_else(|| panic!("no messages line in\n{text}"));
+    let sent = outbox_messages(&messages_db(&install)).len();
+    assert!(
+        line.contains(&format!("0 queued, {sent} sent, 0 rejected; last sent 20")),
+        "{line}"
+    );
 }
 
 #[test]

@@ -156,14 +156,18 @@ fn messaging_findings(layout: &Layout, config: &Config, paths: &StoragePaths) ->
     let mut findings = Vec::new();
     match crate::daemon::messaging::open_outbox(layout, paths, messaging) {
         Err(e) => findings.push(Finding::error(format!("{e:#}"))),
-        Ok(outbox) => match outbox.stats() {
+        Ok(outbox) => match storage::storage_owner(layout)
+            .and_then(|owner| storage::hand_over_db(outbox.path(), owner))
+            .map_err(|e| e.to_string())
+            .and_then(|()| outbox.stats().map_err(|e| e.to_string()))
+        {
             Ok(stats) if stats.failed_permanent > 0 => findings.push(Finding::warning(format!(
                 "{} message(s) in {} were rejected for good by a receiver: see `journalctl -u acoupi` for the reason",
                 stats.failed_permanent,
                 outbox.path().display()
             ))),
             Ok(_) => {}
-            Err(e) => findings.push(Finding::error(e.to_string())),
+            Err(e) => findings.push(Finding::error(e)),
         },
     }
     if let Some(mqtt) = &messaging.mqtt {

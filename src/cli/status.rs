@@ -10,12 +10,15 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{check, style};
+use crate::config::schema::Program;
 use crate::daemon::control;
 use crate::schedule::{parse_time_zone, Location, Schedule};
 use crate::store::metadata::{Deployment, MetadataStore};
+use crate::store::outbox::Outbox;
 use crate::store::{Check, Durability, StoreError};
-use crate::system::layout::Layout;
+use crate::system::layout::{Layout, StoragePaths};
 use crate::system::metrics::disk_space;
+use crate::system::storage;
 use crate::system::systemd::{Systemctl, UNITS};
 
 /// Everything `deployment status` shows, also its `--json` form.
@@ -92,6 +95,48 @@ pub struct ProgramStatus {
     pub status: String,
     /// The first problem, when unhealthy.
     pub problem: Option<String>,
+    /// The connected program's outbox, once messages.db exists.
+    pub messages: Option<MessagesStatus>,
+}
+
+/// What the outbox holds: is the station's news getting out?
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagesStatus {
+    /// Waiting for delivery (an outage shows as a growing number).
+    pub queued: u64,
+    /// Delivered to every target (and not yet pruned).
+    pub sent: u64,
+    /// Rejected for good by a receiver (the reason is in the journal).
+    pub rejected: u64,
+    /// When the last message was delivered, RFC 3339 UTC.
+    pub last_sent: Option<String>,
+}
+
+/// The outbox figures when the connected program is configured and messages.db exists
+/// (status never creates it). A database the CLI opened as root goes back to the
+/// service user, as metadata.db does.
+fn messages_status(
+    layout: &Layout,
+    config: &crate::config::schema::Config,
+    paths: &StoragePaths,
+) -> Option<MessagesStatus> {
+    let messaging = config
+        .messaging
+        .as_ref()
+        .filter(|_| config.program == Program::Connected)?;
+    let path = layout.messages_db(paths, messaging.messages_db.as_deref());
+    if !path.exists() {
+        return None;
+    }
+    let stats = Outbox::open(&path).and_then(|o| o.stats()).ok();
+    let _ = storage::storage_owner(layout).and_then(|owner| storage::hand_over_db(&path, owner));
+    let stats = stats?;
+    Some(MessagesStatus {
+        queued: stats.queued,
+        sent: stats.sent,
+        rejected: stats.failed_permanent,
+        last_sent: stats.last_sent.map(|t| t.to_string()),
+    })
 }
 
 /// The deployment section.
@@ -152,6 +197,7 @@ pub fn collect_status(layout: &Layout) -> Status {
             ProgramStatus {
                 status: "unhealthy".into(),
                 problem: findings.first().map(|f| f.message.clone()),
+                messages: None,
             },
             inactive(),
         ),
@@ -160,26 +206,36 @@ pub fn collect_status(layout: &Layout) -> Status {
             let ok = ProgramStatus {
                 status: "ok".into(),
                 problem: None,
+                messages: messages_status(layout, &config, &paths),
             };
             // A quick check keeps status fast; start-up and `acoupi check` do the full one.
-            match MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)
-                .and_then(|s| s.active_deployment().map(|d| (s, d)))
-            {
-                Ok((store, Some(d))) => (ok, active_status(&store, &d, &config, &paths.recordings)),
-                // No storages yet: nothing was ever deployed.
-                Ok((_, None)) | Err(StoreError::ParentMissing { .. }) => (ok, inactive()),
-                // A damaged or unreadable metadata.db must not read as "not deployed".
-                Err(e) => (
-                    ProgramStatus {
-                        status: "unhealthy".into(),
-                        problem: Some(e.to_string()),
-                    },
-                    DeploymentStatus {
-                        status: "unknown".into(),
-                        ..inactive()
-                    },
-                ),
-            }
+            let sections =
+                match MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)
+                    .and_then(|s| s.active_deployment().map(|d| (s, d)))
+                {
+                    Ok((store, Some(d))) => {
+                        (ok, active_status(&store, &d, &config, &paths.recordings))
+                    }
+                    // No storages yet: nothing was ever deployed.
+                    Ok((_, None)) | Err(StoreError::ParentMissing { .. }) => (ok, inactive()),
+                    // A damaged or unreadable metadata.db must not read as "not deployed".
+                    Err(e) => (
+                        ProgramStatus {
+                            status: "unhealthy".into(),
+                            problem: Some(e.to_string()),
+                            messages: None,
+                        },
+                        DeploymentStatus {
+                            status: "unknown".into(),
+                            ..inactive()
+                        },
+                    ),
+                };
+            // Opened as root, SQLite may have made `-wal`/`-shm` files the services
+            // could not write: they go to the service user, as after `check`.
+            let _ = storage::storage_owner(layout)
+                .and_then(|owner| storage::hand_over_db(&paths.db_metadata, owner));
+            sections
         }
     };
     Status {
@@ -302,6 +358,20 @@ pub fn render_status(s: &Status) -> String {
     if let Some(p) = &s.program.problem {
         field(&mut out, "problem", p);
         field(&mut out, "fix", "run `acoupi check` for details");
+    }
+    if let Some(m) = &s.program.messages {
+        let last = m
+            .last_sent
+            .as_deref()
+            .map_or("none yet".into(), |t| format!("{t} (UTC)"));
+        field(
+            &mut out,
+            "messages",
+            &format!(
+                "{} queued, {} sent, {} rejected; last sent {last}",
+                m.queued, m.sent, m.rejected
+            ),
+        );
     }
     let d = &s.deployment;
     out.push_str(&head(d.status == "active", "Deployment"));

@@ -192,6 +192,8 @@ pub struct OutboxStats {
     /// (message, target) pairs delivered after an unanswered attempt: the receiver may
     /// hold two copies (it can drop one by message id).
     pub possible_duplicates: u64,
+    /// When the last message was delivered to every target (among those not pruned).
+    pub last_sent: Option<Timestamp>,
 }
 
 /// Retry delays: `initial` doubling per failed round up to `max`, each drawn with jitter
@@ -573,19 +575,31 @@ impl Outbox {
                                       GROUP BY message_id, target HAVING count(*) > 1)),
                (SELECT count(*) FROM (SELECT 1 FROM response WHERE status IN (0, 3)
                                       GROUP BY message_id, target
-                                      HAVING min(status) = 0 AND max(status) = 3))",
+                                      HAVING min(status) = 0 AND max(status) = 3)),
+               (SELECT max(finished_on) FROM message_state
+                 WHERE finished_on IS NOT NULL AND permanent_failure IS NULL)",
             [],
             |row| {
-                Ok(OutboxStats {
+                let stats = OutboxStats {
                     queued: row.get::<_, i64>(0)?.unsigned_abs(),
                     sent: row.get::<_, i64>(1)?.unsigned_abs(),
                     failed_permanent: row.get::<_, i64>(2)?.unsigned_abs(),
                     duplicates: row.get::<_, i64>(3)?.unsigned_abs(),
                     possible_duplicates: row.get::<_, i64>(4)?.unsigned_abs(),
-                })
+                    last_sent: None,
+                };
+                Ok((stats, row.get::<_, Option<String>>(5)?))
             },
         )
         .map_err(err)
+        .and_then(|(stats, last)| {
+            Ok(OutboxStats {
+                last_sent: last
+                    .map(|t| parse_timestamp(&self.path, &t))
+                    .transpose()?,
+                ..stats
+            })
+        })
     }
 
     /// Whether `target` already delivered message `id` (a SUCCESS response exists).
