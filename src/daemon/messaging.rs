@@ -116,10 +116,16 @@ impl MessagingService {
             .context("starting the messaging runtime")?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let (done_tx, done) = oneshot::channel();
+        // Taken here, not on the thread: errors counted before the thread gets to run
+        // (a microphone missing at start) would otherwise be in neither summary.
+        let first = SummaryStart {
+            at: Timestamp::now(),
+            errors: errors.snapshot(),
+        };
         let thread = std::thread::Builder::new()
             .name("acoupi-messaging".into())
             .spawn(move || {
-                runtime.block_on(serve(ctx, stop_rx));
+                runtime.block_on(serve(ctx, first, stop_rx));
                 let _ = done_tx.send(());
             })
             .context("starting the messaging thread")?;
@@ -190,7 +196,7 @@ pub async fn reload(
 }
 
 /// The service loop, on the messaging thread's runtime.
-async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
+async fn serve(ctx: Worker, mut summary_start: SummaryStart, mut stop: oneshot::Receiver<()>) {
     let m = &ctx.messaging;
     let mqtt = m
         .mqtt
@@ -231,10 +237,6 @@ async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) {
         summary_every.unwrap_or(PRUNE_EVERY * 365),
     );
     let mut prune = tokio::time::interval(PRUNE_EVERY);
-    let mut summary_start = SummaryStart {
-        at: Timestamp::now(),
-        errors: ctx.errors.snapshot(),
-    };
     loop {
         tokio::select! {
             _ = &mut stop => break,
