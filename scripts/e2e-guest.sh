@@ -139,7 +139,7 @@ security() {
 # kill -9 of `acoupi run`: systemd restarts it, the interrupted *.wav.part is repaired or
 # discarded (never left behind as a .part nor listed in metadata.db without its file).
 kill9() {
-  local n0 pid parts t0 left=""
+  local n0 pid parts t0 repaired left=""
   n0=$(prop acoupi.service NRestarts)
   pid=$(prop acoupi.service MainPID)
   parts=$(find /run/acoupi -name '*.part' -printf '%f ' 2> /dev/null || true)
@@ -155,10 +155,13 @@ kill9() {
   for p in $parts; do
     if find /run/acoupi /var/lib/acoupi -name "$p" 2> /dev/null | grep -q .; then left="$left $p"; fi
   done
-  if [ -z "$left" ]; then
-    check kill9-part-file PASS "interrupted file(s) ${parts:-none} not left as .part (repaired or discarded)"
+  # The restarted recorder found the .part (the runtime directory survives a restart)
+  # and repaired or discarded it: its journal says which.
+  repaired=$( { journalctl -q -o cat -u acoupi.service --since "-60s" 2> /dev/null || true; } | { grep -c -E 'recovered an interrupted recording|discarded an interrupted recording' || true; })
+  if [ -z "$left" ] && [ -n "$parts" ] && [ "${repaired:-0}" -ge 1 ]; then
+    check kill9-part-file PASS "interrupted file(s) ${parts} repaired or discarded by the restarted recorder ($repaired journal line(s))"
   else
-    check kill9-part-file FAIL "still present after restart:$left"
+    check kill9-part-file FAIL "parts '${parts:-none}', still present after restart:'$left', repair lines in the journal: ${repaired:-0}"
   fi
   data kill9_journal "$( { journalctl -q -o cat -u acoupi.service --since "-60s" 2> /dev/null || true; } | { grep -i -E 'recovered|discarded|interrupted|part' || true; } | tr '\n' '|' | cut -c1-400)"
 }

@@ -34,6 +34,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const WAIT_MS: u32 = 500;
 /// Longest single wall-clock sleep, so shutdown and clock steps are noticed quickly.
 const SLEEP_STEP: Duration = Duration::from_millis(100);
+/// How often an idle recorder asks the planner again. A plan can end an idle stretch
+/// early (the daemon lifts a disk-full pause the moment space is back); waiting for the
+/// `until` it first gave would waste that much audio.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
 const NANOS_PER_SEC: i128 = 1_000_000_000;
 /// Audio arriving this much later than its stream time says means the device stalled
 /// without an overrun (a hung USB device, a paused source): well above the ~1 s of audio
@@ -189,6 +193,25 @@ impl Recorder {
         }
     }
 
+    /// Sleeps until `until` (the end of an idle stretch), with the PCM closed; wakes
+    /// early on shutdown, or when the planner, asked every [`IDLE_RECHECK`], no longer
+    /// says idle (a disk-full pause lifted). At `until` itself it does not ask: the
+    /// stream that opens next does.
+    fn idle_until(&self, until: Timestamp) {
+        while !self.stopping() {
+            let now = Timestamp::now();
+            let recheck = now.checked_add(IDLE_RECHECK).unwrap_or(Timestamp::MAX);
+            if recheck >= until {
+                self.sleep_until(until);
+                return;
+            }
+            self.sleep_until(recheck);
+            if !matches!(self.planner.plan_at(Timestamp::now()), Plan::Idle { .. }) {
+                return;
+            }
+        }
+    }
+
     fn sleep_for(&self, d: Duration) {
         let until = Timestamp::now().checked_add(d).unwrap_or(Timestamp::MAX);
         self.sleep_until(until);
@@ -220,7 +243,7 @@ impl Recorder {
                         }
                         Plan::Idle { until: Some(u) } => {
                             self.progress.set_state(RecorderState::Idle);
-                            self.sleep_until(u);
+                            self.idle_until(u);
                             continue;
                         }
                         Plan::Record { .. } | Plan::Listen { .. } => {}
@@ -260,7 +283,7 @@ impl Recorder {
                 StreamEnd::Idle(Some(until)) => {
                     drop(cap); // the PCM is closed outside windows
                     self.progress.set_state(RecorderState::Idle);
-                    self.sleep_until(until);
+                    self.idle_until(until);
                 }
                 StreamEnd::Lost(e) => {
                     drop(cap);

@@ -148,8 +148,9 @@ pub enum RecorderEvent {
         /// The PCM that opened.
         pcm: String,
     },
-    /// The disk filled up: the current file was cut short (and kept valid); the next
-    /// slot tries again.
+    /// The disk filled up: the current file was cut short (and kept valid), or the
+    /// next could not be created. The rest of the slot is skipped; the daemon pauses
+    /// recording until there is room again.
     DiskFull {
         /// The write that failed.
         error: Arc<WavError>,

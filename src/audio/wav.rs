@@ -194,9 +194,13 @@ impl WavWriter {
                         data_bytes: 0,
                         header_at_bytes: 0,
                     };
-                    w.file
-                        .write_all_at(&spec.header(0, 0), 0)
-                        .map_err(io_err("writing header of", &w.part))?;
+                    if let Err(e) = w.file.write_all_at(&spec.header(0, 0), 0) {
+                        // On a full disk the name is created but not its first page. An
+                        // empty `.part` is nobody's recording: start-up repair cannot read
+                        // it, and one per slot would pile up while the disk stays full.
+                        let _ = std::fs::remove_file(&w.part);
+                        return Err(io_err("writing header of", &w.part)(e));
+                    }
                     return Ok(w);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

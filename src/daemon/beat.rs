@@ -120,7 +120,7 @@ pub fn run(layout: Layout) -> anyhow::Result<()> {
                         outbox.offer(&payload);
                     }
                     notify::status(&format!("last heartbeat: recorder {}", payload.status));
-                    if supervisor.observe(&payload.status) {
+                    if supervisor.observe(supervised_status(&payload)) {
                         restart_recorder(&layout);
                     }
                 }
@@ -173,6 +173,19 @@ fn beat(
     payload
 }
 
+/// What the supervisor makes of one beat. A recorder paused because the disk is full
+/// is unhealthy in the heartbeat, but it waits for space by itself and a restart cannot
+/// make any: it would only kill it (SIGKILL when `systemctl restart` is refused) and
+/// interrupt the file in progress.
+fn supervised_status(payload: &HeartbeatPayload) -> &str {
+    match &payload.workers {
+        Some(w) if w.recording.state == "disk-full" && w.default.health == WorkerHealth::Ok => {
+            "waiting for space"
+        }
+        _ => &payload.status,
+    }
+}
+
 /// The start of today in the configured time zone.
 fn local_midnight(timezone: &str) -> Option<Timestamp> {
     let tz = crate::schedule::parse_time_zone(timezone).ok()?;
@@ -188,9 +201,10 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Records one beat's status; true when a restart is due now.
+    /// Records one beat's status; true when a restart is due now. `ok` and `waiting for
+    /// space` (a disk-full pause, see [`supervised_status`]) end a run of unhealthy beats.
     pub fn observe(&mut self, status: &str) -> bool {
-        if status == "ok" {
+        if status == "ok" || status == "waiting for space" {
             self.unhealthy = 0;
             return false;
         }
@@ -252,6 +266,35 @@ mod tests {
         for _ in 0..10 {
             assert!(!s.observe("down"), "cool-down holds further restarts");
         }
+    }
+
+    #[test]
+    fn a_recorder_paused_for_a_full_disk_is_not_restarted() {
+        let status: DaemonStatus = serde_json::from_value(serde_json::json!({
+            "protocol": 1, "pid": 1, "started_at": "2026-01-01T00:00:00Z",
+            "recording": {"health": "notok", "state": "disk-full",
+                "detail": "disk full: recording paused until space returns",
+                "device": "mic", "frames": 0, "xruns": 0, "files": 0},
+            "default": {"health": "ok", "last_pass_age_s": 3, "last_error": null}
+        }))
+        .unwrap();
+        let mut payload = HeartbeatPayload {
+            status: "unhealthy".into(),
+            workers: Some(status),
+            metrics: Metrics::collect(&SysRoot::default(), std::path::Path::new("/")),
+            clock_synchronised: None,
+            recordings_today: None,
+            last_recording: None,
+        };
+        let mut s = Supervisor::default();
+        for _ in 0..10 {
+            assert!(!s.observe(supervised_status(&payload)));
+        }
+        // A stalled capture is another matter.
+        payload.workers.as_mut().unwrap().recording.state = "stalled".into();
+        assert!(!s.observe(supervised_status(&payload)));
+        assert!(!s.observe(supervised_status(&payload)));
+        assert!(s.observe(supervised_status(&payload)));
     }
 
     #[test]

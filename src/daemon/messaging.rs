@@ -77,9 +77,6 @@ struct Worker {
     metadata: MetadataStore,
     device_id: String,
     errors: Arc<ErrorTally>,
-    /// Where the first summary interval starts: where the replaced service's last one
-    /// ended, or now for the first service of the process.
-    summaries_from: Option<SummaryStart>,
 }
 
 /// Where the next summary starts: its first instant and the error totals already
@@ -128,7 +125,6 @@ impl MessagingService {
             metadata,
             device_id: device_id.to_owned(),
             errors: Arc::clone(errors),
-            summaries_from,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -136,10 +132,16 @@ impl MessagingService {
             .context("starting the messaging runtime")?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let (done_tx, done) = oneshot::channel();
+        // Taken here, not on the thread: errors counted before the thread gets to run
+        // (a microphone missing at start) would otherwise be in neither summary.
+        let first = summaries_from.unwrap_or_else(|| SummaryStart {
+            at: Timestamp::now(),
+            errors: errors.snapshot(),
+        });
         let thread = std::thread::Builder::new()
             .name("acoupi-messaging".into())
             .spawn(move || {
-                let next = runtime.block_on(serve(ctx, stop_rx));
+                let next = runtime.block_on(serve(ctx, first, stop_rx));
                 let _ = done_tx.send(next);
             })
             .context("starting the messaging thread")?;
@@ -220,9 +222,14 @@ pub async fn reload(
     }
 }
 
-/// The service loop, on the messaging thread's runtime. Returns where the next summary
-/// interval starts (`None` when summaries are off).
-async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) -> Option<SummaryStart> {
+/// The service loop, on the messaging thread's runtime, its first summary interval
+/// starting at `summary_start`. Returns where the next summary interval starts (`None`
+/// when summaries are off).
+async fn serve(
+    ctx: Worker,
+    mut summary_start: SummaryStart,
+    mut stop: oneshot::Receiver<()>,
+) -> Option<SummaryStart> {
     let m = &ctx.messaging;
     let mqtt = m
         .mqtt
@@ -263,10 +270,6 @@ async fn serve(ctx: Worker, mut stop: oneshot::Receiver<()>) -> Option<SummarySt
         summary_every.unwrap_or(PRUNE_EVERY * 365),
     );
     let mut prune = tokio::time::interval(PRUNE_EVERY);
-    let mut summary_start = ctx.summaries_from.clone().unwrap_or_else(|| SummaryStart {
-        at: Timestamp::now(),
-        errors: ctx.errors.snapshot(),
-    });
     loop {
         tokio::select! {
             _ = &mut stop => break,

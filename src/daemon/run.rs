@@ -8,7 +8,14 @@
 //! progress for the watchdog and updates `STATUS=`. SIGHUP reloads the configuration
 //! (an invalid one is logged and the old one kept); SIGTERM finishes the current file,
 //! runs a last management pass and exits.
+//!
+//! A full disk is a state: the first refused write (a file cut short, a row SQLite cannot
+//! commit, a move with no room, retention with nothing left to delete) pauses recording;
+//! rows that could not be written are kept and retried before every management pass; the
+//! pass that finds room for a file again ends the pause and records it as a `disk_full`
+//! gap. One pause counts as one error.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +26,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use uuid::Uuid;
 
+use crate::audio::device::error_chain;
 use crate::audio::{repair_tmp_dir, spawn_recorder, FinishedFile, RepairOutcome};
 use crate::audio::{RecorderConfig, RecorderEvent, RecorderHandle, RecorderState};
 use crate::config::schema::Config;
@@ -32,14 +40,23 @@ use crate::daemon::watchdog::{self, RecorderObservation};
 use crate::schedule::plan::{Plan, Planner};
 use crate::schedule::{parse_time_zone, Location, SavingFilters, Schedule};
 use crate::store::metadata::{Deployment, Gap, MetadataStore, NewRecording};
+use crate::store::StoreError;
 use crate::system::layout::{Layout, StoragePaths};
 use crate::system::{clock, device_id, storage, sysroot::SysRoot};
-use crate::tasks::management::{KeepRule, Management, PassReport};
+use crate::tasks::management::{available_bytes, KeepRule, Management, PassReport};
 
 /// How often the management task runs.
 const MANAGEMENT_INTERVAL: Duration = Duration::from_secs(10);
-/// How long a disk-full pause lasts before the recorder tries again.
+/// How far ahead a disk-full pause tells the capture thread it is idle: at that point
+/// it opens the microphone to ask the plan again. It is not how long the pause lasts:
+/// the management pass that finds room again lifts it (run at the next tick once the
+/// storages have room, at the latest at the next interval), and the idle capture thread
+/// asks the plan every second meanwhile, so recording resumes about two seconds after
+/// space is back. It used to sleep through the whole 30 s whatever happened meanwhile.
 const DISK_FULL_RETRY: Duration = Duration::from_secs(30);
+/// Room beyond the audio itself that a file needs before a pause ends: its header and
+/// GUANO chunk, and the pages metadata.db writes for its row.
+const ROOM_MARGIN: u64 = 64 * 1024;
 
 /// Runs the daemon until SIGTERM/SIGINT. Errors are start-up failures (bad configuration,
 /// unusable storages, no deployment); once running, problems are states, not exits.
@@ -73,6 +90,8 @@ struct Program {
     paths: StoragePaths,
     gate: Arc<Gate>,
     management: Management,
+    /// Free bytes each storage needs before a disk-full pause ends: one file and its row.
+    room_needed: u64,
 }
 
 impl Program {
@@ -103,6 +122,12 @@ impl Program {
                 .max_age_days
                 .map(|d| jiff::SignedDuration::from_hours(i64::from(d) * 24)),
         };
+        let mic = &config.microphone;
+        let room_needed = u64::from(mic.samplerate)
+            * u64::from(mic.audio_channels)
+            * u64::from(mic.bit_depth / 8)
+            * u64::from(config.recording.duration)
+            + ROOM_MARGIN;
         Ok(Program {
             config,
             paths,
@@ -111,7 +136,26 @@ impl Program {
                 paused: AtomicBool::new(false),
             }),
             management,
+            room_needed,
         })
+    }
+
+    /// Whether the temporary directory and metadata.db's folder each have room for one
+    /// more file and its row, and the recordings root for that and the free space
+    /// retention keeps (below it the management pass would pause again at once). A
+    /// folder that cannot be measured does not hold a pause: a write refused again would
+    /// say so.
+    fn room_for_a_file(&self) -> bool {
+        let p = &self.paths;
+        let db_dir = p.db_metadata.parent().unwrap_or(Path::new("."));
+        let kept_free = self.room_needed.max(self.management.min_free_bytes);
+        [
+            (p.tmp_audio.as_path(), self.room_needed),
+            (db_dir, self.room_needed),
+            (p.recordings.as_path(), kept_free),
+        ]
+        .into_iter()
+        .all(|(dir, need)| available_bytes(dir).map_or(true, |a| a >= need))
     }
 
     fn recorder_config(&self, deployment: &Deployment, serial: &str) -> RecorderConfig {
@@ -127,6 +171,26 @@ impl Program {
             deployment_name: Some(deployment.name.clone()),
             position: deployment.latitude.zip(deployment.longitude),
             serial: Some(serial.to_string()),
+        }
+    }
+}
+
+/// A row metadata.db could not take when it was due (a full disk, a lock held past the
+/// busy timeout). Kept in memory and retried before every management pass, so a file is
+/// not left without a row until the next restart; if the daemon stops first, start-up
+/// finds the file without a row and registers it then.
+enum Unstored {
+    /// A finished recording; `kept` when the file already lies in the recordings root.
+    Recording { row: NewRecording, kept: bool },
+    /// A capture gap.
+    Gap(Gap),
+}
+
+impl Unstored {
+    fn describe(&self) -> String {
+        match self {
+            Unstored::Recording { row, .. } => format!("recording {}", row.path.display()),
+            Unstored::Gap(g) => format!("{} gap from {}", g.reason, g.started_on),
         }
     }
 }
@@ -156,6 +220,10 @@ struct Daemon {
     messaging: Option<MessagingService>,
     /// Every error met, by kind, for the connected program's summaries.
     errors: Arc<ErrorTally>,
+    /// Rows waiting for metadata.db to take them, oldest first.
+    unstored: Vec<Unstored>,
+    /// When the current disk-full pause began; `None` while there is room.
+    disk_full_since: Option<Timestamp>,
 }
 
 impl Daemon {
@@ -163,7 +231,18 @@ impl Daemon {
         let config = crate::config::load(&layout.config_file)?;
         let paths = layout.storage_paths(&config.paths);
         storage::ensure_storages(&paths, storage::storage_owner(&layout)?)?;
-        let mut store = MetadataStore::open(&paths.db_metadata)?;
+        let mut store = MetadataStore::open(&paths.db_metadata).map_err(|e| {
+            // SQLite cannot even open a database without room for its shared-memory
+            // index; its own words ("disk I/O error") would not tell an operator why.
+            let dir = paths.db_metadata.parent().unwrap_or(Path::new("."));
+            match available_bytes(dir) {
+                Ok(free) if free < ROOM_MARGIN => anyhow::Error::new(e).context(format!(
+                    "the disk holding {} is full ({free} bytes free): the recorder starts once there is room",
+                    dir.display()
+                )),
+                _ => e.into(),
+            }
+        })?;
         let deployment = match store.active_deployment()? {
             Some(d) => d,
             None => match &config.deployment {
@@ -209,6 +288,8 @@ impl Daemon {
             stall_after: watchdog::stall_after(notify::watchdog_timeout()),
             messaging,
             errors,
+            unstored: Vec::new(),
+            disk_full_since: None,
         };
         daemon.recover_tmp_dir()?;
         daemon.start_capture()?;
@@ -225,7 +306,8 @@ impl Daemon {
             match outcome {
                 RepairOutcome::Recovered(file) => {
                     tracing::warn!(path = %file.path.display(), frames = file.frames, "recovered an interrupted recording");
-                    self.register(&file)?;
+                    let row = self.new_row(&file);
+                    self.store_or_keep(Unstored::Recording { row, kept: false });
                 }
                 RepairOutcome::Deleted { path, frames } => {
                     tracing::warn!(path = %path.display(), frames, "discarded an interrupted recording shorter than one period");
@@ -237,8 +319,10 @@ impl Daemon {
             }
         }
         // Finished files without a row: a crash between the rename and the insert (in
-        // tmp/), or during a move or a retention delete (in recordings/). Nothing is
-        // deleted here: each is registered again and the management task decides.
+        // tmp/), or during a move or a retention delete (in recordings/), or a row the
+        // last run could not write. Nothing is deleted here: each is registered again and
+        // the management task decides. A row that cannot be written now (a full disk) is
+        // retried while running: refusing to start would record nothing at all.
         let recordings = self.program.paths.recordings.clone();
         let audit = crate::store::audit(&self.store, &recordings, &self.program.paths.tmp_audio)?;
         for path in audit.files_without_row {
@@ -251,10 +335,9 @@ impl Daemon {
                 }
             };
             tracing::warn!(path = %path.display(), "registering a finished recording that had no row");
-            let id = self.register(&file)?;
-            if path.starts_with(&recordings) {
-                self.store.mark_kept(id, &path)?;
-            }
+            let row = self.new_row(&file);
+            let kept = path.starts_with(&recordings);
+            self.store_or_keep(Unstored::Recording { row, kept });
         }
         Ok(())
     }
@@ -287,12 +370,12 @@ impl Daemon {
         }
     }
 
-    /// Stores a finished file as a recording of the active deployment; returns its id.
-    fn register(&mut self, file: &FinishedFile) -> anyhow::Result<Uuid> {
+    /// The row of a finished file, as a recording of the active deployment. Its id is
+    /// fixed here, so storing it again after a failure cannot make a second row.
+    fn new_row(&self, file: &FinishedFile) -> NewRecording {
         let synced = clock::clock_sync().map(|c| c.synchronised).unwrap_or(false);
-        let id = Uuid::new_v4();
-        self.store.insert_recording(&NewRecording {
-            id,
+        NewRecording {
+            id: Uuid::new_v4(),
             path: file.path.clone(),
             datetime: file.start,
             duration_s: file.frames as f64 / f64::from(file.samplerate),
@@ -303,59 +386,142 @@ impl Daemon {
             time_expansion: file.time_expansion,
             bit_depth: file.bit_depth,
             frames: file.frames,
-        })?;
-        Ok(id)
+        }
+    }
+
+    /// Writes one row (a recording is marked kept too when its file already lies in the
+    /// recordings root). Safe to repeat: the insert is idempotent by id.
+    fn store_row(&mut self, item: &Unstored) -> Result<(), StoreError> {
+        match item {
+            Unstored::Recording { row, kept } => {
+                self.store.insert_recording(row)?;
+                if *kept {
+                    self.store.mark_kept(row.id, &row.path)?;
+                }
+            }
+            Unstored::Gap(gap) => self.store.insert_gap(gap)?,
+        }
+        Ok(())
+    }
+
+    /// Writes a row now, or keeps it for the next management pass when metadata.db
+    /// cannot take it yet; a full disk also pauses recording. A row the store refuses
+    /// (a value it does not accept) is logged and dropped: retrying would not change it.
+    fn store_or_keep(&mut self, item: Unstored) {
+        let Err(e) = self.store_row(&item) else {
+            return;
+        };
+        let error = error_chain(&e);
+        if e.is_disk_full() {
+            tracing::warn!(what = %item.describe(), %error, "metadata.db is full: the row waits for space");
+            self.disk_full(&error);
+        } else {
+            tracing::error!(what = %item.describe(), %error, "storing a row failed");
+            self.failed(ErrorKind::StoreFailed, error);
+        }
+        if e.is_transient() {
+            self.unstored.push(item);
+        }
+    }
+
+    /// Retries the rows metadata.db could not take earlier, oldest first. Returns false
+    /// when the disk is still too full for one of them.
+    fn store_unstored(&mut self) -> bool {
+        let mut room = true;
+        for item in std::mem::take(&mut self.unstored) {
+            match self.store_row(&item) {
+                Ok(()) => {
+                    tracing::info!(what = %item.describe(), "stored a row that could not be written earlier")
+                }
+                Err(e) if e.is_transient() => {
+                    room &= !e.is_disk_full();
+                    self.unstored.push(item);
+                }
+                Err(e) => {
+                    let error = error_chain(&e);
+                    tracing::error!(what = %item.describe(), %error, "storing a row failed");
+                    self.failed(ErrorKind::StoreFailed, error);
+                }
+            }
+        }
+        room
+    }
+
+    /// The disk is full: pause recording. Counted and logged once per pause, however
+    /// many writes are refused meanwhile.
+    fn disk_full(&mut self, cause: &str) {
+        self.last_error = Some(format!("disk full: {cause}"));
+        if self.disk_full_since.is_some() {
+            return;
+        }
+        self.disk_full_since = Some(Timestamp::now());
+        self.program.gate.paused.store(true, Ordering::Relaxed);
+        self.errors.record(ErrorKind::DiskFull);
+        tracing::error!(
+            cause,
+            root = %self.program.paths.recordings.display(),
+            "disk full: recording paused until space returns"
+        );
+    }
+
+    /// There is room again: resume recording and store the pause as a gap.
+    fn disk_has_room(&mut self) {
+        let Some(since) = self.disk_full_since.take() else {
+            return;
+        };
+        self.program.gate.paused.store(false, Ordering::Relaxed);
+        let now = Timestamp::now();
+        tracing::info!(
+            paused_s = now.duration_since(since).as_secs(),
+            "free space is back: recording resumes"
+        );
+        self.store_or_keep(Unstored::Gap(Gap {
+            deployment_id: self.deployment.id,
+            started_on: since,
+            ended_on: now.max(since),
+            reason: "disk_full".into(),
+        }));
     }
 
     fn handle_event(&mut self, event: RecorderEvent) {
-        let result = match event {
+        match event {
             RecorderEvent::FileFinished(file) => {
                 self.files += 1;
-                self.register(&file).map(|_| ())
+                let row = self.new_row(&file);
+                self.store_or_keep(Unstored::Recording { row, kept: false });
             }
             RecorderEvent::Gap { start, end, reason } => {
                 tracing::warn!(%start, %end, ?reason, "audio gap");
-                self.store
-                    .insert_gap(&Gap {
-                        deployment_id: self.deployment.id,
-                        started_on: start,
-                        ended_on: end,
-                        reason: reason.as_str().to_string(),
-                    })
-                    .map_err(Into::into)
+                self.store_or_keep(Unstored::Gap(Gap {
+                    deployment_id: self.deployment.id,
+                    started_on: start,
+                    ended_on: end,
+                    reason: reason.as_str().to_string(),
+                }));
             }
             RecorderEvent::Xrun { count, .. } => {
                 tracing::warn!(count, "capture overrun recovered");
-                Ok(())
             }
             RecorderEvent::DeviceLost { device, error } => {
                 tracing::error!(%device, %error, "microphone lost; retrying");
                 self.errors.record(ErrorKind::DeviceLost);
-                Ok(())
             }
             RecorderEvent::DeviceBack { pcm } => {
                 tracing::info!(%pcm, "microphone back");
-                Ok(())
             }
             RecorderEvent::DiskFull { error } => {
-                tracing::error!(%error, "disk full: file cut short");
-                self.errors.record(ErrorKind::DiskFull);
-                Ok(())
+                let error = error_chain(error.as_ref());
+                tracing::error!(%error, "disk full while writing a recording; what was written is kept");
+                self.disk_full(&error);
             }
             RecorderEvent::WriteFailed { error } => {
                 tracing::error!(%error, "writing a recording failed");
                 self.errors.record(ErrorKind::WriteFailed);
-                Ok(())
             }
             RecorderEvent::ScheduleEnded => {
                 tracing::info!("the schedule has ended (past end_date): no more recordings");
                 self.schedule_ended = true;
-                Ok(())
             }
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %format!("{e:#}"), "storing a recorder event failed");
-            self.failed(ErrorKind::StoreFailed, format!("{e:#}"));
         }
     }
 
@@ -365,40 +531,46 @@ impl Daemon {
         self.last_error = Some(message);
     }
 
+    /// Rows left over first, then the pass; then the disk-full pause is decided.
+    ///
+    /// A pass that ends on a full disk still counts as done for the watchdog: the default
+    /// worker is alive and did all a full disk allows, and a restart frees no space (it
+    /// would only loop, under systemd, for as long as the disk stays full).
     fn management_pass(&mut self) {
+        let rows_fit = self.store_unstored();
         match self
             .program
             .management
             .pass(&mut self.store, Timestamp::now())
         {
             Ok(report) => {
-                self.apply_disk_state(&report);
                 if report != PassReport::default() {
                     tracing::info!(?report, "management pass");
                 }
                 self.last_pass = Some(std::time::Instant::now());
                 self.last_error = None;
+                if report.disk_full {
+                    self.disk_full(if report.left_in_tmp > 0 {
+                        "no room to keep a recording: it stays in the temporary directory"
+                    } else {
+                        "free space is below retention.min_free_space_mb and no kept recording is left to delete"
+                    });
+                } else if rows_fit && self.program.room_for_a_file() {
+                    self.disk_has_room();
+                } else if self.disk_full_since.is_some() {
+                    self.last_error = Some("disk full: waiting for room for a file".into());
+                }
+            }
+            Err(e) if e.is_disk_full() => {
+                let error = error_chain(&e);
+                tracing::warn!(%error, "management pass stopped by the full disk");
+                self.last_pass = Some(std::time::Instant::now());
+                self.disk_full(&error);
             }
             Err(e) => {
                 tracing::error!(error = %e, "management pass failed");
                 self.failed(ErrorKind::ManagementFailed, e.to_string());
             }
-        }
-    }
-
-    fn apply_disk_state(&self, report: &PassReport) {
-        let was = self
-            .program
-            .gate
-            .paused
-            .swap(report.disk_full, Ordering::Relaxed);
-        match (was, report.disk_full) {
-            (false, true) => tracing::error!(
-                root = %self.program.paths.recordings.display(),
-                "disk full and nothing left to delete: recording paused until space returns"
-            ),
-            (true, false) => tracing::info!("free space is back: recording resumes"),
-            _ => {}
         }
     }
 
@@ -424,10 +596,18 @@ impl Daemon {
         let obs = self.observation();
         let progress = self.capture.as_ref().map(|c| &c.handle.progress);
         let last_pass_age = self.last_pass.map(|t| t.elapsed());
-        let recording_health = if self.program.gate.paused.load(Ordering::Relaxed) {
+        let paused = self.program.gate.paused.load(Ordering::Relaxed);
+        let recording_health = if paused {
             WorkerHealth::Notok
         } else {
             watchdog::recording_health(&obs, now)
+        };
+        // While paused the capture thread is idle with the microphone closed; what
+        // matters to an operator is why.
+        let state = if paused {
+            state_name(RecorderState::DiskFull, false)
+        } else {
+            state_name(obs.state, watchdog::is_stalled(&obs, now))
         };
         DaemonStatus {
             protocol: PROTOCOL,
@@ -435,7 +615,7 @@ impl Daemon {
             started_at: self.started_at.to_string(),
             recording: RecordingWorker {
                 health: recording_health,
-                state: state_name(obs.state, watchdog::is_stalled(&obs, now)).into(),
+                state: state.into(),
                 detail: self.detail(&obs, now),
                 device: self.program.config.microphone.device_name.clone(),
                 frames: progress.map_or(0, |p| p.frames()),
@@ -494,6 +674,9 @@ impl Daemon {
         match result {
             Ok(program) => {
                 self.stop_capture().await;
+                // A disk-full pause outlives the configuration it began under.
+                let paused = self.disk_full_since.is_some();
+                program.gate.paused.store(paused, Ordering::Relaxed);
                 self.program = program;
                 let capture = self.start_capture();
                 // Messaging only after capture runs again: stopping the old service
@@ -558,6 +741,12 @@ impl Daemon {
         tracing::info!("stopping: finishing the current file");
         self.stop_capture().await;
         self.management_pass();
+        if !self.unstored.is_empty() {
+            tracing::warn!(
+                rows = self.unstored.len(),
+                "stopping with rows metadata.db could not take; start-up registers their files again"
+            );
+        }
         if let Some(m) = self.messaging.take() {
             m.shutdown().await;
         }
@@ -569,6 +758,11 @@ impl Daemon {
 
     /// Watchdog and `STATUS=`: one place decides whether progress is being made.
     fn tick(&mut self) {
+        // While paused, a pass as soon as there is room again rather than at the next
+        // interval: every second waited is audio lost. Only a few statvfs calls a tick.
+        if self.disk_full_since.is_some() && self.program.room_for_a_file() {
+            self.management_pass();
+        }
         let now = Timestamp::now();
         let obs = self.observation();
         let status = self.status();

@@ -73,7 +73,9 @@ pub fn may_ping(
     recorder_alive && !is_stalled(obs, now) && default_worker == WorkerHealth::Ok
 }
 
-/// The default worker's health: `ok` while management passes complete on time.
+/// The default worker's health: `ok` while management passes complete on time. A pass
+/// that ends on a full disk has completed (the daemon counts it): the worker is alive,
+/// and a restart would free no space.
 pub fn default_health(last_pass_age: Option<Duration>, interval: Duration) -> WorkerHealth {
     match last_pass_age {
         Some(age) if age > interval * 3 + Duration::from_secs(30) => WorkerHealth::Notok,
@@ -123,6 +125,17 @@ mod tests {
     fn missing_device_is_notok_but_not_a_restart() {
         let (o, now) = obs(RecorderState::DeviceMissing, Some(300));
         assert_eq!(recording_health(&o, now), WorkerHealth::Notok);
+        assert!(may_ping(&o, WorkerHealth::Ok, false, now));
+    }
+
+    #[test]
+    fn full_disk_is_notok_but_not_a_restart() {
+        // The file was just cut short, then the daemon paused recording (idle, with the
+        // microphone closed) for as long as the disk stays full.
+        let (o, now) = obs(RecorderState::DiskFull, Some(1));
+        assert_eq!(recording_health(&o, now), WorkerHealth::Notok);
+        assert!(may_ping(&o, WorkerHealth::Ok, false, now));
+        let (o, now) = obs(RecorderState::Idle, Some(600));
         assert!(may_ping(&o, WorkerHealth::Ok, false, now));
     }
 

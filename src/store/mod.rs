@@ -199,6 +199,27 @@ impl StoreError {
             }
         }
     }
+
+    /// True when SQLite or the file system had no room (`SQLITE_FULL`, `ENOSPC`): the
+    /// same write can succeed once space is back, so the caller keeps it and retries.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            StoreError::Io { source, .. } => {
+                matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            }
+            _ => false,
+        }
+    }
+
+    /// True for a failure of SQLite or the file system (full, busy beyond the timeout,
+    /// an I/O error), as opposed to the store refusing a value: the same call may succeed
+    /// later, unchanged.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Sqlite { .. } | StoreError::Io { .. })
+    }
 }
 
 fn parent_of(path: &Path) -> &Path {

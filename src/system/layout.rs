@@ -99,7 +99,8 @@ impl Layout {
 
     /// The pid file of `acoupi beat`, which `acoupi config set` signals to reload too.
     /// In the home, not the runtime directory: that one is `acoupi.service`'s, read-only
-    /// to the beat (`ProtectSystem=strict`) and removed whenever the recorder stops.
+    /// to the beat (`ProtectSystem=strict`) and removed whenever the recorder stops
+    /// (other than for a restart).
     pub fn beat_pid_file(&self) -> PathBuf {
         self.home.join("beat.pid")
     }

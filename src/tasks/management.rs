@@ -5,9 +5,14 @@
 //! saving filters say; then it enforces retention (free space, maximum age), oldest first.
 //!
 //! Invariant kept at every step, crash or not: a `recording` row never points at a missing
-//! file. Moves copy and fsync the file to its new place before the row changes and remove
-//! the old file only after; deletions remove the row before the file. A crash between
-//! two steps leaves at worst a file without a row, which the next start-up registers again.
+//! file. Moves put the file in its new place (a hard link on the same file system, else a
+//! copy, fsynced) before the row changes and remove the old name only after; deletions
+//! remove the row before the file. A crash between two steps leaves at worst a file
+//! without a row, which the next start-up registers again.
+//!
+//! A full disk is a state, not a failure: a move that finds no room (for the copy, or for
+//! the row's update in metadata.db) is undone, the rest wait for the next pass, retention
+//! still runs, and the report says `disk_full`.
 
 use std::fs;
 use std::io;
@@ -44,8 +49,11 @@ pub struct PassReport {
     pub retired: u64,
     /// Rows whose file had vanished (removed, and logged).
     pub missing_files: u64,
-    /// True when free space is below the minimum and nothing is left to delete:
-    /// the recorder must pause.
+    /// Recordings a full disk kept from moving: they stay in the temporary directory,
+    /// with their rows, until a later pass.
+    pub left_in_tmp: u64,
+    /// True when free space is below the minimum and nothing is left to delete, or a
+    /// move found the disk full (`left_in_tmp`): the recorder must pause.
     pub disk_full: bool,
 }
 
@@ -66,6 +74,22 @@ pub enum ManagementError {
         #[source]
         source: io::Error,
     },
+}
+
+impl ManagementError {
+    /// True when the cause is a full file system (`ENOSPC`, `EDQUOT`, or SQLite's
+    /// `SQLITE_FULL`): space, not the pass, is what is missing.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ManagementError::Store(e) => e.is_disk_full(),
+            ManagementError::Io { source, .. } => is_no_space(source),
+        }
+    }
+}
+
+/// `ENOSPC`, or `EDQUOT` (a quota is a full disk for this user).
+fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ManagementError + 'a {
@@ -95,11 +119,18 @@ impl Management {
                 continue;
             }
             if self.keep.as_ref().is_none_or(|keep| keep(rec.datetime)) {
-                let dest = self.destination(store, &rec, &path)?;
-                move_file(&path, &dest)?;
-                store.mark_kept(rec.id, &dest)?;
-                remove_if_present(&path)?;
-                report.kept += 1;
+                match self.keep_file(store, &rec, &path) {
+                    Ok(()) => report.kept += 1,
+                    Err(e) if e.is_disk_full() => {
+                        // The file stays in the temporary directory with its row; the
+                        // others would meet the same full disk. Retention may free some.
+                        tracing::warn!(path = %path.display(), error = %crate::audio::device::error_chain(&e), "disk full: recording left in the temporary directory");
+                        report.left_in_tmp += 1;
+                        report.disk_full = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
             } else {
                 store.delete_recording(rec.id)?;
                 remove_if_present(&path)?;
@@ -109,6 +140,34 @@ impl Management {
         self.retire_old(store, now, &mut report)?;
         self.free_space(store, &mut report)?;
         Ok(report)
+    }
+
+    /// Moves a recording into the recordings root and its row after it. When the row
+    /// cannot follow (a full metadata.db), the new name is removed again: the recording
+    /// stays where its row says, and no file is left without a row.
+    fn keep_file(
+        &self,
+        store: &mut MetadataStore,
+        rec: &Recording,
+        path: &Path,
+    ) -> Result<(), ManagementError> {
+        let dest = self.destination(store, rec, path)?;
+        if dest == path {
+            // Registered where it already lies (start-up found it in the recordings root
+            // but could not mark it kept): moving a file onto itself and removing the
+            // "old" name would delete it.
+            store.mark_kept(rec.id, &dest)?;
+            return Ok(());
+        }
+        move_file(path, &dest)?;
+        if let Err(e) = store.mark_kept(rec.id, &dest) {
+            if let Err(undo) = remove_if_present(&dest) {
+                tracing::warn!(path = %dest.display(), error = %undo, "undoing a move failed; start-up registers the copy");
+            }
+            return Err(e.into());
+        }
+        remove_if_present(path)?;
+        Ok(())
     }
 
     /// `recordings/YYYY/MM/DD/<file name>`, zero-padded, in UTC like the file names.
@@ -219,16 +278,31 @@ pub fn available_bytes(path: &Path) -> io::Result<u64> {
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
-/// Copies `src` to `dest` durably (temporary name, fsync, rename, fsync the directory).
-/// The temporary directory is usually a tmpfs, so a plain rename would cross devices.
+/// Puts `src` at `dest` durably (temporary name, rename, fsync the directory), leaving
+/// `src` in place. On the same file system the temporary name is a hard link: no data is
+/// copied and no space is needed, so a full disk does not stop the move. Across file
+/// systems (the temporary directory is usually a tmpfs) it is a copy, fsynced; a copy
+/// that fails is removed, since on a full disk it holds the last free blocks.
 fn move_file(src: &Path, dest: &Path) -> Result<(), ManagementError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     let part = dest.with_extension("wav.moving");
-    fs::copy(src, &part).map_err(io_err("copying a recording to", &part))?;
-    fs::File::open(&part)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err("syncing", &part))?;
+    // A leftover of a crash mid-move; a link cannot replace it.
+    remove_if_present(&part)?;
+    if fs::hard_link(src, &part).is_err() {
+        // EXDEV across file systems, EPERM where links are not supported: copy.
+        let copied = fs::copy(src, &part)
+            .map_err(io_err("copying a recording to", &part))
+            .and_then(|_| {
+                fs::File::open(&part)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err("syncing", &part))
+            });
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&part);
+            return Err(e);
+        }
+    }
     fs::rename(&part, dest).map_err(io_err("renaming into place", dest))?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -389,6 +463,40 @@ mod tests {
             .root
             .join("2026/03/05/20260305_233000_250.wav.moving")
             .exists());
+    }
+
+    #[test]
+    fn a_move_on_the_same_file_system_is_a_link_not_a_copy() {
+        use std::os::unix::fs::MetadataExt;
+        let mut f = fixture();
+        let rec = f.record(at("2026-03-06T10:00:00Z"), 1000);
+        let inode = fs::metadata(rec.path.as_ref().unwrap()).unwrap().ino();
+        f.pass(&f.management(), at("2026-03-06T10:01:00Z"));
+        // The same inode: no data was copied, so a full disk cannot stop the move.
+        let kept = f.row(rec.id).unwrap().path.unwrap();
+        assert_eq!(fs::metadata(&kept).unwrap().ino(), inode);
+        assert_eq!(fs::metadata(&kept).unwrap().nlink(), 1);
+        assert!(f.audit().is_clean());
+    }
+
+    #[test]
+    fn a_tmp_row_whose_file_already_lies_in_its_place_is_only_marked_kept() {
+        // Start-up registered a file it found in the recordings root but could not mark
+        // it kept (a full disk): moving it onto itself would delete it.
+        let mut f = fixture();
+        let start = at("2026-03-07T10:00:00Z");
+        let dest = f.root.join("2026/03/07/20260307_100000_000.wav");
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::write(&dest, b"audio").unwrap();
+        let rec = f.register(&dest, start, 5);
+        assert_eq!(rec.state, Some(RecordingState::Tmp));
+        let report = f.pass(&f.management(), start);
+        assert_eq!(report.kept, 1);
+        assert_eq!(fs::read(&dest).unwrap(), b"audio");
+        let row = f.row(rec.id).unwrap();
+        assert_eq!(row.state, Some(RecordingState::Kept));
+        assert_eq!(row.path.as_deref(), Some(dest.as_path()));
+        assert!(f.audit().is_clean());
     }
 
     #[test]

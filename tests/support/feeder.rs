@@ -82,6 +82,12 @@ impl Feeder {
         self.limit.store(u64::MAX, Ordering::SeqCst);
     }
 
+    /// True once the writing thread has ended: the reader closed the FIFO (the recorder
+    /// closed the microphone) and a write failed.
+    pub fn stopped(&self) -> bool {
+        self.join.as_ref().is_none_or(|j| j.is_finished())
+    }
+
     /// Waits up to `timeout` until at least `frames` samples are written.
     pub fn wait_written(&self, frames: u64, timeout: Duration) -> bool {
         wait_until(timeout, || self.written() >= frames)
