@@ -99,7 +99,7 @@ pub fn run(args: SetupArgs) -> anyhow::Result<()> {
 pub type Dialogue<'a> = (&'a mut dyn BufRead, &'a mut dyn Write);
 
 /// Builds the configuration `setup` writes to `path`: checks the program and that `path`
-/// may be replaced, applies `--set` values, then asks for the [`PROMPTED`] fields not
+/// may be replaced, applies `--set` values, then asks for the `PROMPTED` fields not
 /// given (when `dialogue` is present), re-asking on invalid answers. `devices` are the
 /// capture devices offered for `microphone.device_name`.
 pub fn configure(

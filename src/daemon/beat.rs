@@ -202,7 +202,7 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Records one beat's status; true when a restart is due now. `ok` and `waiting for
-    /// space` (a disk-full pause, see [`supervised_status`]) end a run of unhealthy beats.
+    /// space` (a disk-full pause, see `supervised_status`) end a run of unhealthy beats.
     pub fn observe(&mut self, status: &str) -> bool {
         if status == "ok" || status == "waiting for space" {
             self.unhealthy = 0;
