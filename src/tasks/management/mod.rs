@@ -1,0 +1,321 @@
+//! The management task: what happens to a recording after the recorder finishes it.
+//!
+//! Each pass takes the recordings still in the temporary directory and either keeps them
+//! (moved to `recordings/YYYY/MM/DD/`, UTC like the file names) or deletes them, as the
+//! saving filters say; then it enforces retention (free space, maximum age), oldest first.
+//!
+//! Invariant kept at every step, crash or not: a `recording` row never points at a missing
+//! file. Moves put the file in its new place (a hard link on the same file system, else a
+//! copy, fsynced) before the row changes and remove the old name only after; deletions
+//! remove the row before the file. A crash between two steps leaves at worst a file
+//! without a row, which the next start-up registers again.
+//!
+//! A full disk is a state, not a failure: a move that finds no room (for the copy, or for
+//! the row's update in metadata.db) is undone, the rest wait for the next pass, retention
+//! still runs, and the report says `disk_full`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+
+use crate::store::metadata::{MetadataStore, Recording};
+use crate::store::StoreError;
+
+/// Decides whether a recording starting at an instant is kept (the saving filters).
+pub type KeepRule = Box<dyn Fn(Timestamp) -> bool + Send>;
+
+/// What the management task needs to know.
+pub struct Management {
+    /// The saving filters; `None` keeps everything.
+    pub keep: Option<KeepRule>,
+    /// Root of the kept recordings.
+    pub recordings_root: PathBuf,
+    /// Free space to keep on the recordings file system, in bytes.
+    pub min_free_bytes: u64,
+    /// Kept recordings older than this are deleted.
+    pub max_age: Option<jiff::SignedDuration>,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    /// Recordings moved to the recordings directory.
+    pub kept: u64,
+    /// Recordings deleted by the saving filters.
+    pub filtered_out: u64,
+    /// Kept recordings deleted to free space or for age.
+    pub retired: u64,
+    /// Rows whose file had vanished (removed, and logged).
+    pub missing_files: u64,
+    /// Recordings a full disk kept from moving: they stay in the temporary directory,
+    /// with their rows, until a later pass.
+    pub left_in_tmp: u64,
+    /// True when free space is below the minimum and nothing is left to delete, or a
+    /// move found the disk full (`left_in_tmp`): the recorder must pause.
+    pub disk_full: bool,
+}
+
+/// Why a pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagementError {
+    /// The metadata store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl ManagementError {
+    /// True when the cause is a full file system (`ENOSPC`, `EDQUOT`, or SQLite's
+    /// `SQLITE_FULL`): space, not the pass, is what is missing.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            ManagementError::Store(e) => e.is_disk_full(),
+            ManagementError::Io { source, .. } => is_no_space(source),
+        }
+    }
+}
+
+/// `ENOSPC`, or `EDQUOT` (a quota is a full disk for this user).
+fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ManagementError + 'a {
+    move |source| ManagementError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Management {
+    /// One pass: filter the temporary recordings, then enforce retention.
+    pub fn pass(
+        &self,
+        store: &mut MetadataStore,
+        now: Timestamp,
+    ) -> Result<PassReport, ManagementError> {
+        let mut report = PassReport::default();
+        for rec in store.tmp_recordings()? {
+            let Some(path) = rec.path.clone() else {
+                continue;
+            };
+            if !path.exists() {
+                tracing::warn!(path = %path.display(), "recording file vanished; removing its row");
+                store.delete_recording(rec.id)?;
+                report.missing_files += 1;
+                continue;
+            }
+            if self.keep.as_ref().is_none_or(|keep| keep(rec.datetime)) {
+                match self.keep_file(store, &rec, &path) {
+                    Ok(()) => report.kept += 1,
+                    Err(e) if e.is_disk_full() => {
+                        // The file stays in the temporary directory with its row; the
+                        // others would meet the same full disk. Retention may free some.
+                        tracing::warn!(path = %path.display(), error = %crate::audio::device::error_chain(&e), "disk full: recording left in the temporary directory");
+                        report.left_in_tmp += 1;
+                        report.disk_full = true;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                store.delete_recording(rec.id)?;
+                remove_if_present(&path)?;
+                report.filtered_out += 1;
+            }
+        }
+        self.retire_old(store, now, &mut report)?;
+        self.free_space(store, &mut report)?;
+        Ok(report)
+    }
+
+    /// Moves a recording into the recordings root and its row after it. When the row
+    /// cannot follow (a full metadata.db), the new name is removed again: the recording
+    /// stays where its row says, and no file is left without a row.
+    fn keep_file(
+        &self,
+        store: &mut MetadataStore,
+        rec: &Recording,
+        path: &Path,
+    ) -> Result<(), ManagementError> {
+        let dest = self.destination(store, rec, path)?;
+        if dest == path {
+            // Registered where it already lies (start-up found it in the recordings root
+            // but could not mark it kept): moving a file onto itself and removing the
+            // "old" name would delete it.
+            store.mark_kept(rec.id, &dest)?;
+            return Ok(());
+        }
+        move_file(path, &dest)?;
+        if let Err(e) = store.mark_kept(rec.id, &dest) {
+            if let Err(undo) = remove_if_present(&dest) {
+                tracing::warn!(path = %dest.display(), error = %undo, "undoing a move failed; start-up registers the copy");
+            }
+            return Err(e.into());
+        }
+        remove_if_present(path)?;
+        Ok(())
+    }
+
+    /// `recordings/YYYY/MM/DD/<file name>`, zero-padded, in UTC like the file names.
+    /// A name another recording already holds (the clock stepped back and the recorder
+    /// named a file after the same instant again) gets a `_1`, `_2`, … suffix: a move
+    /// never replaces a file a row points to. A file there with no row is what a crash
+    /// mid-move left of this same recording, and is replaced.
+    fn destination(
+        &self,
+        store: &MetadataStore,
+        rec: &Recording,
+        path: &Path,
+    ) -> Result<PathBuf, ManagementError> {
+        let day = rec.datetime.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| rec.datetime.strftime("%Y%m%d_%H%M%S").to_string());
+        let dir = self
+            .recordings_root
+            .join(format!("{:04}", day.year()))
+            .join(format!("{:02}", day.month()))
+            .join(format!("{:02}", day.day()));
+        let mut n = 0u32;
+        loop {
+            let name = if n == 0 {
+                format!("{stem}.wav")
+            } else {
+                format!("{stem}_{n}.wav")
+            };
+            let dest = dir.join(name);
+            match store.find_by_path(&dest)? {
+                Some(other) if other.id != rec.id => n += 1,
+                _ => return Ok(dest),
+            }
+        }
+    }
+
+    fn retire_old(
+        &self,
+        store: &mut MetadataStore,
+        now: Timestamp,
+        report: &mut PassReport,
+    ) -> Result<(), ManagementError> {
+        let Some(max_age) = self.max_age else {
+            return Ok(());
+        };
+        let Ok(cutoff) = now.checked_sub(max_age) else {
+            return Ok(());
+        };
+        loop {
+            let batch = store.kept_older_than(cutoff, 500)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for rec in batch {
+                retire(store, &rec)?;
+                report.retired += 1;
+            }
+        }
+    }
+
+    fn free_space(
+        &self,
+        store: &mut MetadataStore,
+        report: &mut PassReport,
+    ) -> Result<(), ManagementError> {
+        if self.min_free_bytes == 0 {
+            return Ok(());
+        }
+        let root = &self.recordings_root;
+        while available_bytes(root).map_err(io_err("measuring free space on", root))?
+            < self.min_free_bytes
+        {
+            let oldest = store.oldest_kept(50)?;
+            if oldest.is_empty() {
+                report.disk_full = true;
+                return Ok(());
+            }
+            for rec in oldest {
+                retire(store, &rec)?;
+                report.retired += 1;
+                // Delete no more than needed: every file is someone's data.
+                if available_bytes(root).map_err(io_err("measuring free space on", root))?
+                    >= self.min_free_bytes
+                {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deletes a kept recording: row first, then the file.
+fn retire(store: &mut MetadataStore, rec: &Recording) -> Result<(), ManagementError> {
+    store.delete_recording(rec.id)?;
+    if let Some(path) = &rec.path {
+        remove_if_present(path)?;
+        tracing::info!(path = %path.display(), "retention: deleted recording");
+    }
+    Ok(())
+}
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+pub fn available_bytes(path: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+}
+
+/// Puts `src` at `dest` durably (temporary name, rename, fsync the directory), leaving
+/// `src` in place. On the same file system the temporary name is a hard link: no data is
+/// copied and no space is needed, so a full disk does not stop the move. Across file
+/// systems (the temporary directory is usually a tmpfs) it is a copy, fsynced; a copy
+/// that fails is removed, since on a full disk it holds the last free blocks.
+fn move_file(src: &Path, dest: &Path) -> Result<(), ManagementError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+    let part = dest.with_extension("wav.moving");
+    // A leftover of a crash mid-move; a link cannot replace it.
+    remove_if_present(&part)?;
+    if fs::hard_link(src, &part).is_err() {
+        // EXDEV across file systems, EPERM where links are not supported: copy.
+        let copied = fs::copy(src, &part)
+            .map_err(io_err("copying a recording to", &part))
+            .and_then(|_| {
+                fs::File::open(&part)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io_err("syncing", &part))
+            });
+        if let Err(e) = copied {
+            let _ = fs::remove_file(&part);
+            return Err(e);
+        }
+    }
+    fs::rename(&part, dest).map_err(io_err("renaming into place", dest))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing", dir))?;
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), ManagementError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("removing", path)(e)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
