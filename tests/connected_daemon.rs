@@ -155,6 +155,19 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
             .any(|h| h["workers"]["recording"].as_str() == Some("recording")),
         "{heartbeats:?}"
     );
+    // Each says how much waited in the outbox; one queued during the outage saw the
+    // summaries held back.
+    let backlog: Vec<f64> = heartbeats
+        .iter()
+        .map(|h| {
+            h["metrics"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["name"] == "messages_queued"))
+                .and_then(|m| m["value"].as_f64())
+                .unwrap_or_else(|| panic!("no messages_queued in {h}"))
+        })
+        .collect();
+    assert!(backlog.iter().any(|n| *n >= 1.0), "{backlog:?}");
 
     // Summaries cover the run without holes: each starts where the previous ended.
     assert_summaries_contiguous(&summaries(&sub));

@@ -430,7 +430,14 @@ impl HeartbeatSender {
             return;
         }
         let now = Timestamp::now();
-        let input = heartbeat_input(payload, &self.device_id, now);
+        let mut input = heartbeat_input(payload, &self.device_id, now);
+        match self.outbox.stats() {
+            Ok(stats) => {
+                input.messages_queued = Some(stats.queued);
+                input.messages_rejected = Some(stats.failed_permanent);
+            }
+            Err(e) => tracing::warn!(error = %e, "counting the outbox for the heartbeat failed"),
+        }
         match self
             .outbox
             .enqueue("heartbeat", &heartbeat_payload(&input), now)
@@ -498,6 +505,9 @@ pub fn heartbeat_input(
             .map(Duration::from_secs_f64),
         clock_synchronised: payload.clock_synchronised,
         workers,
+        // The sender fills these from its outbox.
+        messages_queued: None,
+        messages_rejected: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! `status`, `metrics` as `{name, value, captured_on, unit}`), but `status` is real
 //! (`OK`, `DEGRADED` with the problems listed, `ERROR`) and the metrics say what a field
 //! visit would check: free space, recordings today, last recording, CPU temperature,
-//! throttling, uptime, clock synchronisation and the workers' state. The caller (the
+//! throttling, uptime, clock synchronisation, the workers' state and the outbox backlog. The caller (the
 //! `beat` daemon) fills the input from the system and store modules; this module reads
 //! nothing itself.
 
@@ -72,6 +72,11 @@ pub struct HeartbeatInput {
     pub clock_synchronised: Option<bool>,
     /// The workers' states.
     pub workers: Vec<WorkerState>,
+    /// Messages waiting in the outbox when the heartbeat was queued: after an outage,
+    /// how much was held back.
+    pub messages_queued: Option<u64>,
+    /// Messages a receiver rejected for good (the reason is in the device's journal).
+    pub messages_rejected: Option<u64>,
 }
 
 fn metric(name: &str, value: f64, captured_on: Timestamp, unit: &str) -> Value {
@@ -101,6 +106,12 @@ pub fn heartbeat_payload(input: &HeartbeatInput) -> String {
     }
     if let Some(up) = input.uptime {
         metrics.push(metric("uptime", up.as_secs_f64(), at, "s"));
+    }
+    if let Some(n) = input.messages_queued {
+        metrics.push(metric("messages_queued", n as f64, at, "count"));
+    }
+    if let Some(n) = input.messages_rejected {
+        metrics.push(metric("messages_rejected", n as f64, at, "count"));
     }
     if let Some(synced) = input.clock_synchronised {
         metrics.push(metric(
@@ -224,6 +235,7 @@ mod tests {
             last_recording: Some(at("2024-01-01T00:59:00Z")),
             cpu_temperature_celsius: Some(51.5),
             clock_synchronised: Some(false),
+            messages_queued: Some(7),
             workers: vec![WorkerState {
                 name: "recording".into(),
                 state: "ok".into(),
@@ -239,6 +251,11 @@ mod tests {
         assert_eq!(find("remaining_storage")["value"], 1024.0);
         assert_eq!(find("seconds_since_last_recording")["value"], 60.0);
         assert_eq!(find("clock_synchronised")["value"], 0.0);
+        assert_eq!(find("messages_queued")["value"], 7.0);
+        assert!(
+            !metrics.iter().any(|m| m["name"] == "messages_rejected"),
+            "no figure, no metric"
+        );
         assert_eq!(
             find("cpu_temperature")["captured_on"],
             "2024-01-01T01:00:00Z"
