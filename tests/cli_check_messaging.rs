@@ -1,7 +1,8 @@
 //! `acoupi check` names each way a messenger can fail to connect, in the exact line it
 //! prints: the real binary in user mode against a real mosquitto (TLS listener with its
-//! own CA) and a scripted HTTP server, both on loopback. Host names under `.invalid`
-//! never resolve (RFC 6761), so the name-resolution cases need no network.
+//! own CA) and a scripted HTTP(S) server (certificate from a test CA), both on loopback.
+//! Host names under `.invalid` never resolve (RFC 6761), so the name-resolution cases
+//! need no network.
 //!
 //! The wrong password and the closed port are covered in `connected_daemon.rs`.
 
@@ -10,7 +11,7 @@ mod messaging_support;
 mod support;
 
 use connected_support::{check_fails_with, check_passes, setup_connected};
-use messaging_support::{Broker, HttpServer, Reply};
+use messaging_support::{Broker, HttpServer, Pki, Reply};
 use support::Install;
 
 /// An installation set up for the connected program with `messaging`; `check` reads its
@@ -105,25 +106,58 @@ fn http_host_that_does_not_resolve_is_a_name_resolution_failure() {
     );
 }
 
-/// The handshake fails before any HTTP is spoken, so the broker's TLS listener serves as
-/// the HTTPS peer: its certificate is signed by `ca.pem`, not by `other-ca.pem`.
+/// One HTTPS server (certificate signed by the test CA `ca.pem`), three trust settings:
+/// the system store and an unrelated CA each refuse it and say which store did; the
+/// right `ca_file` passes, and the check's request carries the bearer token.
 #[test]
-fn https_with_a_wrong_ca_file_names_the_file() {
-    let broker = Broker::start();
+fn https_names_the_store_that_refused_the_certificate_and_the_right_ca_file_passes() {
+    let pki = Pki::new();
+    let server = HttpServer::start_tls(
+        Reply::Status(200, ""),
+        &pki.server_cert(),
+        &pki.server_key(),
+    );
     let home = connected(&[
-        format!(
-            "messaging.http.base_url=https://127.0.0.1:{}/messages",
-            broker.tls_port
-        ),
-        format!("messaging.http.ca_file={}", broker.other_ca().display()),
+        format!("messaging.http.base_url={}", server.url()),
+        "messaging.http.bearer_token=tok-check".into(),
         "messaging.http.timeout=3".into(),
     ]);
     check_fails_with(
         &home,
         &format!(
-            "error: http: tls handshake with 127.0.0.1:{} failed: server certificate not accepted (UnknownIssuer): no CA in {} signed it, check ca_file",
-            broker.tls_port,
-            broker.other_ca().display()
+            "error: http: tls handshake with 127.0.0.1:{} failed: server certificate not accepted (UnknownIssuer): no CA in the system store signed it, set ca_file to the CA that did",
+            server.port
         ),
     );
+
+    home.ok(&[
+        "config",
+        "set",
+        "messaging.http.ca_file",
+        &pki.other_ca().display().to_string(),
+    ]);
+    check_fails_with(
+        &home,
+        &format!(
+            "error: http: tls handshake with 127.0.0.1:{} failed: server certificate not accepted (UnknownIssuer): no CA in {} signed it, check ca_file",
+            server.port,
+            pki.other_ca().display()
+        ),
+    );
+    assert!(server.received().is_empty(), "refused before any request");
+
+    home.ok(&[
+        "config",
+        "set",
+        "messaging.http.ca_file",
+        &pki.ca().display().to_string(),
+    ]);
+    check_passes(&home);
+    let got = server.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].method.as_str(), got[0].path.as_str()),
+        ("OPTIONS", "/messages")
+    );
+    assert_eq!(got[0].header("authorization"), Some("Bearer tok-check"));
 }

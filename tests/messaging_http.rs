@@ -1,4 +1,5 @@
-//! HTTP delivery, retry classification and checks against a real HTTP server on loopback.
+//! HTTP delivery, retry classification and checks against a real HTTP server on loopback,
+//! plain and HTTPS (certificate signed by a test CA).
 
 mod messaging_support;
 
@@ -10,7 +11,7 @@ use acoupi::messaging::mqtt::MqttMessenger;
 use acoupi::messaging::{deliver_due, CheckError, Messenger};
 use acoupi::store::outbox::{Order, Outbox};
 use jiff::{SignedDuration, Timestamp};
-use messaging_support::{Broker, HttpServer, Reply};
+use messaging_support::{Broker, HttpServer, Pki, Reply};
 
 fn http(url: String) -> HttpConfig {
     HttpConfig {
@@ -185,6 +186,50 @@ async fn client_error_is_a_permanent_failure_with_its_reason_and_never_retried()
     assert_eq!(outbox.stats().unwrap().failed_permanent, 1);
 }
 
+/// A redirected POST is not followed: HTTP clients (ureq, like curl and requests) turn
+/// it into a GET without the body, whose 2xx would count the message as delivered; and a
+/// redirect to `https://` would be checked against roots other than `ca_file`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirected_post_is_not_followed_and_the_message_is_kept() {
+    let server = HttpServer::start(Reply::Status(200, "ok"));
+    let moved = format!("http://127.0.0.1:{}/moved", server.port);
+    server.then(Reply::Redirect(302, moved.clone()));
+    let messenger = HttpMessenger::new(&http(server.url())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let id = outbox.enqueue("detection", "{}", t0()).unwrap();
+    let report = deliver_due(
+        &outbox,
+        &[&messenger as &dyn Messenger],
+        None,
+        Order::OldestFirst,
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.sent, report.deferred), (0, 1));
+    let got = server.received();
+    assert_eq!(got.len(), 1, "the redirect was followed: {got:?}");
+    assert_eq!(
+        responses(&outbox, id),
+        [(
+            2,
+            format!("HTTP 302: redirected to {moved}, not followed: set base_url to the final URL")
+        )]
+    );
+    assert_eq!(outbox.stats().unwrap().queued, 1);
+
+    server.then(Reply::Redirect(301, moved.clone()));
+    let err = check_http(&http(server.url()), Duration::from_secs(2)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} rejected by the server: HTTP 301: redirected to {moved}, not followed: set base_url to the final URL",
+            server.url()
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_post_times_out_and_its_resend_is_a_possible_duplicate() {
     let server = HttpServer::start(Reply::Status(200, "ok"));
@@ -307,4 +352,146 @@ fn http_check_reports_each_failure_distinctly() {
     let silent = HttpServer::start(Reply::Silence);
     let err = check_http(&http(silent.url()), Duration::from_secs(1)).unwrap_err();
     assert!(matches!(err, CheckError::Timeout { .. }), "{err:?}");
+}
+
+/// The HTTPS server of the tests below: its certificate (for 127.0.0.1 and localhost) is
+/// signed by `pki.ca()`, a CA no system store holds.
+fn https_server(pki: &Pki) -> HttpServer {
+    HttpServer::start_tls(
+        Reply::Status(200, "ok"),
+        &pki.server_cert(),
+        &pki.server_key(),
+    )
+}
+
+/// The `response.content` rows of message `id` (what each attempt said), oldest first.
+fn responses(outbox: &Outbox, id: uuid::Uuid) -> Vec<(i64, String)> {
+    let conn = rusqlite::Connection::open(outbox.path()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT status, content FROM response WHERE message_id = ?1 ORDER BY id")
+        .unwrap();
+    stmt.query_map([id.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_posted_over_https_to_a_server_signed_by_the_ca_file() {
+    let pki = Pki::new();
+    let server = https_server(&pki);
+    assert!(server.url().starts_with("https://127.0.0.1:"));
+    let mut cfg = http(server.url());
+    cfg.ca_file = Some(pki.ca());
+    cfg.bearer_token = Some(Secret::new("tok-tls"));
+    let messenger = HttpMessenger::new(&cfg).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let bodies = [
+        "{\"status\":\"OK\",\"n\":1}",
+        "{\"species\":\"Erithacus rubecula\",\"score\":0.93}",
+    ];
+    let ids: Vec<_> = bodies
+        .iter()
+        .map(|b| outbox.enqueue("detection", b, t0()).unwrap())
+        .collect();
+
+    let report = deliver_due(
+        &outbox,
+        &[&messenger as &dyn Messenger],
+        None,
+        Order::OldestFirst,
+        t0(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.sent, report.deferred, report.failed), (2, 0, 0));
+    let got = server.received();
+    assert_eq!(got.len(), 2);
+    for (body, id) in bodies.iter().zip(&ids) {
+        // Equal creation times: the outbox orders them by id, so match by id.
+        let request = got
+            .iter()
+            .find(|r| r.header("x-acoupi-message-id") == Some(id.to_string().as_str()))
+            .unwrap_or_else(|| panic!("message {id} never arrived: {got:?}"));
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/messages")
+        );
+        assert_eq!(request.body, body.as_bytes());
+        assert_eq!(request.header("authorization"), Some("Bearer tok-tls"));
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        assert_eq!(responses(&outbox, *id), [(0, "ok".to_owned())]);
+    }
+    let stats = outbox.stats().unwrap();
+    assert_eq!(
+        (stats.queued, stats.sent, stats.failed_permanent),
+        (0, 2, 0)
+    );
+
+    check_http(&cfg, Duration::from_secs(2)).unwrap();
+    assert_eq!(server.received()[2].method, "OPTIONS");
+    // The certificate names localhost too, and the name is verified like the address.
+    let mut by_name = cfg.clone();
+    by_name.base_url = server.url_at("localhost");
+    check_http(&by_name, Duration::from_secs(2)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_without_ca_file_defers_the_message_naming_the_system_store() {
+    let pki = Pki::new();
+    let server = https_server(&pki);
+    let messenger = HttpMessenger::new(&http(server.url())).unwrap();
+    let messengers = [&messenger as &dyn Messenger];
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let id = outbox.enqueue("detection", "{}", t0()).unwrap();
+
+    let report = deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.deferred, report.failed), (0, 1, 0));
+    assert!(server.received().is_empty(), "refused before any request");
+    assert_eq!(
+        responses(&outbox, id),
+        [(
+            2,
+            format!(
+                "POST {}: tls handshake with 127.0.0.1:{} failed: server certificate not accepted (UnknownIssuer): no CA in the system store signed it, set ca_file to the CA that did",
+                server.url(),
+                server.port
+            )
+        )]
+    );
+    let state = outbox.state(id).unwrap().unwrap();
+    assert_eq!(
+        (state.attempts, state.finished_on, state.permanent_failure),
+        (1, None, None)
+    );
+    assert_eq!(outbox.stats().unwrap().queued, 1);
+
+    let err = check_http(&http(server.url()), Duration::from_secs(2)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "tls handshake with 127.0.0.1:{} failed: server certificate not accepted (UnknownIssuer): no CA in the system store signed it, set ca_file to the CA that did",
+            server.port
+        )
+    );
+
+    // Given the CA, the same message goes out on its next attempt.
+    let mut cfg = http(server.url());
+    cfg.ca_file = Some(pki.ca());
+    let fixed = HttpMessenger::new(&cfg).unwrap();
+    let later = deliver_due(
+        &outbox,
+        &[&fixed as &dyn Messenger],
+        None,
+        Order::OldestFirst,
+        after(3600),
+    )
+    .await
+    .unwrap();
+    assert_eq!(later.sent, 1);
+    assert_eq!(server.received()[0].body, b"{}");
 }

@@ -3,10 +3,13 @@
 //! Blocking `ureq` on tokio's blocking pool, one keep-alive agent per messenger.
 //! Classification: 2xx delivered; 408, 429 and 5xx transient (retried with back-off);
 //! other 4xx permanent (the server will never accept this payload); no answer in time is
-//! a timeout (the server may have it). The receiver can drop duplicates by the
-//! `X-Acoupi-Message-Id` header, which carries the outbox id.
+//! a timeout (the server may have it). Redirects are not followed (see
+//! [`HttpMessenger::new`]): a 3xx is transient too, its reason names the new location.
+//! The receiver can drop duplicates by the `X-Acoupi-Message-Id` header, which carries
+//! the outbox id.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +45,8 @@ pub struct HttpMessenger {
     url: String,
     content_type: String,
     authorization: Option<String>,
+    /// Named in the description of a refused server certificate.
+    ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for HttpMessenger {
@@ -56,6 +61,11 @@ impl std::fmt::Debug for HttpMessenger {
 impl HttpMessenger {
     /// Builds the messenger (no connection yet). With an `https` URL the trust anchors
     /// are `ca_file` or the system roots; only loaded when needed.
+    ///
+    /// Redirects are not followed. ureq (like curl) turns a POST answered with 301, 302
+    /// or 303 into a GET without the body, whose 2xx would mark a message delivered that
+    /// never arrived; and a redirect from `http://` to `https://` would be checked
+    /// against ureq's compiled-in roots, not `ca_file` or the system store.
     pub fn new(cfg: &HttpConfig) -> Result<HttpMessenger, HttpError> {
         let timeout = Duration::from_secs(u64::from(cfg.timeout.max(1)));
         let mut tls_config = TlsConfig::builder()
@@ -77,6 +87,7 @@ impl HttpMessenger {
         let agent: Agent = Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
+            .max_redirects(0)
             .tls_config(tls_config.build())
             .build()
             .into();
@@ -95,6 +106,7 @@ impl HttpMessenger {
             url: cfg.base_url.clone(),
             content_type: cfg.content_type.clone(),
             authorization,
+            ca_file: cfg.ca_file.clone(),
         })
     }
 
@@ -111,6 +123,9 @@ impl HttpMessenger {
         match request.send(&message.content[..]) {
             Ok(mut response) => {
                 let code = response.status().as_u16();
+                if let Some(detail) = redirect(&response) {
+                    return Outcome::Failed { reason: detail };
+                }
                 let mut text = String::new();
                 // The body is informational only; an unreadable one changes nothing.
                 let _ = response
@@ -124,9 +139,57 @@ impl HttpMessenger {
                 reason: format!("POST {}: no answer in time ({what})", self.url),
             },
             Err(e) => Outcome::Failed {
-                reason: format!("POST {}: {e}", self.url),
+                reason: format!("POST {}: {}", self.url, self.describe(&e)),
             },
         }
+    }
+
+    /// A failed request as the outbox records it. A TLS failure reads as `acoupi check`
+    /// words it (which CA store refused the certificate, what to check): ureq's own text,
+    /// `io: invalid peer certificate: UnknownIssuer`, names neither, and a deferred
+    /// message's recorded reason is what an operator sees first.
+    fn describe(&self, error: &ureq::Error) -> String {
+        match (
+            tls_failure(error, self.ca_file.as_deref()),
+            url_host(&self.url),
+        ) {
+            (Some(detail), Some((host, port))) => CheckError::Tls {
+                addr: format!("{host}:{port}"),
+                detail,
+            }
+            .to_string(),
+            _ => error.to_string(),
+        }
+    }
+}
+
+/// A redirect, described with where it points (ureq does not follow it, see
+/// [`HttpMessenger::new`]); `None` for any other status.
+fn redirect(response: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("nowhere");
+    Some(format!(
+        "HTTP {}: redirected to {location}, not followed: set base_url to the final URL",
+        response.status().as_u16()
+    ))
+}
+
+/// The TLS failure in a ureq error, described for a person (see
+/// [`tls::describe_tls_failure`]); `None` when the error is not about TLS. ureq reports
+/// a refused certificate either as its `Rustls` variant or inside an I/O error.
+fn tls_failure(error: &ureq::Error, ca_file: Option<&Path>) -> Option<String> {
+    match error {
+        ureq::Error::Rustls(tls) => Some(tls::describe_tls_failure(tls, ca_file)),
+        ureq::Error::Io(io) => {
+            tls::find_rustls_error(io).map(|_| tls::describe_tls_failure(io, ca_file))
+        }
+        _ => None,
     }
 }
 
@@ -170,8 +233,8 @@ impl Messenger for HttpMessenger {
 
 /// Asks `base_url` with `OPTIONS` (as upstream's check does, but with a timeout) and
 /// maps each failure to a distinct [`CheckError`]: name resolution, refused connection,
-/// TLS, authentication (401/403), URL rejected (404/405, or POST not in `Allow`), timeout.
-/// Blocking.
+/// TLS, authentication (401/403), URL rejected (404/405, a redirect, or POST not in
+/// `Allow`), timeout. Blocking.
 pub fn check_http(cfg: &HttpConfig, timeout: Duration) -> Result<(), CheckError> {
     let mut cfg = cfg.clone();
     cfg.timeout = u32::try_from(timeout.as_secs().max(1)).unwrap_or(u32::MAX);
@@ -194,38 +257,42 @@ pub fn check_http(cfg: &HttpConfig, timeout: Duration) -> Result<(), CheckError>
     if let Some(auth) = &messenger.authorization {
         request = request.header("Authorization", auth);
     }
-    let response = request.call().map_err(|e| match e {
-        ureq::Error::HostNotFound => CheckError::NameResolution {
-            host: host.0.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "host not found"),
-        },
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-            CheckError::ConnectionRefused {
+    let response = request.call().map_err(|e| {
+        if let Some(detail) = tls_failure(&e, ca_file) {
+            return CheckError::Tls {
                 addr: format!("{}:{}", host.0, host.1),
-            }
+                detail,
+            };
         }
-        ureq::Error::ConnectionFailed => CheckError::ConnectionRefused {
-            addr: format!("{}:{}", host.0, host.1),
-        },
-        ureq::Error::Timeout(_) => CheckError::Timeout {
-            server: url.clone(),
-            timeout,
-        },
-        ureq::Error::Rustls(tls) => CheckError::Tls {
-            addr: format!("{}:{}", host.0, host.1),
-            detail: tls::describe_tls_failure(&tls, ca_file),
-        },
-        ureq::Error::Io(io) if tls::describe_tls_failure(&io, ca_file) != io.to_string() => {
-            CheckError::Tls {
+        match e {
+            ureq::Error::HostNotFound => CheckError::NameResolution {
+                host: host.0.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "host not found"),
+            },
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                CheckError::ConnectionRefused {
+                    addr: format!("{}:{}", host.0, host.1),
+                }
+            }
+            ureq::Error::ConnectionFailed => CheckError::ConnectionRefused {
                 addr: format!("{}:{}", host.0, host.1),
-                detail: tls::describe_tls_failure(&io, ca_file),
-            }
+            },
+            ureq::Error::Timeout(_) => CheckError::Timeout {
+                server: url.clone(),
+                timeout,
+            },
+            other => CheckError::Other {
+                server: url.clone(),
+                detail: other.to_string(),
+            },
         }
-        other => CheckError::Other {
-            server: url.clone(),
-            detail: other.to_string(),
-        },
     })?;
+    if let Some(detail) = redirect(&response) {
+        return Err(CheckError::Rejected {
+            target: url,
+            detail,
+        });
+    }
     let code = response.status().as_u16();
     match code {
         401 | 403 => Err(CheckError::Authentication {

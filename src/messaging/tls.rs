@@ -84,24 +84,15 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsErr
     Ok(Arc::new(config))
 }
 
-/// The rustls error inside an I/O error chain, described for a person. A refused
-/// server certificate says what to check, by why it was refused: the CA (naming the
-/// `ca_file` in use, or the system store), the host name, or the clock (a Pi without an
-/// RTC or NTP sees every certificate as not yet valid).
-pub fn describe_tls_failure(
-    error: &(dyn std::error::Error + 'static),
-    ca_file: Option<&Path>,
-) -> String {
+/// The rustls error in an error chain, looking inside I/O errors too: TLS streams
+/// report a failed handshake as an I/O error wrapping the rustls one.
+pub fn find_rustls_error<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return match tls {
-                rustls::Error::InvalidCertificate(reason) => format!(
-                    "server certificate not accepted ({reason}): {}",
-                    certificate_advice(reason, ca_file)
-                ),
-                other => other.to_string(),
-            };
+            return Some(tls);
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             if let Some(inner) = io.get_ref() {
@@ -111,7 +102,25 @@ pub fn describe_tls_failure(
         }
         current = e.source();
     }
-    error.to_string()
+    None
+}
+
+/// The rustls error inside an I/O error chain, described for a person. A refused
+/// server certificate says what to check, by why it was refused: the CA (naming the
+/// `ca_file` in use, or the system store), the host name, or the clock (a Pi without an
+/// RTC or NTP sees every certificate as not yet valid).
+pub fn describe_tls_failure(
+    error: &(dyn std::error::Error + 'static),
+    ca_file: Option<&Path>,
+) -> String {
+    match find_rustls_error(error) {
+        Some(rustls::Error::InvalidCertificate(reason)) => format!(
+            "server certificate not accepted ({reason}): {}",
+            certificate_advice(reason, ca_file)
+        ),
+        Some(other) => other.to_string(),
+        None => error.to_string(),
+    }
 }
 
 /// What to do about a refused server certificate.

@@ -1,7 +1,7 @@
 //! Real servers for the messaging tests: a mosquitto broker (plain, password and TLS
 //! listeners, certificates made with the openssl CLI), a pausable TCP proxy in front of
-//! it, an MQTT subscriber, and a scripted HTTP server on a std `TcpListener`; [`cli`]
-//! runs the real `acoupi` binary against them.
+//! it, an MQTT subscriber, and a scripted HTTP server on a std `TcpListener`, plain or
+//! HTTPS (rustls server side, same certificates as the broker's TLS listener).
 #![allow(dead_code)] // Each test file uses part of the kit.
 
 use std::collections::VecDeque;
@@ -13,6 +13,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use tempfile::TempDir;
 
 pub const USER: &str = "recorder";
@@ -64,7 +67,7 @@ pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.pem"))
 }
 
-/// Makes `server.pem`/`server.key` for 127.0.0.1 signed by the CA `ca`.
+/// Makes `server.pem`/`server.key` (SAN: IP 127.0.0.1, DNS localhost) signed by the CA `ca`.
 pub fn make_server_cert(dir: &Path, ca: &str) {
     std::fs::write(
         dir.join("server.ext"),
@@ -104,6 +107,45 @@ pub fn make_server_cert(dir: &Path, ca: &str) {
     ]));
 }
 
+/// In `dir`: the CA `ca` (`ca.pem`, `ca.key`), an unrelated CA `other-ca`, and
+/// `server.pem`/`server.key` for 127.0.0.1 and localhost signed by `ca`.
+pub fn make_pki(dir: &Path) {
+    make_ca(dir, "ca");
+    make_ca(dir, "other-ca");
+    make_server_cert(dir, "ca");
+}
+
+/// Certificates of their own for a test server (see [`make_pki`]).
+pub struct Pki {
+    pub dir: TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        make_pki(dir.path());
+        Pki { dir }
+    }
+
+    /// The CA that signed the server certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A CA that signed nothing the server presents.
+    pub fn other_ca(&self) -> PathBuf {
+        self.dir.path().join("other-ca.pem")
+    }
+
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+}
+
 /// A mosquitto broker with three loopback listeners: anonymous, password, TLS. It logs
 /// to `mosquitto.log` in its folder ([`Broker::log`]).
 pub struct Broker {
@@ -118,9 +160,7 @@ impl Broker {
     pub fn start() -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        make_ca(d, "ca");
-        make_ca(d, "other-ca");
-        make_server_cert(d, "ca");
+        make_pki(d);
         run(Command::new("mosquitto_passwd")
             .args(["-c", "-b"])
             .arg(d.join("passwd"))
@@ -284,41 +324,83 @@ impl Request {
 #[derive(Debug, Clone)]
 pub enum Reply {
     Status(u16, &'static str),
+    /// A redirect (301, 302, 307, …) to the URL or path given, with an empty body.
+    Redirect(u16, String),
     /// Reads the request, then answers nothing until the client gives up.
     Silence,
 }
 
 /// A scripted HTTP/1.1 server: answers each request with the next scripted reply, or
-/// the default once the script is used up. One request per connection.
+/// the default once the script is used up. One request per connection. With TLS
+/// ([`HttpServer::start_tls`]) the same exchange runs inside a rustls server session.
 pub struct HttpServer {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Request>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
+    scheme: &'static str,
 }
 
 impl HttpServer {
     pub fn start(default: Reply) -> HttpServer {
+        HttpServer::listen(default, None)
+    }
+
+    /// An HTTPS server presenting the PEM certificate chain `cert_pem` with the key
+    /// `key_pem` (ring provider, as the client uses). A handshake the client refuses
+    /// ends that connection before any request is recorded.
+    pub fn start_tls(default: Reply, cert_pem: &Path, key_pem: &Path) -> HttpServer {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_pem)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key_pem).unwrap();
+        let config =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+        HttpServer::listen(default, Some(Arc::new(config)))
+    }
+
+    fn listen(default: Reply, tls: Option<Arc<ServerConfig>>) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let script: Arc<Mutex<VecDeque<Reply>>> = Arc::new(Mutex::new(VecDeque::new()));
         let (req, scr) = (Arc::clone(&requests), Arc::clone(&script));
+        let scheme = if tls.is_some() { "https" } else { "http" };
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
                 let (req, scr, default) = (Arc::clone(&req), Arc::clone(&scr), default.clone());
-                thread::spawn(move || serve(stream, req, scr, default));
+                let tls = tls.clone();
+                thread::spawn(move || match tls {
+                    None => serve(stream, req, scr, default),
+                    Some(config) => {
+                        let session = ServerConnection::new(config).unwrap();
+                        serve(StreamOwned::new(session, stream), req, scr, default)
+                    }
+                });
             }
         });
         HttpServer {
             port,
             requests,
             script,
+            scheme,
         }
     }
 
+    /// `http(s)://127.0.0.1:<port>/messages`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/messages", self.port)
+        self.url_at("127.0.0.1")
+    }
+
+    /// The messages URL with `host` (say, `localhost`) instead of the address.
+    pub fn url_at(&self, host: &str) -> String {
+        format!("{}://{host}:{}/messages", self.scheme, self.port)
     }
 
     pub fn then(&self, reply: Reply) -> &Self {
@@ -331,13 +413,15 @@ impl HttpServer {
     }
 }
 
-fn serve(
-    stream: TcpStream,
+/// One request-reply exchange on a plain or TLS stream. A TLS stream does its handshake
+/// on the first read, so a refused certificate shows here as a failed first read.
+fn serve<S: Read + Write>(
+    stream: S,
     requests: Arc<Mutex<Vec<Request>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
     default: Reply,
 ) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut reader = BufReader::new(stream);
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
         return;
@@ -371,21 +455,25 @@ fn serve(
         body,
     });
     let reply = script.lock().unwrap().pop_front().unwrap_or(default);
-    let mut stream = stream;
-    match reply {
-        Reply::Status(code, text) => {
-            let response = format!(
-                "HTTP/1.1 {code} X\r\nContent-Type: text/plain\r\nAllow: OPTIONS, POST\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                text.len()
-            );
-            let _ = stream.write_all(response.as_bytes());
-        }
+    let (code, extra, text) = match reply {
+        Reply::Status(code, text) => (code, String::new(), text),
+        Reply::Redirect(code, location) => (code, format!("Location: {location}\r\n"), ""),
         Reply::Silence => {
             // Wait for the client to hang up (its timeout); read returns 0 then.
             let mut sink = [0u8; 64];
-            let _ = stream.read(&mut sink);
+            let _ = reader.read(&mut sink);
+            return;
         }
-    }
+    };
+    let response = format!(
+        "HTTP/1.1 {code} X\r\nContent-Type: text/plain\r\nAllow: OPTIONS, POST\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    // The request is read in full: writing to the inner stream loses nothing from the
+    // reader's buffer. Flushing pushes a TLS record out.
+    let stream = reader.get_mut();
+    let _ = stream.write_all(response.as_bytes());
+    let _ = stream.flush();
 }
 
 /// A received publish: topic, payload, retained flag.
