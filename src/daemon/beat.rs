@@ -173,15 +173,18 @@ fn beat(
     payload
 }
 
-/// What the supervisor makes of one beat. A recorder paused because the disk is full
-/// is unhealthy in the heartbeat, but it waits for space by itself and a restart cannot
-/// make any: it would only kill it (SIGKILL when `systemctl restart` is refused) and
-/// interrupt the file in progress.
+/// What the supervisor makes of one beat. A recorder paused because the disk is full,
+/// or waiting for its microphone to come back, is unhealthy in the heartbeat, but it
+/// waits by itself and a restart can neither free space nor plug a microphone in: it
+/// would only kill it (SIGKILL when `systemctl restart` is refused), show up as a crash
+/// in `deployment status` and drop the MQTT session (the broker then says `offline`).
 fn supervised_status(payload: &HeartbeatPayload) -> &str {
     match &payload.workers {
-        Some(w) if w.recording.state == "disk-full" && w.default.health == WorkerHealth::Ok => {
-            "waiting for space"
-        }
+        Some(w) if w.default.health == WorkerHealth::Ok => match w.recording.state.as_str() {
+            "disk-full" => "waiting for space",
+            "device-missing" => "waiting for the microphone",
+            _ => &payload.status,
+        },
         _ => &payload.status,
     }
 }
@@ -202,9 +205,10 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Records one beat's status; true when a restart is due now. `ok` and `waiting for
-    /// space` (a disk-full pause, see `supervised_status`) end a run of unhealthy beats.
+    /// …` (a recorder that waits by itself, see `supervised_status`) end a run of
+    /// unhealthy beats.
     pub fn observe(&mut self, status: &str) -> bool {
-        if status == "ok" || status == "waiting for space" {
+        if status == "ok" || status.starts_with("waiting for ") {
             self.unhealthy = 0;
             return false;
         }
@@ -269,7 +273,7 @@ mod tests {
     }
 
     #[test]
-    fn a_recorder_paused_for_a_full_disk_is_not_restarted() {
+    fn a_recorder_waiting_for_space_or_its_microphone_is_not_restarted() {
         let status: DaemonStatus = serde_json::from_value(serde_json::json!({
             "protocol": 1, "pid": 1, "started_at": "2026-01-01T00:00:00Z",
             "recording": {"health": "notok", "state": "disk-full",
@@ -287,6 +291,11 @@ mod tests {
             last_recording: None,
         };
         let mut s = Supervisor::default();
+        for _ in 0..10 {
+            assert!(!s.observe(supervised_status(&payload)));
+        }
+        // Nor one waiting for its microphone: a restart cannot plug it in.
+        payload.workers.as_mut().unwrap().recording.state = "device-missing".into();
         for _ in 0..10 {
             assert!(!s.observe(supervised_status(&payload)));
         }
