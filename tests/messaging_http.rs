@@ -8,10 +8,10 @@ use std::time::Duration;
 use acoupi::messaging::config::{HttpConfig, MqttConfig, Secret};
 use acoupi::messaging::http::{check_http, HttpMessenger};
 use acoupi::messaging::mqtt::MqttMessenger;
-use acoupi::messaging::{deliver_due, CheckError, Messenger};
-use acoupi::store::outbox::{Order, Outbox};
+use acoupi::messaging::{CheckError, Messenger};
+use acoupi::store::outbox::Outbox;
 use jiff::{SignedDuration, Timestamp};
-use messaging_support::{Broker, HttpServer, Pki, Reply};
+use messaging_support::{deliver_at, Broker, HttpServer, Pki, Reply};
 
 fn http(url: String) -> HttpConfig {
     HttpConfig {
@@ -45,15 +45,7 @@ async fn messages_are_posted_as_json_with_bearer_token_and_message_id() {
     let id = outbox
         .enqueue("heartbeat", "{\"status\":\"OK\"}", t0())
         .unwrap();
-    let report = deliver_due(
-        &outbox,
-        &[&messenger as &dyn Messenger],
-        None,
-        Order::OldestFirst,
-        t0(),
-    )
-    .await
-    .unwrap();
+    let report = deliver_at(&outbox, &[&messenger], t0()).await;
     assert_eq!(report.sent, 1);
     let got = server.received();
     assert_eq!(got.len(), 1);
@@ -80,15 +72,7 @@ async fn basic_auth_is_sent_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     outbox.enqueue("heartbeat", "{}", t0()).unwrap();
-    deliver_due(
-        &outbox,
-        &[&messenger as &dyn Messenger],
-        None,
-        Order::OldestFirst,
-        t0(),
-    )
-    .await
-    .unwrap();
+    deliver_at(&outbox, &[&messenger], t0()).await;
     // base64("rec:pw")
     assert_eq!(
         server.received()[0].header("authorization"),
@@ -108,9 +92,7 @@ async fn server_error_is_retried_later_with_backoff() {
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
 
-    let first = deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
-        .await
-        .unwrap();
+    let first = deliver_at(&outbox, &messengers, t0()).await;
     assert_eq!(first.deferred, 1);
     let state = outbox.state(id).unwrap().unwrap();
     assert_eq!(state.attempts, 1);
@@ -119,22 +101,14 @@ async fn server_error_is_retried_later_with_backoff() {
         state.next_attempt_at >= after(5) && state.next_attempt_at <= after(10),
         "{state:?}"
     );
-    assert_eq!(
-        deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(4))
-            .await
-            .unwrap()
-            .deferred,
-        0
-    );
+    assert_eq!(deliver_at(&outbox, &messengers, after(4)).await.deferred, 0);
     assert_eq!(
         server.received().len(),
         1,
         "not retried before the back-off"
     );
 
-    let second = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(10))
-        .await
-        .unwrap();
+    let second = deliver_at(&outbox, &messengers, after(10)).await;
     assert_eq!(second.deferred, 1);
     let state = outbox.state(id).unwrap().unwrap();
     // Second back-off doubles: [10 s, 20 s] after the attempt.
@@ -143,9 +117,7 @@ async fn server_error_is_retried_later_with_backoff() {
         "{state:?}"
     );
 
-    let third = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(30))
-        .await
-        .unwrap();
+    let third = deliver_at(&outbox, &messengers, after(30)).await;
     assert_eq!(third.sent, 1);
     assert_eq!(server.received().len(), 3);
     let stats = outbox.stats().unwrap();
@@ -163,24 +135,14 @@ async fn client_error_is_a_permanent_failure_with_its_reason_and_never_retried()
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
-    let report = deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
-        .await
-        .unwrap();
+    let report = deliver_at(&outbox, &messengers, t0()).await;
     assert_eq!((report.sent, report.failed, report.deferred), (0, 1, 0));
     let state = outbox.state(id).unwrap().unwrap();
     assert_eq!(
         state.permanent_failure.as_deref(),
         Some("http: HTTP 400: bad payload")
     );
-    let later = deliver_due(
-        &outbox,
-        &messengers,
-        None,
-        Order::OldestFirst,
-        after(100_000),
-    )
-    .await
-    .unwrap();
+    let later = deliver_at(&outbox, &messengers, after(100_000)).await;
     assert_eq!(later, Default::default());
     assert_eq!(server.received().len(), 1);
     assert_eq!(outbox.stats().unwrap().failed_permanent, 1);
@@ -198,15 +160,7 @@ async fn redirected_post_is_not_followed_and_the_message_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
-    let report = deliver_due(
-        &outbox,
-        &[&messenger as &dyn Messenger],
-        None,
-        Order::OldestFirst,
-        t0(),
-    )
-    .await
-    .unwrap();
+    let report = deliver_at(&outbox, &[&messenger], t0()).await;
     assert_eq!((report.sent, report.deferred), (0, 1));
     let got = server.received();
     assert_eq!(got.len(), 1, "the redirect was followed: {got:?}");
@@ -239,20 +193,8 @@ async fn unanswered_post_times_out_and_its_resend_is_a_possible_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     outbox.enqueue("detection", "{}", t0()).unwrap();
-    assert_eq!(
-        deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
-            .await
-            .unwrap()
-            .deferred,
-        1
-    );
-    assert_eq!(
-        deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(60))
-            .await
-            .unwrap()
-            .sent,
-        1
-    );
+    assert_eq!(deliver_at(&outbox, &messengers, t0()).await.deferred, 1);
+    assert_eq!(deliver_at(&outbox, &messengers, after(60)).await.sent, 1);
     let got = server.received();
     assert_eq!(got.len(), 2, "the server saw the message twice");
     assert_eq!(
@@ -286,9 +228,7 @@ async fn with_both_messengers_a_message_waits_until_each_has_it() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     outbox.enqueue("detection", "{}", t0()).unwrap();
-    let first = deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
-        .await
-        .unwrap();
+    let first = deliver_at(&outbox, &messengers, t0()).await;
     assert_eq!(
         first.deferred, 1,
         "MQTT is down, so the message stays queued"
@@ -300,9 +240,7 @@ async fn with_both_messengers_a_message_waits_until_each_has_it() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let second = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3600))
-        .await
-        .unwrap();
+    let second = deliver_at(&outbox, &messengers, after(3600)).await;
     assert_eq!(second.sent, 1);
     assert_eq!(
         server.received().len(),
@@ -396,15 +334,7 @@ async fn messages_are_posted_over_https_to_a_server_signed_by_the_ca_file() {
         .map(|b| outbox.enqueue("detection", b, t0()).unwrap())
         .collect();
 
-    let report = deliver_due(
-        &outbox,
-        &[&messenger as &dyn Messenger],
-        None,
-        Order::OldestFirst,
-        t0(),
-    )
-    .await
-    .unwrap();
+    let report = deliver_at(&outbox, &[&messenger], t0()).await;
     assert_eq!((report.sent, report.deferred, report.failed), (2, 0, 0));
     let got = server.received();
     assert_eq!(got.len(), 2);
@@ -447,9 +377,7 @@ async fn https_without_ca_file_defers_the_message_naming_the_system_store() {
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
 
-    let report = deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
-        .await
-        .unwrap();
+    let report = deliver_at(&outbox, &messengers, t0()).await;
     assert_eq!((report.sent, report.deferred, report.failed), (0, 1, 0));
     assert!(server.received().is_empty(), "refused before any request");
     assert_eq!(
@@ -483,15 +411,7 @@ async fn https_without_ca_file_defers_the_message_naming_the_system_store() {
     let mut cfg = http(server.url());
     cfg.ca_file = Some(pki.ca());
     let fixed = HttpMessenger::new(&cfg).unwrap();
-    let later = deliver_due(
-        &outbox,
-        &[&fixed as &dyn Messenger],
-        None,
-        Order::OldestFirst,
-        after(3600),
-    )
-    .await
-    .unwrap();
+    let later = deliver_at(&outbox, &[&fixed], after(3600)).await;
     assert_eq!(later.sent, 1);
     assert_eq!(server.received()[0].body, b"{}");
 }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use acoupi::messaging::config::{MqttConfig, Secret};
 use acoupi::messaging::mqtt::{check_mqtt, MqttMessenger};
-use acoupi::messaging::{deliver_due, CheckError, Messenger};
+use acoupi::messaging::{CheckError, Messenger};
 use acoupi::store::outbox::{Order, Outbox};
 use jiff::{SignedDuration, Timestamp};
-use messaging_support::{Broker, Proxy, Subscriber, PASSWORD, USER};
+use messaging_support::{deliver_at, Broker, Proxy, Subscriber, PASSWORD, USER};
 
 fn mqtt(port: u16) -> MqttConfig {
     MqttConfig {
@@ -62,15 +62,7 @@ async fn messages_are_published_with_qos1_and_status_is_retained_online() {
             .unwrap();
     }
     outbox.enqueue("heartbeat", "{\"n\":99}", t0()).unwrap();
-    let report = deliver_due(
-        &outbox,
-        &[&messenger as &dyn Messenger],
-        None,
-        Order::OldestFirst,
-        after(1),
-    )
-    .await
-    .unwrap();
+    let report = deliver_at(&outbox, &[&messenger], after(1)).await;
     assert_eq!((report.sent, report.deferred), (6, 0));
     let got = sub
         .wait_until(|r| {
@@ -127,15 +119,7 @@ async fn password_is_accepted_and_a_wrong_one_is_reported_as_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     outbox.enqueue("detection", "{\"n\":1}", t0()).unwrap();
-    let report = deliver_due(
-        &outbox,
-        &[&messenger as &dyn Messenger],
-        None,
-        Order::OldestFirst,
-        t0(),
-    )
-    .await
-    .unwrap();
+    let report = deliver_at(&outbox, &[&messenger], t0()).await;
     assert_eq!(report.sent, 1);
 
     cfg.password = Some(Secret::new("wrong"));
@@ -172,15 +156,7 @@ async fn tls_works_with_the_right_ca_and_a_wrong_ca_is_a_tls_error() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
     outbox.enqueue("detection", "{\"n\":1}", t0()).unwrap();
-    let report = deliver_due(
-        &outbox,
-        &[&messenger as &dyn Messenger],
-        None,
-        Order::OldestFirst,
-        t0(),
-    )
-    .await
-    .unwrap();
+    let report = deliver_at(&outbox, &[&messenger], t0()).await;
     assert_eq!(report.sent, 1);
 
     cfg.ca_file = Some(broker.other_ca());
@@ -231,13 +207,7 @@ async fn broker_outage_loses_no_message() {
             .enqueue("detection", &format!("{{\"n\":{n}}}"), t0())
             .unwrap();
     }
-    assert_eq!(
-        deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
-            .await
-            .unwrap()
-            .sent,
-        10
-    );
+    assert_eq!(deliver_at(&outbox, &messengers, t0()).await.sent, 10);
 
     broker.kill();
     for n in 10..460 {
@@ -245,9 +215,7 @@ async fn broker_outage_loses_no_message() {
             .enqueue("detection", &format!("{{\"n\":{n}}}"), after(1))
             .unwrap();
     }
-    let down = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(1))
-        .await
-        .unwrap();
+    let down = deliver_at(&outbox, &messengers, after(1)).await;
     // One page fails, then the run stops instead of waiting on every page.
     assert_eq!((down.sent, down.deferred), (0, 200));
     assert_eq!(outbox.stats().unwrap().queued, 450);
@@ -272,9 +240,7 @@ async fn broker_outage_loses_no_message() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let back = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3600))
-        .await
-        .unwrap();
+    let back = deliver_at(&outbox, &messengers, after(3600)).await;
     assert_eq!((back.sent, back.deferred), (450, 0));
     let got = sub.wait_until(|r| r.len() >= 450).await;
     let ids: HashSet<String> = ids_in(&got, "acoupi").into_iter().collect();
@@ -300,24 +266,14 @@ async fn acknowledgements_lost_for_a_while_are_recorded_late_and_duplicates_coun
     let messengers = [&messenger as &dyn Messenger];
     // Let the connection (and its `online` status publish) settle before losing acks.
     outbox.enqueue("detection", "{\"n\":0}", t0()).unwrap();
-    assert_eq!(
-        deliver_due(&outbox, &messengers, None, Order::OldestFirst, t0())
-            .await
-            .unwrap()
-            .sent,
-        1
-    );
+    assert_eq!(deliver_at(&outbox, &messengers, t0()).await.sent, 1);
 
     proxy.pause();
     outbox.enqueue("detection", "{\"n\":1}", t0()).unwrap();
-    let first = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(1))
-        .await
-        .unwrap();
+    let first = deliver_at(&outbox, &messengers, after(1)).await;
     assert_eq!(first.deferred, 1, "no PUBACK within the timeout");
     // Retried while the acknowledgements are still held back: a second copy goes out.
-    let second = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3600))
-        .await
-        .unwrap();
+    let second = deliver_at(&outbox, &messengers, after(3600)).await;
     assert_eq!(second.deferred, 1);
     proxy.resume();
     sub.wait_until(|r| ids_in(r, "acoupi").iter().filter(|n| *n == "1").count() == 2)
@@ -325,9 +281,7 @@ async fn acknowledgements_lost_for_a_while_are_recorded_late_and_duplicates_coun
     // Both PUBACKs arrive late; the driver may need a moment to see them.
     let (mut late, mut duplicates) = (0, 0);
     for _ in 0..500 {
-        let run = deliver_due(&outbox, &messengers, None, Order::OldestFirst, after(3601))
-            .await
-            .unwrap();
+        let run = deliver_at(&outbox, &messengers, after(3601)).await;
         assert_eq!(
             run.sent + run.deferred,
             0,

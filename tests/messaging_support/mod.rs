@@ -13,6 +13,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use acoupi::messaging::{deliver_due, DeliveryReport, Messenger};
+use acoupi::store::outbox::{Order, Outbox};
+use jiff::Timestamp;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
@@ -550,4 +553,15 @@ impl Drop for Subscriber {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// One delivery run at `now` of every due message, oldest first, to `messengers`.
+pub async fn deliver_at(
+    outbox: &Outbox,
+    messengers: &[&dyn Messenger],
+    now: Timestamp,
+) -> DeliveryReport {
+    deliver_due(outbox, messengers, None, Order::OldestFirst, now)
+        .await
+        .unwrap()
 }
