@@ -346,6 +346,22 @@ fn corrupt_metadata_db_is_reported_by_status_start_and_stop_and_left_untouched()
     );
 }
 
+/// `deployment start --name s` at a latitude and longitude, as a table's static args.
+macro_rules! start_s {
+    ($lat:literal, $lon:literal) => {
+        &[
+            "deployment",
+            "start",
+            "--name",
+            "s",
+            "--latitude",
+            $lat,
+            "--longitude",
+            $lon,
+        ]
+    };
+}
+
 /// One row of the bad-input table.
 struct Case {
     what: &'static str,
@@ -363,32 +379,14 @@ fn bad_inputs_fail_with_the_exact_message_and_exit_code() {
         Case {
             what: "latitude not a number",
             prepare: no_prepare,
-            args: &[
-                "deployment",
-                "start",
-                "--name",
-                "s",
-                "--latitude",
-                "abc",
-                "--longitude",
-                "0",
-            ],
+            args: start_s!("abc", "0"),
             code: 2,
             expect: |_| vec![r#"error: --latitude "abc": "abc" is not a number in degrees"#.into()],
         },
         Case {
             what: "latitude out of range",
             prepare: no_prepare,
-            args: &[
-                "deployment",
-                "start",
-                "--name",
-                "s",
-                "--latitude",
-                "91",
-                "--longitude",
-                "0",
-            ],
+            args: start_s!("91", "0"),
             code: 2,
             expect: |_| {
                 vec![r#"error: --latitude "91": must be between -90 and 90 degrees, got 91"#.into()]
@@ -397,16 +395,7 @@ fn bad_inputs_fail_with_the_exact_message_and_exit_code() {
         Case {
             what: "longitude out of range",
             prepare: no_prepare,
-            args: &[
-                "deployment",
-                "start",
-                "--name",
-                "s",
-                "--latitude",
-                "0",
-                "--longitude",
-                "181",
-            ],
+            args: start_s!("0", "181"),
             code: 2,
             expect: |_| {
                 vec![
@@ -435,16 +424,7 @@ fn bad_inputs_fail_with_the_exact_message_and_exit_code() {
                 assert_ne!(text, broken);
                 std::fs::write(i.config_file(), broken).unwrap();
             },
-            args: &[
-                "deployment",
-                "start",
-                "--name",
-                "s",
-                "--latitude",
-                "0",
-                "--longitude",
-                "0",
-            ],
+            args: start_s!("0", "0"),
             code: 2,
             expect: |i| {
                 // The parser stops at the token after the missing comma: the next line.
@@ -466,16 +446,7 @@ fn bad_inputs_fail_with_the_exact_message_and_exit_code() {
         Case {
             what: "no configuration",
             prepare: |i| std::fs::remove_file(i.config_file()).unwrap(),
-            args: &[
-                "deployment",
-                "start",
-                "--name",
-                "s",
-                "--latitude",
-                "0",
-                "--longitude",
-                "0",
-            ],
+            args: start_s!("0", "0"),
             code: 2,
             expect: |i| {
                 vec![format!(
@@ -493,16 +464,7 @@ fn bad_inputs_fail_with_the_exact_message_and_exit_code() {
                 i.ok(&["deployment", "stop"]);
                 corrupt_deployment_page(&i.db());
             },
-            args: &[
-                "deployment",
-                "start",
-                "--name",
-                "s",
-                "--latitude",
-                "0",
-                "--longitude",
-                "0",
-            ],
+            args: start_s!("0", "0"),
             code: 2,
             expect: |i| {
                 vec![
