@@ -444,23 +444,26 @@ impl Outbox {
 }
 
 // The partial indexes hold only unfinished messages, so `due` walks the queue in order
-// and stops after `limit` rows; nothing is sorted or materialised.
-const DUE_OLDEST: &str = "
-SELECT m.id, s.kind, m.content, m.created_on, s.attempts,
+// and stops after `limit` rows; nothing is sorted or materialised. `INDEXED BY` takes a
+// name, not a parameter: one query text per order, written once.
+macro_rules! due_query {
+    ($index:literal, $direction:literal) => {
+        concat!(
+            "SELECT m.id, s.kind, m.content, m.created_on, s.attempts,
        (SELECT group_concat(DISTINCT r.target) FROM response r
         WHERE r.message_id = s.message_id AND r.status IN (0, 1) AND r.target IS NOT NULL)
-FROM message_state s INDEXED BY idx_message_state__pending_oldest
+FROM message_state s INDEXED BY ",
+            $index,
+            "
 JOIN message m ON m.id = s.message_id
 WHERE s.finished_on IS NULL AND s.next_attempt_at <= ?1
-ORDER BY s.created_on ASC, s.message_id ASC
-LIMIT ?2";
+ORDER BY s.created_on ",
+            $direction,
+            ", s.message_id ASC
+LIMIT ?2"
+        )
+    };
+}
 
-const DUE_NEWEST: &str = "
-SELECT m.id, s.kind, m.content, m.created_on, s.attempts,
-       (SELECT group_concat(DISTINCT r.target) FROM response r
-        WHERE r.message_id = s.message_id AND r.status IN (0, 1) AND r.target IS NOT NULL)
-FROM message_state s INDEXED BY idx_message_state__pending_newest
-JOIN message m ON m.id = s.message_id
-WHERE s.finished_on IS NULL AND s.next_attempt_at <= ?1
-ORDER BY s.created_on DESC, s.message_id ASC
-LIMIT ?2";
+const DUE_OLDEST: &str = due_query!("idx_message_state__pending_oldest", "ASC");
+const DUE_NEWEST: &str = due_query!("idx_message_state__pending_newest", "DESC");
