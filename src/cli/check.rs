@@ -87,9 +87,7 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
             if let Err(e) = crate::store::metadata::MetadataStore::open(&paths.db_metadata) {
                 findings.push(Finding::error(e.to_string()));
             }
-            let handed = storage::storage_owner(layout)
-                .and_then(|owner| storage::hand_over_db(&paths.db_metadata, owner));
-            if let Err(e) = handed {
+            if let Err(e) = storage::hand_over_db_to_service(layout, &paths.db_metadata) {
                 findings.push(Finding::error(e.to_string()));
             }
         }
@@ -156,8 +154,7 @@ fn messaging_findings(layout: &Layout, config: &Config, paths: &StoragePaths) ->
     let mut findings = Vec::new();
     match crate::daemon::messaging::open_outbox(layout, paths, messaging) {
         Err(e) => findings.push(Finding::error(format!("{e:#}"))),
-        Ok(outbox) => match storage::storage_owner(layout)
-            .and_then(|owner| storage::hand_over_db(outbox.path(), owner))
+        Ok(outbox) => match storage::hand_over_db_to_service(layout, outbox.path())
             .map_err(|e| e.to_string())
             .and_then(|()| outbox.stats().map_err(|e| e.to_string()))
         {

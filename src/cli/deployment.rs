@@ -245,7 +245,7 @@ fn stop(layout: &Layout) -> anyhow::Result<()> {
     }
     let summary = store.recording_summary(ended.id)?;
     drop(store);
-    storage::hand_over_db(&paths.db_metadata, storage::storage_owner(layout)?)?;
+    storage::hand_over_db_to_service(layout, &paths.db_metadata)?;
     println!(
         "{} {} recordings, {:.1} minutes in total.",
         style::green("Deployment stopped."),

@@ -129,7 +129,7 @@ fn messages_status(
         return None;
     }
     let stats = Outbox::open(&path).and_then(|o| o.stats()).ok();
-    let _ = storage::storage_owner(layout).and_then(|owner| storage::hand_over_db(&path, owner));
+    let _ = storage::hand_over_db_to_service(layout, &path);
     let stats = stats?;
     Some(MessagesStatus {
         queued: stats.queued,
@@ -233,8 +233,7 @@ pub fn collect_status(layout: &Layout) -> Status {
                 };
             // Opened as root, SQLite may have made `-wal`/`-shm` files the services
             // could not write: they go to the service user, as after `check`.
-            let _ = storage::storage_owner(layout)
-                .and_then(|owner| storage::hand_over_db(&paths.db_metadata, owner));
+            let _ = storage::hand_over_db_to_service(layout, &paths.db_metadata);
             sections
         }
     };

@@ -112,6 +112,12 @@ pub fn hand_over_db(db: &Path, owner: Option<(Uid, Gid)>) -> Result<(), StorageE
     hand_over(db, &["", "-wal", "-shm"], owner)
 }
 
+/// [`hand_over_db`] to whoever [`storage_owner`] says should own the storages of
+/// `layout`: the CLI's way of handing over a database it may have created or opened.
+pub fn hand_over_db_to_service(layout: &Layout, db: &Path) -> Result<(), StorageError> {
+    hand_over_db(db, storage_owner(layout)?)
+}
+
 /// Gives the configuration file the CLI just wrote as root (and its `.bak` and
 /// `.last-good` copies) to the service user: one holding a password is mode 0600, which
 /// the services, running as user `acoupi`, could not read otherwise. Without a system
