@@ -81,7 +81,7 @@ struct Worker {
 
 /// Where the next summary starts: its first instant and the error totals already
 /// reported. A stopped service hands it to its replacement (see [`reload`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SummaryStart {
     at: Timestamp,
     errors: ErrorCounts,
