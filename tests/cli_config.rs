@@ -341,20 +341,16 @@ fn set_sends_sighup_to_the_running_recorder_and_beat_and_to_nothing_else() {
     let run = home.dir.path().join("run");
     fs::create_dir_all(&run).unwrap();
     // Stand-ins named like acoupi: SIGHUP's default action ends them, which the test sees.
+    // A symlink, not a copy: the kernel names a process after the path it was started
+    // by, and an executable just written can still be open for writing in a child
+    // another test thread forks (`Text file busy`).
     let standin = home.dir.path().join("acoupi-standin");
-    fs::copy(
-        String::from_utf8(
-            Command::new("sh")
-                .args(["-c", "command -v sleep"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
+    let sleep = Command::new("sh")
+        .args(["-c", "command -v sleep"])
+        .output()
         .unwrap()
-        .trim(),
-        &standin,
-    )
-    .unwrap();
+        .stdout;
+    std::os::unix::fs::symlink(String::from_utf8(sleep).unwrap().trim(), &standin).unwrap();
     let mut recorder = Command::new(&standin).arg("600").spawn().expect("recorder");
     let mut beat = Command::new(&standin).arg("600").spawn().expect("beat");
     fs::write(run.join("acoupi.pid"), format!("{}\n", recorder.id())).unwrap();
