@@ -9,7 +9,8 @@
 //! - [`device`]: device names → PCM names, capability probing, hardware parameters,
 //!   the test capture.
 //! - [`recorder`]: the capture thread ("recording worker") and its progress counters.
-//! - [`wav`]: the `.wav.part` writer; [`repair`]: start-up repair of leftovers.
+//! - [`wav`]: the `.wav.part` writer; [`repair`]: start-up repair of leftovers;
+//!   [`inspect`]: a finished file's header, length and GUANO read back for the audit.
 //! - [`guano`]: the GUANO metadata chunk; [`convert`]: sample format conversion.
 //! - [`status`]: progress counters and events the recorder reports.
 //! - [`mod@format`]: the sample formats.
@@ -18,6 +19,7 @@ pub mod convert;
 pub mod device;
 pub mod format;
 pub mod guano;
+pub mod inspect;
 pub mod recorder;
 pub mod repair;
 pub mod status;

@@ -84,8 +84,12 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
             {
                 findings.push(Finding::error(e.to_string()));
             }
-            if let Err(e) = crate::store::metadata::MetadataStore::open(&paths.db_metadata) {
-                findings.push(Finding::error(e.to_string()));
+            match crate::store::metadata::MetadataStore::open(&paths.db_metadata) {
+                Err(e) => findings.push(Finding::error(e.to_string())),
+                Ok(store) => {
+                    drop(store);
+                    findings.extend(audit_findings(layout, &config));
+                }
             }
             if let Err(e) = storage::hand_over_db_to_service(layout, &paths.db_metadata) {
                 findings.push(Finding::error(e.to_string()));
@@ -109,6 +113,55 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
         findings.push(Finding::warning(format!(
             "the systemd units acoupi.service and acoupi-beat.service are not installed: {fix}"
         )));
+    }
+    findings
+}
+
+/// `acoupi audit`'s findings, one line per kind with the first path and the fix. A row
+/// whose file is gone is an error (a recording is lost and nobody has said so yet);
+/// the rest are warnings: the recorder registers files without a row when it starts, and
+/// a damaged file does not stop a deployment. The integrity check is left out: opening
+/// metadata.db above has just run it.
+fn audit_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
+    use crate::store::audit::FindingKind;
+    let mut opts = super::audit::options(layout, config);
+    opts.integrity = false;
+    let report = match crate::store::run_audit(&opts) {
+        Ok(report) => report,
+        Err(e) => {
+            return vec![Finding::error(format!(
+                "auditing the recordings: {}",
+                crate::audio::device::error_chain(&e)
+            ))]
+        }
+    };
+    let mut findings = Vec::new();
+    for kind in FindingKind::ALL {
+        let mut of_kind = report.of_kind(kind);
+        let Some(first) = of_kind.next() else {
+            continue;
+        };
+        let more = of_kind.count();
+        let others = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        let fix = if kind.repairable() {
+            kind.fix().to_string()
+        } else {
+            format!("{}; `acoupi audit` lists them all", kind.fix())
+        };
+        let message = format!(
+            "{} {}: {}{others}; {fix}",
+            more + 1,
+            kind.describe(),
+            first.path.display()
+        );
+        findings.push(match kind {
+            FindingKind::MissingFile | FindingKind::DamagedDatabase => Finding::error(message),
+            _ => Finding::warning(message),
+        });
     }
     findings
 }

@@ -4,6 +4,7 @@
 //! and chooses the exit code: 0 success, 1 refused or a check failed ([`Refused`]),
 //! 2 a usage, configuration or system error.
 
+pub mod audit;
 pub mod boot_import;
 pub mod check;
 pub mod config;
@@ -39,6 +40,9 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Run the health checks (configuration, storages, microphone, clock, units).
     Check,
+    /// Find recordings whose file is gone, files without a row, damaged WAV files and
+    /// databases; `--repair` registers and marks (never deletes).
+    Audit(audit::AuditArgs),
     /// List capture devices with the rates, channels and formats they support.
     Devices(devices::DevicesArgs),
     /// Start, stop or inspect the deployment.
@@ -97,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Setup(args) => setup::run(args),
         Command::Config(args) => config::run(args),
         Command::Check => check::run(&layout),
+        Command::Audit(args) => audit::run(&layout, args),
         Command::Devices(args) => devices::run(args),
         Command::Deployment(cmd) => deployment::run(&layout, cmd),
         Command::Run => crate::daemon::run::run(layout),

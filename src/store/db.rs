@@ -112,20 +112,58 @@ pub fn open_db_with(
     Ok(conn)
 }
 
+/// Opens an existing SQLite file for reading only (`acoupi audit`, `acoupi check`): no
+/// check, no migration, no change of journal mode, and `query_only` so no statement can
+/// write. No transaction is begun, so the write lock the recorder needs is never taken.
+///
+/// The flags are read-write, not `SQLITE_OPEN_READONLY`, on purpose: a read-only
+/// connection to a WAL file creates `-wal` and `-shm` files it may not delete on close,
+/// which would leave the storage changed by a command that promises to change nothing.
+/// A file the user cannot write is still opened (SQLite falls back to reading).
+pub fn open_for_reading(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::sqlite(path, "opening", e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| StoreError::sqlite(path, "setting the busy timeout on", e))?;
+    conn.pragma_update(None, "query_only", "ON")
+        .map_err(|e| StoreError::sqlite(path, "making read-only", e))?;
+    Ok(conn)
+}
+
+/// Runs the check: `None` when SQLite answers a single `ok`, else the first lines of its
+/// report. An error means the check could not run (SQLite's own "malformed" or "not a
+/// database" errors are classified [`StoreError::Corrupt`] by [`StoreError::sqlite`]).
+pub fn integrity_problems(
+    conn: &Connection,
+    path: &Path,
+    check: Check,
+) -> Result<Option<String>, StoreError> {
+    let lines = conn
+        .prepare(check.pragma())
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| StoreError::sqlite(path, "checking the integrity of", e))?;
+    if lines.len() == 1 && lines[0] == "ok" {
+        Ok(None)
+    } else {
+        Ok(Some(summarise(&lines)))
+    }
+}
+
 /// Runs the check and turns anything but a single `ok` (or SQLite's own "malformed" /
 /// "not a database" errors) into [`StoreError::Corrupt`].
 fn check_integrity(conn: &Connection, path: &Path, check: Check) -> Result<(), StoreError> {
-    let result = conn.prepare(check.pragma()).and_then(|mut stmt| {
-        stmt.query_map([], |row| row.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()
-    });
-    match result {
-        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(()),
-        Ok(lines) => Err(StoreError::Corrupt {
+    match integrity_problems(conn, path, check)? {
+        None => Ok(()),
+        Some(detail) => Err(StoreError::Corrupt {
             path: path.to_path_buf(),
-            detail: summarise(&lines),
+            detail,
         }),
-        Err(e) => Err(StoreError::sqlite(path, "checking the integrity of", e)),
     }
 }
 

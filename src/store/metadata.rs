@@ -83,6 +83,11 @@ impl MetadataStore {
         &self.path
     }
 
+    /// The connection, for the audit's queries in this module's sibling `audit`.
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sqlite_err(&self.path, op)
     }
@@ -298,6 +303,22 @@ impl MetadataStore {
             .ok_or(StoreError::UnknownRecording { id })?;
         tx.commit().map_err(err("committing a recording move to"))?;
         Ok(kept)
+    }
+
+    /// Registers a file that had no row: inserts it (state `tmp`) and, when `kept` (the
+    /// file already lies in the recordings root), marks it kept at its path. The daemon's
+    /// start-up repair and `acoupi audit --repair` both register orphans through this.
+    /// Safe to repeat: both steps are idempotent by id.
+    pub fn register_recording(
+        &mut self,
+        row: &NewRecording,
+        kept: bool,
+    ) -> Result<Recording, StoreError> {
+        let stored = self.insert_recording(row)?;
+        if kept {
+            return self.mark_kept(row.id, &row.path);
+        }
+        Ok(stored)
     }
 
     /// Deletes a recording and the model outputs, detections and tags that hang from it.

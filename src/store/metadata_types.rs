@@ -1,11 +1,14 @@
 //! The values metadata.db stores and returns: deployments, recordings, gaps, heartbeats.
 //!
-//! Plain data with no SQL; `metadata_rows.rs` maps them to and from columns.
+//! Plain data with no SQL; `metadata_rows.rs` maps them to and from columns. A row is
+//! built from [`FinishedFile`], the recorder's description of a file.
 
 use std::path::PathBuf;
 
 use jiff::Timestamp;
 use uuid::Uuid;
+
+use crate::audio::FinishedFile;
 
 /// A deployment row: one period of recording at one site.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +71,27 @@ pub struct NewRecording {
     pub bit_depth: u16,
     /// Frames in the file.
     pub frames: u64,
+}
+
+impl NewRecording {
+    /// The row of a finished file, as a recording of `deployment_id`, with a fresh id (so
+    /// storing it again after a failure cannot make a second row). The recorder, the
+    /// daemon's start-up repair and `acoupi audit --repair` all build rows this way.
+    pub fn from_file(file: &FinishedFile, deployment_id: Uuid, clock_synced: bool) -> Self {
+        NewRecording {
+            id: Uuid::new_v4(),
+            path: file.path.clone(),
+            datetime: file.start,
+            duration_s: file.frames as f64 / f64::from(file.samplerate),
+            samplerate_hz: file.samplerate,
+            audio_channels: file.channels,
+            deployment_id,
+            clock_synced,
+            time_expansion: file.time_expansion,
+            bit_depth: file.bit_depth,
+            frames: file.frames,
+        }
+    }
 }
 
 /// A recording row. Columns we added are `None` in rows written by upstream acoupi.

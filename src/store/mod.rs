@@ -40,8 +40,8 @@ mod tests_recordings;
 
 use std::path::{Path, PathBuf};
 
-pub use audit::{audit, Audit};
-pub use db::{open_db, open_db_with, Check, Durability};
+pub use audit::{audit, run_audit, Audit, AuditOptions, AuditReport};
+pub use db::{open_db, open_db_with, open_for_reading, Check, Durability};
 pub use metadata::{
     Deployment, Gap, Heartbeat, MetadataStore, NewRecording, Recording, RecordingState,
     RecordingSummary,

@@ -105,11 +105,50 @@ CREATE TABLE IF NOT EXISTS heartbeat (
 CREATE INDEX IF NOT EXISTS idx_heartbeat_created_on ON heartbeat(created_on);
 ";
 
+/// `acoupi audit --repair`'s mark on a row whose file is gone: when the loss was noticed.
+/// Rows are never deleted for a missing file (the row is the only trace left of the
+/// recording); the mark says the loss is known, so later audits do not report it again.
+const ACOUPI_V3: &str = "
+ALTER TABLE recording ADD COLUMN file_missing_since TEXT;
+";
+
 /// The migrations in order; a file at version `n` has had the first `n` applied.
-const MIGRATIONS: &[&str] = &[UPSTREAM_V1, ACOUPI_V2];
+const MIGRATIONS: &[&str] = &[UPSTREAM_V1, ACOUPI_V2, ACOUPI_V3];
 
 /// The schema version this binary writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The version recorded in `acoupi_schema_version` (0 when the table is absent: a file
+/// upstream acoupi wrote, or one never opened for writing), read without changing the
+/// file. [`StoreError::NewerSchema`] when a newer acoupi wrote it.
+pub fn stored_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let err = |op| move |e| StoreError::sqlite(path, op, e);
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master
+             WHERE type = 'table' AND name = 'acoupi_schema_version')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err("reading the schema of"))?;
+    if !has_table {
+        return Ok(0);
+    }
+    let found: i64 = conn
+        .query_row("SELECT MAX(version) FROM acoupi_schema_version", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .map_err(err("reading the schema version of"))?
+        .unwrap_or(0);
+    if found > CURRENT_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known: CURRENT_VERSION,
+        });
+    }
+    Ok(found)
+}
 
 /// Brings the file up to [`CURRENT_VERSION`]; returns the versions applied now.
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<Vec<i64>, StoreError> {

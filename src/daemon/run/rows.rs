@@ -5,8 +5,6 @@
 use std::sync::atomic::Ordering;
 
 use jiff::Timestamp;
-use uuid::Uuid;
-
 use crate::audio::device::error_chain;
 use crate::audio::{repair_tmp_dir, FinishedFile, RepairOutcome};
 use crate::daemon::errors::ErrorKind;
@@ -87,19 +85,7 @@ impl Daemon {
     /// fixed here, so storing it again after a failure cannot make a second row.
     pub(super) fn new_row(&self, file: &FinishedFile) -> NewRecording {
         let synced = clock::clock_sync().map(|c| c.synchronised).unwrap_or(false);
-        NewRecording {
-            id: Uuid::new_v4(),
-            path: file.path.clone(),
-            datetime: file.start,
-            duration_s: file.frames as f64 / f64::from(file.samplerate),
-            samplerate_hz: file.samplerate,
-            audio_channels: file.channels,
-            deployment_id: self.deployment.id,
-            clock_synced: synced,
-            time_expansion: file.time_expansion,
-            bit_depth: file.bit_depth,
-            frames: file.frames,
-        }
+        NewRecording::from_file(file, self.deployment.id, synced)
     }
 
     /// Writes one row (a recording is marked kept too when its file already lies in the
@@ -107,10 +93,7 @@ impl Daemon {
     pub(super) fn store_row(&mut self, item: &Unstored) -> Result<(), StoreError> {
         match item {
             Unstored::Recording { row, kept } => {
-                self.store.insert_recording(row)?;
-                if *kept {
-                    self.store.mark_kept(row.id, &row.path)?;
-                }
+                self.store.register_recording(row, *kept)?;
             }
             Unstored::Gap(gap) => self.store.insert_gap(gap)?,
         }

@@ -1,14 +1,31 @@
-//! The rows ↔ files invariant: every recording row with a path has its file, and every
-//! finished WAV file in the recordings or temporary directory has its row.
+//! Rows ↔ files, and the audit built on it.
 //!
-//! Used by tests after every step and by `acoupi check`. It only reports: what to do with
-//! a stray file or row (re-insert, delete, move aside) is the caller's decision.
-//! `*.wav.part` files (a capture in progress) and non-WAV files are not its business.
+//! [`audit()`] is the bare invariant: every recording row with a path has its file, and
+//! every finished WAV file in the recordings or temporary directory has its row. Tests
+//! check it after every step and the daemon's start-up repair registers the files it
+//! lists. It only reports.
+//!
+//! [`run_audit`] is `acoupi audit` and the audit part of `acoupi check`: the same
+//! comparison on a read-only connection, safe while `acoupi run` records, plus each
+//! file's header against its row, the GUANO chunk and SQLite's integrity check
+//! ([`report`]). [`repair()`] acts on its findings: it registers files without a row
+//! and marks rows whose file is gone, and never deletes a file or a row ([`mod@repair`]).
+//!
+//! The WAV files are read with [`crate::audio::inspect`]; this is the one place the store
+//! looks inside audio files.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::{MetadataStore, StoreError};
+
+pub mod repair;
+pub mod report;
+mod rows;
+pub mod walk;
+
+pub use repair::{repair, NotRegistered, RepairReport};
+pub use report::{run_audit, AuditFinding, AuditOptions, AuditReport, FindingKind};
 
 /// Where rows and files disagree. Both lists are sorted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,9 +52,10 @@ pub fn audit(
     tmp_dir: &Path,
 ) -> Result<Audit, StoreError> {
     let rows: HashSet<PathBuf> = store.recording_paths()?.into_iter().collect();
-    let mut files = Vec::new();
-    collect_wavs(recordings_root, true, &mut files)?;
-    collect_wavs(tmp_dir, false, &mut files)?;
+    let files: Vec<PathBuf> = walk::wav_files(recordings_root, tmp_dir)?
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
     let on_disk: HashSet<&PathBuf> = files.iter().collect();
 
     let mut rows_without_file: Vec<PathBuf> = rows
@@ -56,32 +74,4 @@ pub fn audit(
         rows_without_file,
         files_without_row,
     })
-}
-
-fn collect_wavs(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<(), StoreError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-    };
-    let io = |source| StoreError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in entries {
-        let entry = entry.map_err(io)?;
-        let kind = entry.file_type().map_err(io)?;
-        let path = entry.path();
-        if kind.is_dir() && recursive {
-            collect_wavs(&path, true, out)?;
-        } else if kind.is_file() && path.extension().is_some_and(|e| e == "wav") {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
