@@ -91,7 +91,10 @@ fn a_fresh_installation_audits_clean() {
     assert!(o.stdout.contains("Audit clean"), "{o:#?}");
     install.deploy("fresh");
     let o = install.ok(&["audit"]);
-    assert!(o.stdout.contains("0 recording row(s), 0 WAV file(s)"), "{o:#?}");
+    assert!(
+        o.stdout.contains("0 recording row(s), 0 WAV file(s)"),
+        "{o:#?}"
+    );
     assert!(o.stdout.contains("Audit clean"), "{o:#?}");
 }
 
@@ -122,13 +125,29 @@ fn a_kept_wav_moved_away_is_found_and_repair_marks_its_row_without_touching_file
         first_error(&o),
         "error: audit found 1 problem(s) (1 missing_file); run `acoupi audit --repair`, see the fixes above"
     );
-    assert!(o.stdout.contains("missing_file: 1 recording row(s) whose file is gone"), "{o:#?}");
+    assert!(
+        o.stdout
+            .contains("missing_file: 1 recording row(s) whose file is gone"),
+        "{o:#?}"
+    );
     assert!(o.stdout.contains(&gone.display().to_string()), "{o:#?}");
-    assert_eq!(missing_mark(&install, &gone), None, "audit without --repair wrote");
+    assert_eq!(
+        missing_mark(&install, &gone),
+        None,
+        "audit without --repair wrote"
+    );
 
     let o = install.ok(&["audit", "--repair"]);
-    assert!(o.stdout.contains("0 file(s) registered, 1 row(s) marked missing"), "{o:#?}");
-    assert!(o.stdout.contains("1 row(s) marked missing by an earlier repair"), "{o:#?}");
+    assert!(
+        o.stdout
+            .contains("0 file(s) registered, 1 row(s) marked missing"),
+        "{o:#?}"
+    );
+    assert!(
+        o.stdout
+            .contains("1 row(s) marked missing by an earlier repair"),
+        "{o:#?}"
+    );
     assert!(missing_mark(&install, &gone).is_some());
     assert_eq!(rows(&install), n_rows, "a row was deleted");
     assert_eq!(audio(&install), before, "audio changed");
@@ -151,7 +170,9 @@ fn a_kept_wav_moved_away_is_found_and_repair_marks_its_row_without_touching_file
 fn an_extra_wav_in_recordings_is_an_orphan_and_repair_registers_it() {
     let install = recorded(2);
     let source = wav_files(&install.recordings())[0].clone();
-    let extra = install.recordings().join("2030/01/02/20300102_030405_600.wav");
+    let extra = install
+        .recordings()
+        .join("2030/01/02/20300102_030405_600.wav");
     std::fs::create_dir_all(extra.parent().unwrap()).unwrap();
     std::fs::copy(&source, &extra).unwrap();
     let n_rows = rows(&install);
@@ -279,7 +300,12 @@ fn audit_while_the_recorder_records_finds_nothing() {
     for round in 0..8 {
         saw_part |= !part_files(&install.tmp_audio()).is_empty();
         let o = install.run(&["audit", "--json"]);
-        assert_eq!(o.code, Some(0), "round {round}: {o:#?}\nlog:\n{}", daemon.log_text());
+        assert_eq!(
+            o.code,
+            Some(0),
+            "round {round}: {o:#?}\nlog:\n{}",
+            daemon.log_text()
+        );
         std::thread::sleep(Duration::from_millis(400));
     }
     assert!(saw_part, "the recorder never had a capture in progress");

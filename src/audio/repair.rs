@@ -92,7 +92,11 @@ fn start_from_name(stem: &str) -> Option<Timestamp> {
 }
 
 /// The GUANO text after the data chunk, when a complete chunk is there.
-pub(super) fn read_guano(file: &std::fs::File, h: &wav::Parsed, len: u64) -> std::io::Result<Option<String>> {
+pub(super) fn read_guano(
+    file: &std::fs::File,
+    h: &wav::Parsed,
+    len: u64,
+) -> std::io::Result<Option<String>> {
     let guano_at = h.data_at + h.data_bytes + (h.data_bytes & 1);
     if h.data_bytes == 0 || guano_at + 8 > len {
         return Ok(None);

@@ -174,7 +174,10 @@ fn print_summary(opts: &AuditOptions, report: &AuditReport, repaired: Option<&Re
             println!("  {} ({})", f.path.display(), f.detail);
         }
         if findings.len() > SHOWN {
-            println!("  … and {} more (`--json` lists all)", findings.len() - SHOWN);
+            println!(
+                "  … and {} more (`--json` lists all)",
+                findings.len() - SHOWN
+            );
         }
         println!("  fix: {}", kind.fix());
     }

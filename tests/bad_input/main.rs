@@ -15,6 +15,7 @@ mod support;
 
 mod harness;
 
+mod audit_cases;
 mod cli_cases;
 mod config_cases;
 mod store_cases;

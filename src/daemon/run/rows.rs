@@ -4,13 +4,13 @@
 
 use std::sync::atomic::Ordering;
 
-use jiff::Timestamp;
 use crate::audio::device::error_chain;
 use crate::audio::{repair_tmp_dir, FinishedFile, RepairOutcome};
 use crate::daemon::errors::ErrorKind;
 use crate::store::metadata::{Gap, NewRecording};
 use crate::store::StoreError;
 use crate::system::clock;
+use jiff::Timestamp;
 
 use super::Daemon;
 

@@ -24,6 +24,9 @@ pub mod report;
 mod rows;
 pub mod walk;
 
+#[cfg(test)]
+mod tests;
+
 pub use repair::{repair, NotRegistered, RepairReport};
 pub use report::{run_audit, AuditFinding, AuditOptions, AuditReport, FindingKind};
 

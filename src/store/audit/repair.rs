@@ -100,7 +100,12 @@ pub fn repair(opts: &AuditOptions, report: &AuditReport) -> Result<RepairReport,
 
 /// Registers one file; `Ok(false)` when it has a row or is gone by now.
 fn register(store: &mut MetadataStore, opts: &AuditOptions, path: &Path) -> Result<bool, String> {
-    if !path.is_file() || store.find_by_path(path).map_err(|e| error_chain(&e))?.is_some() {
+    if !path.is_file()
+        || store
+            .find_by_path(path)
+            .map_err(|e| error_chain(&e))?
+            .is_some()
+    {
         return Ok(false);
     }
     let file = read_finished(path).map_err(|e| error_chain(&e))?;

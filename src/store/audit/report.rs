@@ -216,7 +216,9 @@ pub fn run_audit(opts: &AuditOptions) -> Result<AuditReport, StoreError> {
         let conn = open_for_reading(db)?;
         if opts.integrity && check_integrity(db, &mut report)? {
             // Rows read from a damaged file cannot be trusted: compare nothing.
-            report.findings.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+            report
+                .findings
+                .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
             return Ok(report);
         }
         Some(conn)
@@ -261,7 +263,10 @@ pub fn run_audit(opts: &AuditOptions) -> Result<AuditReport, StoreError> {
         }
     }
     let now = SystemTime::now();
-    for file in files.iter().filter(|f| !row_paths.contains(f.path.as_path())) {
+    for file in files
+        .iter()
+        .filter(|f| !row_paths.contains(f.path.as_path()))
+    {
         if too_recent(file, now, opts.tmp_grace) {
             report.recent_skipped += 1;
             continue;
@@ -280,7 +285,9 @@ pub fn run_audit(opts: &AuditOptions) -> Result<AuditReport, StoreError> {
         });
         report.findings.extend(check_file(&file.path, None));
     }
-    report.findings.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    report
+        .findings
+        .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     Ok(report)
 }
 
@@ -402,9 +409,7 @@ fn compare(facts: &WavFacts, row: &AuditRow) -> Vec<String> {
             let measured = facts.frames as f64 / f64::from(rate);
             // One frame plus a millisecond: the row's duration is frames / rate, rounded.
             if (duration - measured).abs() > 1.0 / f64::from(rate) + 0.001 {
-                out.push(format!(
-                    "header holds {measured:.3} s, row {duration:.3} s"
-                ));
+                out.push(format!("header holds {measured:.3} s, row {duration:.3} s"));
             }
         }
     }

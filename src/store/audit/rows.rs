@@ -51,7 +51,9 @@ pub(super) fn audit_rows(conn: &Connection, db: &Path) -> Result<Vec<AuditRow>, 
         "SELECT id, path, duration_s, samplerate_hz, audio_channels, time_expansion, frames, {mark}
          FROM recording WHERE path IS NOT NULL ORDER BY path"
     );
-    let mut stmt = conn.prepare(&sql).map_err(err(db, "reading recordings in"))?;
+    let mut stmt = conn
+        .prepare(&sql)
+        .map_err(err(db, "reading recordings in"))?;
     let rows = stmt
         .query_map([], |r| {
             Ok(AuditRow {
