@@ -314,3 +314,19 @@ fn audit_while_the_recorder_records_finds_nothing() {
     assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
     install.ok(&["audit"]);
 }
+
+#[test]
+fn a_damaged_messages_db_is_a_finding() {
+    let install = Install::new();
+    install.setup(&[]);
+    install.deploy("outbox");
+    let messages = install.home.join("storages/messages.db");
+    std::fs::write(&messages, b"this is not an SQLite file\n".repeat(300)).unwrap();
+    let o = install.run(&["audit"]);
+    assert_eq!(o.code, Some(1), "{o:#?}");
+    assert_eq!(
+        first_error(&o),
+        "error: audit found 1 problem(s) (1 damaged_database); see the fixes above"
+    );
+    assert!(o.stdout.contains(&messages.display().to_string()), "{o:#?}");
+}

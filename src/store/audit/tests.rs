@@ -228,3 +228,25 @@ fn the_audit_neither_migrates_nor_locks_the_database() {
     );
     writer.execute_batch("ROLLBACK").unwrap();
 }
+
+#[test]
+fn a_database_from_before_the_missing_mark_is_audited_without_being_migrated() {
+    let mut site = Site::new();
+    let gone = site.record("2026-11-26T03:00:00Z", 800, true, true);
+    std::fs::remove_file(&gone).unwrap();
+    let db = site.dir.path().join("metadata.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE recording DROP COLUMN file_missing_since;
+         DELETE FROM acoupi_schema_version WHERE version = 3;",
+    )
+    .unwrap();
+    let report = run_audit(&site.opts()).unwrap();
+    assert_eq!(kinds(&report), [(FindingKind::MissingFile, gone)]);
+    let version: i64 = conn
+        .query_row("SELECT MAX(version) FROM acoupi_schema_version", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(version, 2, "the audit migrated the file");
+}
