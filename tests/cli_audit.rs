@@ -296,17 +296,24 @@ fn audit_while_the_recorder_records_finds_nothing() {
     notify
         .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
         .unwrap_or_else(|| panic!("no READY=1; log:\n{}", daemon.log_text()));
+    // Audit continuously until a management pass has moved files into the recordings
+    // root (passes run every 10 s), and a few times after: captures in progress, rows
+    // being written and files being moved must never show as findings.
     let mut saw_part = false;
-    for round in 0..8 {
-        saw_part |= !part_files(&install.tmp_audio()).is_empty();
-        let o = install.run(&["audit", "--json"]);
-        assert_eq!(
-            o.code,
-            Some(0),
-            "round {round}: {o:#?}\nlog:\n{}",
-            daemon.log_text()
+    let mut rounds_after_move = 0;
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while rounds_after_move < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "no file was moved to the recordings root"
         );
-        std::thread::sleep(Duration::from_millis(400));
+        saw_part |= !part_files(&install.tmp_audio()).is_empty();
+        if !wav_files(&install.recordings()).is_empty() {
+            rounds_after_move += 1;
+        }
+        let o = install.run(&["audit", "--json"]);
+        assert_eq!(o.code, Some(0), "{o:#?}\nlog:\n{}", daemon.log_text());
+        std::thread::sleep(Duration::from_millis(100));
     }
     assert!(saw_part, "the recorder never had a capture in progress");
     assert!(feeder.written() > 2 * RATE);

@@ -7,7 +7,10 @@
 //! files between our reads, so a disagreement is only a finding if it survives a second
 //! look: a row whose file seems gone is read again (a move updates the row after the file
 //! is in place; retention deletes the row first), and a file that seems to have no row is
-//! looked up again (a move renames the file into place just before the row follows).
+//! looked up twice more, the last time after [`AuditOptions::settle`] (retention unlinks
+//! the file just after deleting its row). A file in the recordings root named like a
+//! temporary recording that still has its row and file is a move in progress (the file
+//! is renamed into place, the directory synced, then the row follows), not an orphan.
 //! A `*.wav` in the temporary directory modified within [`AuditOptions::tmp_grace`] is
 //! not counted at all: the recorder renames a file there a moment before its row is
 //! written, and it may wait in memory while the disk is full. `*.wav.part` files are
@@ -42,6 +45,8 @@ pub struct AuditOptions {
     pub integrity: bool,
     /// A `*.wav` in the temporary directory younger than this may not have its row yet.
     pub tmp_grace: Duration,
+    /// How long to wait before the last look at a file that seems to have no row.
+    pub settle: Duration,
 }
 
 impl AuditOptions {
@@ -55,6 +60,7 @@ impl AuditOptions {
             tmp_audio,
             integrity: true,
             tmp_grace: Duration::from_secs(60),
+            settle: Duration::from_millis(300),
         }
     }
 }
@@ -263,27 +269,45 @@ pub fn run_audit(opts: &AuditOptions) -> Result<AuditReport, StoreError> {
         }
     }
     let now = SystemTime::now();
+    let mut orphans = Vec::new();
     for file in files
         .iter()
         .filter(|f| !row_paths.contains(f.path.as_path()))
     {
         if too_recent(file, now, opts.tmp_grace) {
             report.recent_skipped += 1;
-            continue;
+        } else {
+            orphans.push(file.path.as_path());
         }
-        let registered_meanwhile = match &conn {
-            Some(conn) => rows::has_row(conn, db, &file.path)?,
-            None => false,
-        };
-        if registered_meanwhile || !file.path.is_file() {
-            continue;
+    }
+    // A second look, then a third after a moment for what survives it: retention deletes
+    // the row a moment before the file.
+    let still_orphan = |path: &Path| -> Result<bool, StoreError> {
+        Ok(path.is_file()
+            && match &conn {
+                Some(conn) => !rows::has_row_or_is_moving(conn, db, path, &opts.tmp_audio)?,
+                None => true,
+            })
+    };
+    for look in 0..2 {
+        if look > 0 && !orphans.is_empty() {
+            std::thread::sleep(opts.settle);
         }
+        let mut kept = Vec::with_capacity(orphans.len());
+        for path in orphans {
+            if still_orphan(path)? {
+                kept.push(path);
+            }
+        }
+        orphans = kept;
+    }
+    for path in orphans {
         report.findings.push(AuditFinding {
             kind: FindingKind::OrphanFile,
-            path: file.path.clone(),
+            path: path.to_path_buf(),
             detail: "no recording row points at this file".into(),
         });
-        report.findings.extend(check_file(&file.path, None));
+        report.findings.extend(check_file(path, None));
     }
     report
         .findings

@@ -89,17 +89,45 @@ pub(super) fn current_path(
 }
 
 /// Whether some row holds `path` now (a file that seemed to have no row may have been
-/// registered meanwhile).
-pub(super) fn has_row(conn: &Connection, db: &Path, path: &Path) -> Result<bool, StoreError> {
+/// registered meanwhile), or `path` is the destination of a move in progress: the
+/// management task puts `tmp/NAME.wav` at `recordings/…/NAME.wav` (or `NAME_n.wav` when
+/// the name is taken) and only then points the row there, while the temporary file and
+/// its row stay until the row has moved.
+pub(super) fn has_row_or_is_moving(
+    conn: &Connection,
+    db: &Path,
+    path: &Path,
+    tmp_dir: &Path,
+) -> Result<bool, StoreError> {
     let Some(text) = path.to_str() else {
         return Ok(false);
     };
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM recording WHERE path = ?1)",
-        [text],
-        |r| r.get(0),
-    )
-    .map_err(err(db, "reading recordings in"))
+    let sources = moved_from(path, tmp_dir);
+    let source = |i: usize| sources.get(i).and_then(|p| p.to_str()).unwrap_or("");
+    let mut stmt = conn
+        .prepare_cached("SELECT path FROM recording WHERE path IN (?1, ?2, ?3)")
+        .map_err(err(db, "reading recordings in"))?;
+    let held = stmt
+        .query_map([text, source(0), source(1)], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(err(db, "reading recordings in"))?;
+    Ok(held.iter().any(|p| p == text || Path::new(p).is_file()))
+}
+
+/// The temporary files a file in the recordings root may be being moved from:
+/// `tmp_dir/NAME.wav` for `NAME.wav`, and also `tmp_dir/BASE.wav` for `BASE_n.wav` (the
+/// suffix a move adds when the name is taken).
+fn moved_from(path: &Path, tmp_dir: &Path) -> Vec<PathBuf> {
+    let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+        return Vec::new();
+    };
+    let mut sources = vec![tmp_dir.join(format!("{stem}.wav"))];
+    if let Some((base, n)) = stem.rsplit_once('_') {
+        if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+            sources.push(tmp_dir.join(format!("{base}.wav")));
+        }
+    }
+    sources
 }
 
 /// Marks the row at `path` as having lost its file, unless it is marked already.

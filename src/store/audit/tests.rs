@@ -250,3 +250,29 @@ fn a_database_from_before_the_missing_mark_is_audited_without_being_migrated() {
         .unwrap();
     assert_eq!(version, 2, "the audit migrated the file");
 }
+
+#[test]
+fn a_file_being_moved_into_the_recordings_root_is_not_an_orphan() {
+    let mut site = Site::new();
+    let tmp = site.record("2026-11-26T03:00:00Z", 800, true, true);
+    let day = site.dir.path().join("recordings/2026/11/26");
+    std::fs::create_dir_all(&day).unwrap();
+    // The move's link is in place, the row still points at the temporary file.
+    let dest = day.join(tmp.file_name().unwrap());
+    std::fs::hard_link(&tmp, &dest).unwrap();
+    let mut opts = site.opts();
+    opts.settle = Duration::ZERO;
+    let report = run_audit(&opts).unwrap();
+    assert!(report.is_clean(), "{report:#?}");
+
+    // Once the temporary file is gone without the row following, it is an orphan.
+    std::fs::remove_file(&tmp).unwrap();
+    let report = run_audit(&opts).unwrap();
+    assert_eq!(
+        kinds(&report),
+        [
+            (FindingKind::MissingFile, tmp),
+            (FindingKind::OrphanFile, dest)
+        ]
+    );
+}
