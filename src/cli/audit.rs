@@ -1,7 +1,7 @@
 //! `acoupi audit [--repair] [--json]`: are all recordings where metadata.db says, does
 //! every file have its row, and do the files and the databases hold what they should.
 //!
-//! The work is [`crate::store::audit`]; this file chooses the storages from the
+//! The work is [`mod@crate::store::audit`]; this file chooses the storages from the
 //! configuration, prints a summary or one JSON object, and picks the exit code: 0 clean,
 //! 1 findings remain ([`Refused`]), 2 the audit could not run. Without `--repair` it
 //! writes nothing and takes no database lock, so it is safe while `acoupi run` records.
