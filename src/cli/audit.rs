@@ -64,6 +64,9 @@ pub fn run(layout: &Layout, args: AuditArgs) -> anyhow::Result<()> {
     let (report, repaired) = if args.repair && !damaged_store && needs_repair(&first) {
         let done = repair(&opts, &first)
             .with_context(|| format!("repairing {}", opts.metadata_db.display()))?;
+        // Run as root, the repair may have created `-wal`/`-shm` files the recorder
+        // (user `acoupi`) must be able to write.
+        crate::system::storage::hand_over_db_to_service(layout, &opts.metadata_db)?;
         (audit(&opts)?, Some(done))
     } else if args.repair {
         (first, Some(RepairReport::default()))
