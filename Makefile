@@ -10,7 +10,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DELETE_ON_ERROR:
 .ONESHELL:
-.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench clean
+.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench soak clean
 
 TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf
 gnu_aarch64-unknown-linux-musl := aarch64-linux-gnu
@@ -114,6 +114,12 @@ lint: ## rustfmt, clippy, shellcheck, actionlint on the release workflow
 
 bench: deps ## benchmarks: capture vs arecord, metadata store, status latency (see docs/benchmarks.md)
 	cargo bench
+
+# The fault loop of tests/soak (root: it mounts a tmpfs). SOAK_SECONDS bounds it,
+# SOAK_SEED repeats a run; the report goes to stderr (figures in docs/benchmarks.md).
+SOAK_SECONDS ?= 300
+soak: deps ## the real daemons under a randomized fault loop, then an account of what was lost
+	SOAK_SECONDS=$(SOAK_SECONDS) cargo test --release --test soak -- --ignored --nocapture
 
 clean: ## remove build/ and dist/
 	rm -rf $(BUILD) dist target
