@@ -3,6 +3,28 @@
 //! Every command is a function returning `anyhow::Result`; only `main` prints the error
 //! and chooses the exit code: 0 success, 1 refused or a check failed ([`Refused`]),
 //! 2 a usage, configuration or system error.
+//!
+//! Inside `cli/`, `println!` and `print!` are the macros defined here (see [`out`]): they
+//! return a write error with `?` instead of panicking on a closed or full stdout.
+
+/// `println!` for the CLI: writes through [`out::write`] and returns its error with `?`.
+macro_rules! println {
+    () => {
+        $crate::cli::out::write(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// `print!` for the CLI: writes through [`out::write`] and returns its error with `?`.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!($($arg)*))?
+    };
+}
+
+pub mod out;
 
 pub mod boot_import;
 pub mod check;
