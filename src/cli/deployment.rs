@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
 use super::check::{self, Severity};
-use super::{out, status, style, Refused};
+use super::{broken, out, status, style, Refused};
 use crate::config::validate::{validate_latitude, validate_longitude};
 use crate::store::metadata::MetadataStore;
 use crate::store::StoreError;
@@ -228,7 +228,20 @@ fn roll_back(systemctl: &Systemctl, store: &mut MetadataStore) {
 }
 
 fn stop(layout: &Layout) -> anyhow::Result<()> {
-    let config = crate::config::load(&layout.config_file)?;
+    // A configuration broken on disk must not make a running deployment unstoppable:
+    // its row is found at the last known storages (see `broken`).
+    let config = match crate::config::load(&layout.config_file) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!(
+                "{} the configuration does not load ({}); stopping the deployment recorded at the last known storages. To repair the configuration: {}",
+                style::yellow("warning:"),
+                super::chain(&e),
+                broken::restore_hint(layout)
+            );
+            broken::last_known_config(layout)
+        }
+    };
     let paths = layout.storage_paths(&config.paths);
     let not_deployed = || {
         Refused(

@@ -27,6 +27,7 @@ macro_rules! print {
 pub mod out;
 
 pub mod boot_import;
+pub mod broken;
 pub mod check;
 pub mod config;
 pub mod deployment;
