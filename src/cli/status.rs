@@ -263,6 +263,10 @@ fn deployment_section(
     config: &crate::config::schema::Config,
     paths: &StoragePaths,
 ) -> Result<DeploymentStatus, String> {
+    // Status never creates a database (opening a missing one would): none, no deployment.
+    if !paths.db_metadata.exists() {
+        return Ok(inactive());
+    }
     // A quick check keeps status fast; start-up and `acoupi check` do the full one.
     let section = match MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)
         .and_then(|s| s.active_deployment().map(|d| (s, d)))
