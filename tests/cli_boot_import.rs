@@ -111,7 +111,10 @@ fn issue_11_boot_import_never_writes_through_a_symlink_on_the_card() {
     i.ok(&args);
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
     assert!(fs::symlink_metadata(&imported).unwrap().is_file());
-    assert!(fs::symlink_metadata(&error_file).is_err(), "stale reason removed");
+    assert!(
+        fs::symlink_metadata(&error_file).is_err(),
+        "stale reason removed"
+    );
     let leftovers: Vec<_> = fs::read_dir(&boot)
         .unwrap()
         .flatten()

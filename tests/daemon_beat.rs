@@ -242,7 +242,11 @@ fn issue_11_a_refused_restart_never_kills_the_stranger_a_stale_pid_file_names() 
     let alive = stranger.try_wait().unwrap().is_none();
     stranger.kill().ok();
     stranger.wait().ok();
-    assert!(alive, "the beat killed an unrelated process; log:\n{}", beat.log_text());
+    assert!(
+        alive,
+        "the beat killed an unrelated process; log:\n{}",
+        beat.log_text()
+    );
     let calls = i.systemctl_log();
     for call in [
         "--user restart acoupi.service",

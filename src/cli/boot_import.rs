@@ -58,8 +58,7 @@ pub fn run(layout: &Layout, args: BootImportArgs) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(&args.error_file);
             let done = args.source.with_file_name("acoupi-imported.ron");
             let copy = card_copy(&outcome.config, &args.source, &layout.config_file)?;
-            write_replacing(&done, &copy)
-                .with_context(|| format!("writing {}", done.display()))?;
+            write_replacing(&done, &copy).with_context(|| format!("writing {}", done.display()))?;
             std::fs::remove_file(&args.source)
                 .with_context(|| format!("removing {}", args.source.display()))?;
             tracing::info!(config = %layout.config_file.display(), "installed the boot-partition configuration");
@@ -74,9 +73,10 @@ pub fn run(layout: &Layout, args: BootImportArgs) -> anyhow::Result<()> {
 /// What `acoupi-error.txt` says: the file, when, every cause, and what to change, for a
 /// user reading it on a laptop with the card in a reader.
 fn error_text(source: &Path, e: &ConfigError) -> String {
-    let name = source
-        .file_name()
-        .map_or_else(|| source.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = source.file_name().map_or_else(
+        || source.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let what_to_do = match e {
         ConfigError::Parse { line, column, .. } => format!(
             "What to do: open {name} on this card in a text editor, go to line {line}, column {column}, and correct what is described above. Save it as plain UTF-8 text."
@@ -107,8 +107,7 @@ fn card_copy(config: &Config, source: &Path, installed: &Path) -> anyhow::Result
     let mut value = serde_json::to_value(config).context("redacting the configuration")?;
     let note = format!("<redacted: stored in {}>", installed.display());
     crate::messaging::config::replace_secrets(&mut value, &note);
-    let redacted: Config =
-        serde_json::from_value(value).context("redacting the configuration")?;
+    let redacted: Config = serde_json::from_value(value).context("redacting the configuration")?;
     Ok(format!(
         "// The configuration imported at boot, passwords and tokens redacted: the real\n// values are in {} on the device only.\n{}\n",
         installed.display(),
@@ -124,10 +123,9 @@ fn write_replacing(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().map_or_else(
-        || "acoupi".into(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = path
+        .file_name()
+        .map_or_else(|| "acoupi".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     // A leftover of a crash (or anything else at that name) goes; unlinking a link never
     // touches its target.

@@ -147,8 +147,7 @@ fn refuse_foreign_link(path: &Path) -> Result<(), ConfigError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let (Ok(target), Ok(dir)) = (std::fs::canonicalize(path), std::fs::canonicalize(parent))
-    else {
+    let (Ok(target), Ok(dir)) = (std::fs::canonicalize(path), std::fs::canonicalize(parent)) else {
         return Ok(());
     };
     if target.parent() == Some(dir.as_path()) {

@@ -242,10 +242,7 @@ fn restart_recorder(layout: &Layout) {
     // rule) does not let restart a system service. It may signal its own user's
     // processes, though: SIGKILL ends the recorder and `Restart=always` brings it back.
     tracing::warn!(error = %e, "systemctl restart refused; killing the recorder for systemd to restart it");
-    if systemctl
-        .kill_main(&["acoupi.service"], "SIGKILL")
-        .is_ok()
-    {
+    if systemctl.kill_main(&["acoupi.service"], "SIGKILL").is_ok() {
         return;
     }
     match recorder_pid(layout, &systemctl) {

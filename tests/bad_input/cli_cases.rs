@@ -91,7 +91,11 @@ fn a_closed_pipe_ends_the_output_quietly() {
             .expect("running acoupi")
             .into();
         assert_no_panic(&o, args);
-        assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""), "acoupi {args:?}: {o:#?}");
+        assert_eq!(
+            (o.code, o.stderr.as_str()),
+            (Some(0), ""),
+            "acoupi {args:?}: {o:#?}"
+        );
         case.assert_untouched(args);
     }
 }
@@ -180,7 +184,8 @@ fn an_unreadable_configuration_says_why() {
         ),
     );
     assert!(
-        o.stderr.contains("warning: to repair the configuration: correct"),
+        o.stderr
+            .contains("warning: to repair the configuration: correct"),
         "{o:#?}"
     );
     let status = install.run(&["deployment", "status"]);
