@@ -179,18 +179,20 @@ fn messaging_findings(layout: &Layout, config: &Config, paths: &StoragePaths) ->
             Err(e) => findings.push(Finding::error(e)),
         },
     }
+    // The messengers' errors name the failed step and its fix themselves (their causes,
+    // resolver texts among them, vary by system and would follow the fix).
     if let Some(mqtt) = &messaging.mqtt {
         let device =
             device_id::device_id(&SysRoot::default()).map_or_else(|_| "acoupi".into(), |d| d.id);
         let timeout = Duration::from_secs(u64::from(mqtt.timeout.max(1)));
         if let Err(e) = check_mqtt_blocking(mqtt, &device, timeout) {
-            findings.push(Finding::error(format!("mqtt: {}", super::chain(&e))));
+            findings.push(Finding::error(format!("mqtt: {e}")));
         }
     }
     if let Some(http) = &messaging.http {
         let timeout = Duration::from_secs(u64::from(http.timeout.max(1)));
         if let Err(e) = check_http(http, timeout) {
-            findings.push(Finding::error(format!("http: {}", super::chain(&e))));
+            findings.push(Finding::error(format!("http: {e}")));
         }
     }
     findings
