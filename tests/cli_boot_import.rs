@@ -166,3 +166,42 @@ fn issue_11_secrets_do_not_stay_on_the_card_after_an_import() {
     assert_eq!(copy.matches(&note).count(), 2, "{copy}");
     assert!(copy.contains("\"station\""), "the rest is kept: {copy}");
 }
+
+/// Issue 11: the error file on the card is read on a laptop, where no `acoupi` runs: it
+/// gives every cause, where in the file (line and column, or the dotted field) and what
+/// to change.
+#[test]
+fn issue_11_the_error_file_says_where_and_what_to_change() {
+    let i = Install::new();
+    i.setup(&[]);
+    let (boot, args) = card(&i);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let source = boot.join("acoupi.ron");
+    let error_file = boot.join("acoupi-error.txt");
+
+    fs::write(
+        &source,
+        "(\n  microphone: (\n    samplrate: 8000,\n  ),\n)\n",
+    )
+    .unwrap();
+    assert_eq!(i.run(&args).code, Some(2));
+    let text = fs::read_to_string(&error_file).unwrap();
+    for needle in [
+        format!("{}:3:5: unknown field `samplrate` in microphone; did you mean `samplerate`?", source.display()),
+        "What to do: open acoupi.ron on this card in a text editor, go to line 3, column 5, and correct what is described above.".into(),
+        "Every field is explained in acoupi.ron.example on this card.".into(),
+    ] {
+        assert!(text.contains(&needle), "no {needle:?} in:\n{text}");
+    }
+
+    let valid = fs::read_to_string(i.config_file()).unwrap();
+    fs::write(&source, valid.replace("samplerate: 8000", "samplerate: 5")).unwrap();
+    assert_eq!(i.run(&args).code, Some(2));
+    let text = fs::read_to_string(&error_file).unwrap();
+    for needle in [
+        "microphone.samplerate must be between",
+        "What to do: open acoupi.ron on this card in a text editor and change the field listed above as each line says.",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+}
