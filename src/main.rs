@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         .init();
     match acoupi::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`… | head`): nothing is wrong, as for ripgrep.
+        Err(e) if acoupi::cli::out::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<acoupi::cli::Refused>().is_some() {

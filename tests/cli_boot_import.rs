@@ -65,3 +65,143 @@ fn boot_partition_configuration_is_installed_or_rejected_with_the_reason_beside_
     );
     assert!(!error_file.exists(), "a stale reason is removed");
 }
+
+/// The boot-partition arguments for a card folder `boot` under the installation.
+fn card(i: &Install) -> (std::path::PathBuf, Vec<String>) {
+    let boot = i.root().join("boot");
+    fs::create_dir_all(&boot).unwrap();
+    let args = vec![
+        "boot-import".to_string(),
+        "--source".into(),
+        boot.join("acoupi.ron").display().to_string(),
+        "--error-file".into(),
+        boot.join("acoupi-error.txt").display().to_string(),
+    ];
+    (boot, args)
+}
+
+/// Issue 11: `acoupi-error.txt` (and `acoupi-imported.ron`) pre-created as symbolic
+/// links made the import, running as root, overwrite the links' targets. The names are
+/// now replaced (a new file renamed over them); the targets are untouched.
+#[test]
+fn issue_11_boot_import_never_writes_through_a_symlink_on_the_card() {
+    let i = Install::new();
+    i.setup(&[]);
+    let (boot, args) = card(&i);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let victim = i.root().join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    let error_file = boot.join("acoupi-error.txt");
+    std::os::unix::fs::symlink(&victim, &error_file).unwrap();
+
+    fs::write(boot.join("acoupi.ron"), "(INVALID: 1)\n").unwrap();
+    let out = i.run(&args);
+    assert_eq!(out.code, Some(2), "{out:#?}");
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    let meta = fs::symlink_metadata(&error_file).unwrap();
+    assert!(meta.is_file(), "the link was replaced by the reason");
+    assert!(fs::read_to_string(&error_file)
+        .unwrap()
+        .contains("unknown field `INVALID`"));
+
+    // The imported copy's name too.
+    let imported = boot.join("acoupi-imported.ron");
+    std::os::unix::fs::symlink(&victim, &imported).unwrap();
+    fs::copy(i.config_file(), boot.join("acoupi.ron")).unwrap();
+    i.ok(&args);
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(fs::symlink_metadata(&imported).unwrap().is_file());
+    assert!(
+        fs::symlink_metadata(&error_file).is_err(),
+        "stale reason removed"
+    );
+    let leftovers: Vec<_> = fs::read_dir(&boot)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Issue 11: a site configuration with an MQTT password and an HTTP bearer token stayed
+/// on the FAT partition, readable by anyone holding the card, as `acoupi-imported.ron`.
+/// The copy left there now has both redacted; the installed file keeps them.
+#[test]
+fn issue_11_secrets_do_not_stay_on_the_card_after_an_import() {
+    let i = Install::new();
+    i.setup_program(
+        "connected",
+        &[
+            "messaging.mqtt.host=127.0.0.1",
+            "messaging.mqtt.username=station",
+            "messaging.mqtt.password=hunter2-mqtt",
+            "messaging.http.base_url=http://127.0.0.1:9/messages",
+            "messaging.http.bearer_token=tok-s3cret-bearer",
+        ],
+    );
+    let site = fs::read_to_string(i.config_file()).unwrap();
+    assert!(site.contains("hunter2-mqtt") && site.contains("tok-s3cret-bearer"));
+    let (boot, args) = card(&i);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    fs::write(boot.join("acoupi.ron"), &site).unwrap();
+    // A fresh device: the site file is what gets installed.
+    fs::remove_file(i.config_file()).unwrap();
+    i.ok(&args);
+
+    let installed = fs::read_to_string(i.config_file()).unwrap();
+    assert!(installed.contains("hunter2-mqtt"), "{installed}");
+    assert!(installed.contains("tok-s3cret-bearer"), "{installed}");
+    assert!(!boot.join("acoupi.ron").exists());
+    for entry in fs::read_dir(&boot).unwrap().flatten() {
+        let text = fs::read_to_string(entry.path()).unwrap();
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{} holds a secret:\n{text}",
+            entry.path().display()
+        );
+    }
+    let copy = fs::read_to_string(boot.join("acoupi-imported.ron")).unwrap();
+    let note = format!("<redacted: stored in {}>", i.config_file().display());
+    assert_eq!(copy.matches(&note).count(), 2, "{copy}");
+    assert!(copy.contains("\"station\""), "the rest is kept: {copy}");
+}
+
+/// Issue 11: the error file on the card is read on a laptop, where no `acoupi` runs: it
+/// gives every cause, where in the file (line and column, or the dotted field) and what
+/// to change.
+#[test]
+fn issue_11_the_error_file_says_where_and_what_to_change() {
+    let i = Install::new();
+    i.setup(&[]);
+    let (boot, args) = card(&i);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let source = boot.join("acoupi.ron");
+    let error_file = boot.join("acoupi-error.txt");
+
+    fs::write(
+        &source,
+        "(\n  microphone: (\n    samplrate: 8000,\n  ),\n)\n",
+    )
+    .unwrap();
+    assert_eq!(i.run(&args).code, Some(2));
+    let text = fs::read_to_string(&error_file).unwrap();
+    for needle in [
+        format!("{}:3:5: unknown field `samplrate` in microphone; did you mean `samplerate`?", source.display()),
+        "What to do: open acoupi.ron on this card in a text editor, go to line 3, column 5, and correct what is described above.".into(),
+        "Every field is explained in acoupi.ron.example on this card.".into(),
+    ] {
+        assert!(text.contains(&needle), "no {needle:?} in:\n{text}");
+    }
+
+    let valid = fs::read_to_string(i.config_file()).unwrap();
+    fs::write(&source, valid.replace("samplerate: 8000", "samplerate: 5")).unwrap();
+    assert_eq!(i.run(&args).code, Some(2));
+    let text = fs::read_to_string(&error_file).unwrap();
+    for needle in [
+        "microphone.samplerate must be between",
+        "What to do: open acoupi.ron on this card in a text editor and change the field listed above as each line says.",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+}

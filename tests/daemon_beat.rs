@@ -200,3 +200,136 @@ fn sighup_reloads_the_beat_and_a_broken_configuration_is_refused() {
         "the pid file outlived the beat"
     );
 }
+
+/// Issue 11: with `systemctl restart` refused, the beat used to SIGKILL whatever pid
+/// `run/acoupi.pid` held, and a stale file killed an unrelated `sleep`. Now only an
+/// `acoupi run` process is killed (systemd's `MainPID` first, then the pid file), and a
+/// pid file naming anything else is left alone, saying so. Three beats with no recorder
+/// ("down") at 0, 10 and 20 s make the supervisor act.
+#[test]
+fn issue_11_a_refused_restart_never_kills_the_stranger_a_stale_pid_file_names() {
+    let i = Install::new();
+    i.setup(&["heartbeat.interval=10"]);
+    i.deploy("stale pid");
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("sleep");
+    std::fs::create_dir_all(i.home.join("run")).unwrap();
+    std::fs::write(
+        i.home.join("run/acoupi.pid"),
+        format!("{}\n", stranger.id()),
+    )
+    .unwrap();
+    let log = i.root().join("beat-stale.log");
+    let child = i
+        .cmd(&["beat"])
+        .env("ACOUPI_LOG", "info")
+        .env("FAKE_SYSTEMCTL_FAIL", "restart")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawning the beat");
+    let beat = support::Daemon { child, log };
+    let refused = "no running `acoupi run` process found";
+    assert!(
+        support::wait_until(Duration::from_secs(35), || beat
+            .log_text()
+            .contains(refused)),
+        "the supervisor did not act; log:\n{}",
+        beat.log_text()
+    );
+    let alive = stranger.try_wait().unwrap().is_none();
+    stranger.kill().ok();
+    stranger.wait().ok();
+    assert!(
+        alive,
+        "the beat killed an unrelated process; log:\n{}",
+        beat.log_text()
+    );
+    let calls = i.systemctl_log();
+    for call in [
+        "--user restart acoupi.service",
+        "--user kill --kill-whom=main --signal=SIGKILL acoupi.service",
+        "--user show --property=MainPID acoupi.service",
+    ] {
+        assert!(calls.contains(call), "no `{call}` in:\n{calls}");
+    }
+}
+
+/// Issue 11, the other half: the beat prefers the pid systemd names (`MainPID`) over
+/// the pid file, and kills it only when it is an `acoupi run` process. Here `MainPID`
+/// (set through the fake systemctl) names a stand-in started as `acoupi run` (a shell
+/// named `acoupi` running a script named `run`), while the pid file names a stranger:
+/// the stand-in is SIGKILLed, the stranger lives.
+#[test]
+fn issue_11_a_refused_restart_kills_the_main_pid_systemd_names_when_it_is_acoupi_run() {
+    use std::os::unix::process::ExitStatusExt;
+    let i = Install::new();
+    i.setup(&["heartbeat.interval=10"]);
+    i.deploy("main pid");
+    let bin = i.root().join("standin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let sh = std::process::Command::new("sh")
+        .args(["-c", "command -v sh"])
+        .output()
+        .unwrap()
+        .stdout;
+    std::os::unix::fs::symlink(String::from_utf8(sh).unwrap().trim(), bin.join("acoupi")).unwrap();
+    // A loop of short sleeps: nothing outlives the stand-in by more than a second.
+    std::fs::write(bin.join("run"), "while :; do sleep 1; done\n").unwrap();
+    let mut recorder = std::process::Command::new(bin.join("acoupi"))
+        .arg("run")
+        .current_dir(&bin)
+        .spawn()
+        .expect("stand-in");
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("sleep");
+    std::fs::create_dir_all(i.home.join("run")).unwrap();
+    std::fs::write(
+        i.home.join("run/acoupi.pid"),
+        format!("{}\n", stranger.id()),
+    )
+    .unwrap();
+    std::fs::create_dir_all(&i.state).unwrap();
+    std::fs::write(
+        i.state.join("acoupi.service.prop.MainPID"),
+        format!("{}\n", recorder.id()),
+    )
+    .unwrap();
+    let log = i.root().join("beat-main-pid.log");
+    let child = i
+        .cmd(&["beat"])
+        .env("ACOUPI_LOG", "info")
+        .env("FAKE_SYSTEMCTL_FAIL", "restart")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawning the beat");
+    let beat = support::Daemon { child, log };
+    let mut killed = None;
+    support::wait_until(Duration::from_secs(35), || {
+        killed = recorder.try_wait().unwrap();
+        killed.is_some()
+    });
+    let alive = stranger.try_wait().unwrap().is_none();
+    stranger.kill().ok();
+    stranger.wait().ok();
+    if killed.is_none() {
+        recorder.kill().ok();
+        recorder.wait().ok();
+    }
+    assert_eq!(
+        killed.and_then(|s| s.signal()),
+        Some(nix::sys::signal::Signal::SIGKILL as i32),
+        "the `acoupi run` stand-in was not killed; log:\n{}",
+        beat.log_text()
+    );
+    assert!(
+        alive,
+        "the beat killed the pid file's stranger; log:\n{}",
+        beat.log_text()
+    );
+}

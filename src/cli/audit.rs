@@ -79,7 +79,7 @@ pub fn run(layout: &Layout, args: AuditArgs) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&to_json(&opts, &report, repaired.as_ref()))?
         );
     } else {
-        print_summary(&opts, &report, repaired.as_ref());
+        print_summary(&opts, &report, repaired.as_ref())?;
     }
     if report.is_clean() {
         return Ok(());
@@ -118,7 +118,11 @@ fn refusal(report: &AuditReport, repaired: bool) -> String {
     )
 }
 
-fn print_summary(opts: &AuditOptions, report: &AuditReport, repaired: Option<&RepairReport>) {
+fn print_summary(
+    opts: &AuditOptions,
+    report: &AuditReport,
+    repaired: Option<&RepairReport>,
+) -> Result<(), super::out::StdoutError> {
     if report.metadata_db_exists {
         println!(
             "{}: {} recording row(s), {} WAV file(s)",
@@ -187,6 +191,7 @@ fn print_summary(opts: &AuditOptions, report: &AuditReport, repaired: Option<&Re
     if report.is_clean() {
         println!("{}", super::style::green("Audit clean"));
     }
+    Ok(())
 }
 
 fn paths_json(paths: impl Iterator<Item = PathBuf>) -> Value {

@@ -53,13 +53,24 @@ impl Finding {
 
 /// Loads and validates the configuration; `Err` holds the findings that stop every
 /// further check (nothing else can be checked without a valid configuration).
+/// A file that does not load gets, after its causes, how to get a working one back.
 pub fn config_findings(layout: &Layout) -> Result<Config, Vec<Finding>> {
-    crate::config::load(&layout.config_file).map_err(|e| match e {
-        crate::config::ConfigError::Invalid { path, errors } => errors
-            .into_iter()
-            .map(|f| Finding::error(format!("{}: {f}", path.display())))
-            .collect(),
-        other => vec![Finding::error(other.to_string())],
+    crate::config::load(&layout.config_file).map_err(|e| {
+        let missing = matches!(e, crate::config::ConfigError::NotFound { .. });
+        let mut findings: Vec<Finding> = match e {
+            crate::config::ConfigError::Invalid { path, errors } => errors
+                .into_iter()
+                .map(|f| Finding::error(format!("{}: {f}", path.display())))
+                .collect(),
+            other => vec![Finding::error(super::chain(&other))],
+        };
+        if !missing || !super::broken::backups(layout).is_empty() {
+            findings.push(Finding::warning(format!(
+                "to repair the configuration: {}",
+                super::broken::restore_hint(layout)
+            )));
+        }
+        findings
     })
 }
 
@@ -72,27 +83,27 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
     let mut findings = Vec::new();
     let paths = layout.storage_paths(&config.paths);
     match storage::storage_owner(layout).and_then(|owner| storage::ensure_storages(&paths, owner)) {
-        Err(e) => findings.push(Finding::error(e.to_string())),
+        Err(e) => findings.push(Finding::error(super::chain(&e))),
         Ok(()) => {
             for dir in [&paths.recordings, &paths.tmp_audio] {
                 if let Err(e) = storage::check_writable(dir) {
-                    findings.push(Finding::error(e.to_string()));
+                    findings.push(Finding::error(super::chain(&e)));
                 }
             }
             if let Err(e) =
                 storage::free_space_ok(&paths.recordings, config.retention.min_free_space_mb)
             {
-                findings.push(Finding::error(e.to_string()));
+                findings.push(Finding::error(super::chain(&e)));
             }
             match crate::store::metadata::MetadataStore::open(&paths.db_metadata) {
-                Err(e) => findings.push(Finding::error(e.to_string())),
+                Err(e) => findings.push(Finding::error(super::chain(&e))),
                 Ok(store) => {
                     drop(store);
                     findings.extend(audit_findings(layout, &config));
                 }
             }
             if let Err(e) = storage::hand_over_db_to_service(layout, &paths.db_metadata) {
-                findings.push(Finding::error(e.to_string()));
+                findings.push(Finding::error(super::chain(&e)));
             }
         }
     }
@@ -103,7 +114,7 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
         Ok(_) => findings.push(Finding::warning(
             "the system clock is not synchronised: file times may be wrong until it is (connect to a network with NTP, or add an RTC module)",
         )),
-        Err(e) => findings.push(Finding::warning(format!("cannot tell whether the clock is synchronised: {e}"))),
+        Err(e) => findings.push(Finding::warning(format!("cannot tell whether the clock is synchronised: {}", super::chain(&e)))),
     }
     if !units_installed(layout) {
         let fix = match layout.mode {
@@ -188,8 +199,9 @@ fn microphone_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
     ) {
         Ok(_) => Vec::new(),
         Err(e) => vec![Finding::error(format!(
-            "microphone {:?}: {e}; run `acoupi devices` to see what is connected",
-            mic.device_name
+            "microphone {:?}: {}; run `acoupi devices` to see what is connected",
+            mic.device_name,
+            super::chain(&e)
         ))],
     }
 }
@@ -208,8 +220,8 @@ fn messaging_findings(layout: &Layout, config: &Config, paths: &StoragePaths) ->
     match crate::daemon::messaging::open_outbox(layout, paths, messaging) {
         Err(e) => findings.push(Finding::error(format!("{e:#}"))),
         Ok(outbox) => match storage::hand_over_db_to_service(layout, outbox.path())
-            .map_err(|e| e.to_string())
-            .and_then(|()| outbox.stats().map_err(|e| e.to_string()))
+            .map_err(|e| super::chain(&e))
+            .and_then(|()| outbox.stats().map_err(|e| super::chain(&e)))
         {
             Ok(stats) if stats.failed_permanent > 0 => findings.push(Finding::warning(format!(
                 "{} message(s) in {} were rejected for good by a receiver: see `journalctl -u acoupi` for the reason",
@@ -220,6 +232,8 @@ fn messaging_findings(layout: &Layout, config: &Config, paths: &StoragePaths) ->
             Err(e) => findings.push(Finding::error(e)),
         },
     }
+    // The messengers' errors name the failed step and its fix themselves (their causes,
+    // resolver texts among them, vary by system and would follow the fix).
     if let Some(mqtt) = &messaging.mqtt {
         let device =
             device_id::device_id(&SysRoot::default()).map_or_else(|_| "acoupi".into(), |d| d.id);

@@ -192,16 +192,8 @@ fn reload_running(layout: &Layout) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The pid in `path` if that process exists.
+/// The pid in `path` if that process exists and is an acoupi process: a stale file may
+/// name a pid reused by another program (see `system::process`).
 fn running_pid(path: &Path) -> Option<nix::unistd::Pid> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let raw: i32 = text.trim().parse().ok().filter(|p| *p > 0)?;
-    let pid = nix::unistd::Pid::from_raw(raw);
-    // A stale file may name a pid reused by another program: only signal an acoupi.
-    let comm = std::fs::read_to_string(format!("/proc/{raw}/comm")).ok()?;
-    if !comm.trim().starts_with("acoupi") {
-        return None;
-    }
-    // Signal 0 checks existence without disturbing the process.
-    nix::sys::signal::kill(pid, None).ok().map(|()| pid)
+    crate::system::process::pid_from_file(path, None)
 }

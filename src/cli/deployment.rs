@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 
 use super::check::{self, Severity};
-use super::{status, style, Refused};
+use super::{broken, out, status, style, Refused};
 use crate::config::validate::{validate_latitude, validate_longitude};
 use crate::store::metadata::MetadataStore;
 use crate::store::StoreError;
@@ -54,10 +54,14 @@ pub struct StartArgs {
     /// Queue the service start and return at once (for use from a boot-time unit).
     #[arg(long)]
     pub no_block: bool,
-    /// Seconds to wait for both services to report ready.
-    #[arg(long, default_value_t = 60)]
+    /// Seconds to wait for both services to report ready (at most 3600).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_S))]
     pub timeout: u64,
 }
+
+/// The longest `--timeout` for `deployment start`: the services report ready within
+/// seconds, and a bounded wait cannot overflow a deadline (`u64::MAX` seconds did).
+pub const MAX_TIMEOUT_S: u64 = 3600;
 
 /// Options of `deployment status`.
 #[derive(Debug, Args)]
@@ -130,19 +134,29 @@ fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<()> {
         Some(site.longitude),
         Timestamp::now(),
     )?;
-    println!("Starting deployment {:?}...", deployment.name);
-    // Run as root (sudo, or the boot-time import), this may have just created the
-    // database: the services run as the acoupi user and must be able to write it.
-    storage::hand_over_db(&paths.db_metadata, owner)?;
-    if let Err(e) = bring_up(layout, &systemctl, &args) {
+    // From here on every failure rolls back to "not deployed": the row exists, and
+    // units may be enabled or started. Progress lines are notes, so a closed stdout
+    // cannot stop a start half way.
+    let brought_up = (|| {
+        out::note(format_args!("Starting deployment {:?}...", deployment.name));
+        // Run as root (sudo, or the boot-time import), this may have just created the
+        // database: the services run as the acoupi user and must be able to write it.
+        storage::hand_over_db(&paths.db_metadata, owner)?;
+        bring_up(layout, &systemctl, &args)
+    })();
+    if let Err(e) = brought_up {
         roll_back(&systemctl, &mut store);
         return Err(
             e.context("starting the deployment failed; it was rolled back (nothing is deployed)")
         );
     }
-    println!("{}", style::green("Deployment started."));
+    out::note(format_args!("{}", style::green("Deployment started.")));
     if !args.no_block {
-        print!("{}", status::render_status(&status::collect_status(layout)));
+        // The deployment is up: a lost status display is no reason to exit non-zero.
+        let _ = out::write(format_args!(
+            "{}",
+            status::render_status(&status::collect_status(layout))
+        ));
     }
     Ok(())
 }
@@ -165,7 +179,9 @@ fn bring_up(layout: &Layout, systemctl: &Systemctl, args: &StartArgs) -> anyhow:
         return Ok(());
     }
     systemctl.start(&UNITS, Wait::Block)?;
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    // `checked_add`: an `Instant` overflow panics; the parser bounds the timeout, and a
+    // deadline past the clock's end simply never comes.
+    let deadline = Instant::now().checked_add(Duration::from_secs(args.timeout));
     loop {
         let states: Vec<UnitState> = UNITS
             .iter()
@@ -181,7 +197,7 @@ fn bring_up(layout: &Layout, systemctl: &Systemctl, args: &StartArgs) -> anyhow:
         {
             bail!("{unit} is {}: see `journalctl -u {unit}`", state.as_str());
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             bail!(
                 "the services did not report ready within {} s ({}): see `journalctl -u acoupi`",
                 args.timeout,
@@ -212,7 +228,20 @@ fn roll_back(systemctl: &Systemctl, store: &mut MetadataStore) {
 }
 
 fn stop(layout: &Layout) -> anyhow::Result<()> {
-    let config = crate::config::load(&layout.config_file)?;
+    // A configuration broken on disk must not make a running deployment unstoppable:
+    // its row is found at the last known storages (see `broken`).
+    let config = match crate::config::load(&layout.config_file) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!(
+                "{} the configuration does not load ({}); stopping the deployment recorded at the last known storages. To repair the configuration: {}",
+                style::yellow("warning:"),
+                super::chain(&e),
+                broken::restore_hint(layout)
+            );
+            broken::last_known_config(layout)
+        }
+    };
     let paths = layout.storage_paths(&config.paths);
     let not_deployed = || {
         Refused(

@@ -3,9 +3,32 @@
 //! Every command is a function returning `anyhow::Result`; only `main` prints the error
 //! and chooses the exit code: 0 success, 1 refused or a check failed ([`Refused`]),
 //! 2 a usage, configuration or system error.
+//!
+//! Inside `cli/`, `println!` and `print!` are the macros defined here (see [`out`]): they
+//! return a write error with `?` instead of panicking on a closed or full stdout.
+
+/// `println!` for the CLI: writes through [`out::write`] and returns its error with `?`.
+macro_rules! println {
+    () => {
+        $crate::cli::out::write(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// `print!` for the CLI: writes through [`out::write`] and returns its error with `?`.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!($($arg)*))?
+    };
+}
+
+pub mod out;
 
 pub mod audit;
 pub mod boot_import;
+pub mod broken;
 pub mod check;
 pub mod config;
 pub mod deployment;
@@ -60,6 +83,24 @@ pub enum Command {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
+
+/// `e` and every cause below it, joined by `: ` as anyhow's `{:#}` does, for messages
+/// built from a library error (a finding, a status line, the boot error file): the
+/// top-level text alone ("reading …/acoupi.ron") hides what went wrong.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        // Some errors repeat their source's text in their own; say it once.
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
 
 /// `--version` text: what this binary is, for a field report months later.
 pub fn version_text() -> String {

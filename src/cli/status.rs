@@ -9,7 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{check, style};
+use super::{broken, check, style};
 use crate::config::schema::Program;
 use crate::daemon::control;
 use crate::schedule::{parse_time_zone, Location, Schedule};
@@ -93,8 +93,10 @@ pub struct Workers {
 pub struct ProgramStatus {
     /// `ok` or `unhealthy`.
     pub status: String,
-    /// The first problem, when unhealthy.
+    /// The first problem, when unhealthy, with its causes.
     pub problem: Option<String>,
+    /// What to do about it, when there is something specific to say.
+    pub fix: Option<String>,
     /// The connected program's outbox, once messages.db exists.
     pub messages: Option<MessagesStatus>,
 }
@@ -193,48 +195,57 @@ pub fn collect_status(layout: &Layout) -> Status {
         },
     };
     let (program, deployment) = match check::config_findings(layout) {
-        Err(findings) => (
-            ProgramStatus {
+        // A broken file on disk does not stop a running deployment (the recorder keeps
+        // what it loaded): show the deployment metadata.db holds, from the last known
+        // storages, and say how to get the configuration back.
+        Err(findings) => {
+            let config = broken::last_known_config(layout);
+            let paths = layout.storage_paths(&config.paths);
+            let problem = findings.first().map_or_else(
+                || "the configuration is broken".to_string(),
+                |f| format!("the configuration is broken: {}", f.message),
+            );
+            let program = ProgramStatus {
                 status: "unhealthy".into(),
-                problem: findings.first().map(|f| f.message.clone()),
+                problem: Some(problem),
+                fix: Some(broken::restore_hint(layout)),
                 messages: None,
-            },
-            inactive(),
-        ),
+            };
+            let deployment = match deployment_section(layout, &config, &paths) {
+                Ok(d) => d,
+                Err(_) => DeploymentStatus {
+                    status: "unknown".into(),
+                    ..inactive()
+                },
+            };
+            (program, deployment)
+        }
         Ok(config) => {
             let paths = layout.storage_paths(&config.paths);
-            let ok = ProgramStatus {
-                status: "ok".into(),
-                problem: None,
-                messages: messages_status(layout, &config, &paths),
-            };
-            // A quick check keeps status fast; start-up and `acoupi check` do the full one.
-            let sections =
-                match MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)
-                    .and_then(|s| s.active_deployment().map(|d| (s, d)))
-                {
-                    Ok((store, Some(d))) => {
-                        (ok, active_status(&store, &d, &config, &paths.recordings))
-                    }
-                    // No storages yet: nothing was ever deployed.
-                    Ok((_, None)) | Err(StoreError::ParentMissing { .. }) => (ok, inactive()),
-                    // A damaged or unreadable metadata.db must not read as "not deployed".
-                    Err(e) => (
-                        ProgramStatus {
-                            status: "unhealthy".into(),
-                            problem: Some(e.to_string()),
-                            messages: None,
-                        },
-                        DeploymentStatus {
-                            status: "unknown".into(),
-                            ..inactive()
-                        },
-                    ),
-                };
-            // Opened as root, SQLite may have made `-wal`/`-shm` files the services
-            // could not write: they go to the service user, as after `check`.
-            let _ = storage::hand_over_db_to_service(layout, &paths.db_metadata);
-            sections
+            match deployment_section(layout, &config, &paths) {
+                Ok(deployment) => (
+                    ProgramStatus {
+                        status: "ok".into(),
+                        problem: None,
+                        fix: None,
+                        messages: messages_status(layout, &config, &paths),
+                    },
+                    deployment,
+                ),
+                // A damaged or unreadable metadata.db must not read as "not deployed".
+                Err(problem) => (
+                    ProgramStatus {
+                        status: "unhealthy".into(),
+                        problem: Some(problem),
+                        fix: None,
+                        messages: None,
+                    },
+                    DeploymentStatus {
+                        status: "unknown".into(),
+                        ..inactive()
+                    },
+                ),
+            }
         }
     };
     Status {
@@ -243,6 +254,32 @@ pub fn collect_status(layout: &Layout) -> Status {
         program,
         deployment,
     }
+}
+
+/// The deployment section from metadata.db; `Err` says why the database cannot be read
+/// (with its causes).
+fn deployment_section(
+    layout: &Layout,
+    config: &crate::config::schema::Config,
+    paths: &StoragePaths,
+) -> Result<DeploymentStatus, String> {
+    // Status never creates a database (opening a missing one would): none, no deployment.
+    if !paths.db_metadata.exists() {
+        return Ok(inactive());
+    }
+    // A quick check keeps status fast; start-up and `acoupi check` do the full one.
+    let section = match MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)
+        .and_then(|s| s.active_deployment().map(|d| (s, d)))
+    {
+        Ok((store, Some(d))) => Ok(active_status(&store, &d, config, &paths.recordings)),
+        // No storages yet: nothing was ever deployed.
+        Ok((_, None)) | Err(StoreError::ParentMissing { .. }) => Ok(inactive()),
+        Err(e) => Err(super::chain(&e)),
+    };
+    // Opened as root, SQLite may have made `-wal`/`-shm` files the services could not
+    // write: they go to the service user, as after `check`.
+    let _ = storage::hand_over_db_to_service(layout, &paths.db_metadata);
+    section
 }
 
 fn health_word(h: control::WorkerHealth) -> &'static str {
@@ -356,7 +393,14 @@ pub fn render_status(s: &Status) -> String {
     field(&mut out, "status", &s.program.status);
     if let Some(p) = &s.program.problem {
         field(&mut out, "problem", p);
-        field(&mut out, "fix", "run `acoupi check` for details");
+        field(
+            &mut out,
+            "fix",
+            s.program
+                .fix
+                .as_deref()
+                .unwrap_or("run `acoupi check` for details"),
+        );
     }
     if let Some(m) = &s.program.messages {
         let last = m

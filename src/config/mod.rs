@@ -41,6 +41,17 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is a symbolic link to a file outside its own directory: it may be any
+    /// file on the system (`/etc/shadow`), so it is neither read nor quoted.
+    #[error("{} is a symbolic link to {}, outside {}: acoupi does not read configurations kept elsewhere; replace the link with the file itself (`acoupi config import FILE`)", path.display(), target.display(), dir.display())]
+    Foreign {
+        /// The link.
+        path: PathBuf,
+        /// What it resolves to.
+        target: PathBuf,
+        /// The directory the configuration must stay in.
+        dir: PathBuf,
+    },
     /// The file is not valid RON for the schema.
     #[error("{}:{line}:{column}: {message}", path.display())]
     Parse {
@@ -104,6 +115,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// `acoupi config get`/`set`, which must be able to show and repair a file whose values
 /// no longer validate.
 pub fn read(path: &Path) -> Result<Config, ConfigError> {
+    refuse_foreign_link(path)?;
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -119,6 +131,33 @@ pub fn read(path: &Path) -> Result<Config, ConfigError> {
         }
     };
     parse(&text, path)
+}
+
+/// Refuses a configuration that is a symbolic link resolving outside the directory it
+/// is in. The CLI runs as root and quotes what it cannot parse: a link to a secret (put
+/// there by whoever can write the configuration folder) would print the secret. A link
+/// within the folder (to `acoupi.ron.last-good`, say) is fine; a dangling one reads as
+/// missing.
+fn refuse_foreign_link(path: &Path) -> Result<(), ConfigError> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(());
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let (Ok(target), Ok(dir)) = (std::fs::canonicalize(path), std::fs::canonicalize(parent)) else {
+        return Ok(());
+    };
+    if target.parent() == Some(dir.as_path()) {
+        return Ok(());
+    }
+    Err(ConfigError::Foreign {
+        path: path.to_path_buf(),
+        target,
+        dir,
+    })
 }
 
 /// Parses RON text without validating it; `path` only names the source in errors.
@@ -199,6 +238,11 @@ fn describe_ron_error(code: &ron::Error) -> String {
             } else {
                 format!("field `{field}` is given twice in {section}")
             }
+        }
+        // The first thing in the file is not `(` or `Config(`: whatever it is (a word of
+        // another program's file) is not repeated, in case that file holds a secret.
+        ron::Error::ExpectedDifferentStructName { .. } => {
+            "this is not an acoupi configuration: it must start with `(` (see `acoupi config example`)".into()
         }
         other => lowercase_first(&other.to_string()),
     }

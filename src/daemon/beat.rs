@@ -21,7 +21,7 @@ use crate::store::metadata::MetadataStore;
 use crate::system::layout::Layout;
 use crate::system::metrics::Metrics;
 use crate::system::systemd::Systemctl;
-use crate::system::{clock, sysroot::SysRoot};
+use crate::system::{clock, process, sysroot::SysRoot};
 
 /// Consecutive unhealthy beats before the recorder is restarted.
 pub const UNHEALTHY_BEATS: u32 = 3;
@@ -225,36 +225,49 @@ impl Supervisor {
     }
 }
 
+/// Restarts a stuck recorder: `systemctl restart`, else (refused to the unprivileged
+/// beat) SIGKILL to the recorder for `Restart=always` to bring it back. The pid killed
+/// must be an `acoupi run` process, whether systemd's `MainPID` or the pid file's (a
+/// stale pid file once named an unrelated process, which was killed).
 fn restart_recorder(layout: &Layout) {
     tracing::warn!(
         beats = UNHEALTHY_BEATS,
         "the recorder has been unhealthy for several heartbeats: restarting acoupi.service"
     );
-    let Err(e) = Systemctl::new(layout.mode).restart(&["acoupi.service"]) else {
+    let systemctl = Systemctl::new(layout.mode);
+    let Err(e) = systemctl.restart(&["acoupi.service"]) else {
         return;
     };
     // The beat runs as the unprivileged acoupi user, which systemd (without a polkit
     // rule) does not let restart a system service. It may signal its own user's
     // processes, though: SIGKILL ends the recorder and `Restart=always` brings it back.
     tracing::warn!(error = %e, "systemctl restart refused; killing the recorder for systemd to restart it");
-    let pid = std::fs::read_to_string(layout.pid_file())
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok());
-    match pid {
+    if systemctl.kill_main(&["acoupi.service"], "SIGKILL").is_ok() {
+        return;
+    }
+    match recorder_pid(layout, &systemctl) {
         Some(pid) => {
-            let killed = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            if let Err(e) = killed {
-                tracing::error!(pid, error = %e, "killing the recorder failed");
+            if let Err(e) = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL) {
+                tracing::error!(pid = pid.as_raw(), error = %e, "killing the recorder failed");
             }
         }
         None => tracing::error!(
             pid_file = %layout.pid_file().display(),
-            "no recorder pid to kill; cannot restart it"
+            "no running `acoupi run` process found (systemd names none and the pid file is missing or stale); cannot restart the recorder"
         ),
     }
+}
+
+/// The recorder's pid: systemd's `MainPID` first, else the pid file, each only when it
+/// names an `acoupi run` process.
+fn recorder_pid(layout: &Layout, systemctl: &Systemctl) -> Option<nix::unistd::Pid> {
+    let from_systemd = systemctl
+        .main_pid("acoupi.service")
+        .ok()
+        .flatten()
+        .map(nix::unistd::Pid::from_raw)
+        .filter(|pid| process::is_acoupi(*pid, Some("run")));
+    from_systemd.or_else(|| process::pid_from_file(&layout.pid_file(), Some("run")))
 }
 
 #[cfg(test)]

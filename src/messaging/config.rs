@@ -54,17 +54,23 @@ pub const SECRET_FIELDS: &[&str] = &["password", "bearer_token"];
 /// Replaces every non-null value of a secret field (see [`SECRET_FIELDS`]) in a
 /// serialized configuration by `********`, for `config get` and logs.
 pub fn mask_secrets(value: &mut serde_json::Value) {
+    replace_secrets(value, MASK);
+}
+
+/// Replaces every non-null value of a secret field in a serialized configuration by
+/// `with` (e.g. a note saying where the real value is kept).
+pub fn replace_secrets(value: &mut serde_json::Value, with: &str) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map.iter_mut() {
                 if SECRET_FIELDS.contains(&key.as_str()) && !v.is_null() {
-                    *v = serde_json::Value::String(MASK.to_owned());
+                    *v = serde_json::Value::String(with.to_owned());
                 } else {
-                    mask_secrets(v);
+                    replace_secrets(v, with);
                 }
             }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| replace_secrets(v, with)),
         _ => {}
     }
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod device_id;
 pub mod layout;
 pub mod metrics;
+pub mod process;
 pub mod storage;
 pub mod sysroot;
 pub mod systemd;

@@ -350,6 +350,27 @@ impl Systemctl {
         self.run(&Self::with_units("restart", &[], units)).map(drop)
     }
 
+    /// Sends `signal` (e.g. `SIGKILL`) to the main process of each unit only; systemd
+    /// knows that pid for certain, where a pid file may be stale.
+    pub fn kill_main(&self, units: &[&str], signal: &str) -> Result<(), SystemctlError> {
+        let signal = format!("--signal={signal}");
+        self.run(&Self::with_units(
+            "kill",
+            &["--kill-whom=main", signal.as_str()],
+            units,
+        ))
+        .map(drop)
+    }
+
+    /// The unit's main pid (`MainPID`), `None` when it has none (not running) or systemd
+    /// did not say.
+    pub fn main_pid(&self, unit: &str) -> Result<Option<i32>, SystemctlError> {
+        let p = self.show(unit, &["MainPID"])?;
+        Ok(p.get("MainPID")
+            .and_then(|v| v.trim().parse().ok())
+            .filter(|pid| *pid > 0))
+    }
+
     /// Makes systemd re-read unit files (after writing or changing them).
     pub fn daemon_reload(&self) -> Result<(), SystemctlError> {
         self.run(&["daemon-reload"]).map(drop)
