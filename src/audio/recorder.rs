@@ -525,6 +525,7 @@ impl Stream<'_> {
                     channels: cfg.channels,
                     bit_depth: cfg.bit_depth,
                     time_expansion: cfg.time_expansion,
+                    start_approximate: false,
                 }));
             }
             Err(e) => {

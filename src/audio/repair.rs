@@ -1,33 +1,55 @@
 //! Start-up repair of `*.wav.part` files a crash or power loss left in the temporary
-//! directory: fix the header sizes from the file length and keep the file, or delete it
-//! when it holds less than one period of audio.
+//! directory: fix the header sizes from the file length, write the GUANO chunk the writer
+//! would have written, and keep the file. Every whole frame that reached the disk is kept;
+//! only a file with none (empty, or a header cut short) is removed, as there is nothing in
+//! it to keep.
+//!
+//! The start of a recording comes from its name (`YYYYMMDD_HHMMSS_mmm`, UTC), else from a
+//! GUANO `Timestamp` a crash after `finish` left, else from the file's modification time
+//! (the last write) minus its length; that last one is only approximate and the outcome
+//! says so, so the row is stored as not clock-synchronised. Never 1970.
 //!
 //! It works on files [`super::wav::WavWriter`] wrote; it does not register anything (the
 //! daemon stores what is returned).
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
-use super::guano;
+use super::guano::{self, Guano};
 use super::wav::{self, WavError, PART_SUFFIX};
 use super::FinishedFile;
+
+/// What the writer would have put in the GUANO chunk that the recording itself cannot
+/// tell: the daemon fills it from the configuration and the active deployment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GuanoContext {
+    /// `Model`: the capture device.
+    pub model: String,
+    /// `Serial`: the recorder's device id.
+    pub serial: Option<String>,
+    /// `Loc Position` (latitude, longitude).
+    pub position: Option<(f64, f64)>,
+    /// `Acoupi|Deployment Name`.
+    pub deployment_name: Option<String>,
+}
 
 /// What happened to one leftover `.part` file.
 #[derive(Debug)]
 pub enum RepairOutcome {
-    /// Header fixed and renamed to `.wav`. `samplerate` and `time_expansion` come from the
-    /// GUANO chunk when the crash left one, else the header rate and 1.
+    /// Header fixed, GUANO chunk written (or kept) and renamed to `.wav`. `samplerate`
+    /// and `time_expansion` come from the GUANO chunk when the crash left one, else the
+    /// header rate and 1.
     Recovered(FinishedFile),
-    /// Deleted: fewer complete frames than the minimum.
+    /// Removed: not one whole frame of audio in it (empty, or a header cut short).
     Deleted {
         /// The removed `.part`.
         path: PathBuf,
-        /// Complete frames it held.
-        frames: u64,
+        /// Its size in bytes.
+        bytes: u64,
     },
     /// Left in place because it could not be read or fixed.
     Failed {
@@ -38,9 +60,9 @@ pub enum RepairOutcome {
     },
 }
 
-/// Repairs every `*.wav.part` in `dir` (not recursive). Files with fewer than
-/// `min_frames` complete frames are deleted. Each case is logged and returned.
-pub fn repair_tmp_dir(dir: &Path, min_frames: u64) -> Vec<RepairOutcome> {
+/// Repairs every `*.wav.part` in `dir` (not recursive). Files without a whole frame are
+/// removed. Each case is logged and returned.
+pub fn repair_tmp_dir(dir: &Path, context: &GuanoContext) -> Vec<RepairOutcome> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -55,7 +77,7 @@ pub fn repair_tmp_dir(dir: &Path, min_frames: u64) -> Vec<RepairOutcome> {
     parts.sort();
     let outcomes: Vec<RepairOutcome> = parts
         .into_iter()
-        .map(|p| match repair_one(&p, min_frames) {
+        .map(|p| match repair_one(&p, context) {
             Ok(o) => o,
             Err(error) => RepairOutcome::Failed { path: p, error },
         })
@@ -63,10 +85,10 @@ pub fn repair_tmp_dir(dir: &Path, min_frames: u64) -> Vec<RepairOutcome> {
     for o in &outcomes {
         match o {
             RepairOutcome::Recovered(f) => {
-                tracing::info!(path = ?f.path, frames = f.frames, "recovered a partly written recording")
+                tracing::info!(path = ?f.path, frames = f.frames, start = %f.start, approximate = f.start_approximate, "recovered a partly written recording")
             }
-            RepairOutcome::Deleted { path, frames } => {
-                tracing::info!(path = ?path, frames, "deleted a too short partly written recording")
+            RepairOutcome::Deleted { path, bytes } => {
+                tracing::info!(path = ?path, bytes, "removed a partly written recording without a whole frame: nothing to keep")
             }
             RepairOutcome::Failed { path, error } => {
                 tracing::warn!(path = ?path, error = %error, "could not repair a partly written recording")
@@ -91,8 +113,31 @@ fn start_from_name(stem: &str) -> Option<Timestamp> {
     jiff::tz::TimeZone::UTC.to_timestamp(dt).ok()
 }
 
+/// The start of a recording whose name holds no time: its GUANO `Timestamp` (exact), else
+/// its last write (`mtime`) minus its length (approximate). Returns the instant and
+/// whether it is approximate.
+fn start_otherwise(
+    guano_text: Option<&str>,
+    mtime: Option<Timestamp>,
+    frames: u64,
+    samplerate: u32,
+) -> (Timestamp, bool) {
+    let from_guano = guano_text.and_then(|text| {
+        let fields = guano::parse(text);
+        let (_, v) = fields.iter().find(|(k, _)| k == "Timestamp")?;
+        // Written as `2026-11-26T03:49:07.123+00:00`.
+        v.parse::<Timestamp>().ok()
+    });
+    if let Some(t) = from_guano {
+        return (t, false);
+    }
+    let length = SignedDuration::from_secs_f64(frames as f64 / f64::from(samplerate.max(1)));
+    let end = mtime.unwrap_or_else(Timestamp::now);
+    (end.checked_sub(length).unwrap_or(end), true)
+}
+
 /// The GUANO text after the data chunk, when a complete chunk is there.
-fn read_guano(file: &std::fs::File, h: &wav::Parsed, len: u64) -> std::io::Result<Option<String>> {
+fn read_guano(file: &File, h: &wav::Parsed, len: u64) -> std::io::Result<Option<String>> {
     let guano_at = h.data_at + h.data_bytes + (h.data_bytes & 1);
     if h.data_bytes == 0 || guano_at + 8 > len {
         return Ok(None);
@@ -124,6 +169,27 @@ fn rate_and_te(h: &wav::Parsed, guano_text: Option<&str>) -> (u32, f64) {
     )
 }
 
+/// The file's modification time: when its last bytes were written.
+fn mtime(file: &File) -> Option<Timestamp> {
+    let t = file.metadata().ok()?.modified().ok()?;
+    Timestamp::try_from(t).ok()
+}
+
+/// True for what a crash leaves of the header [`wav::WavWriter`] begins with: nothing, or
+/// a prefix of `RIFF....WAVE` shorter than a whole header. Anything else that does not
+/// parse is someone else's file and is left alone.
+fn is_cut_header(head: &[u8], len: u64) -> bool {
+    if len == 0 {
+        return true;
+    }
+    if len >= 68 {
+        return false;
+    }
+    let n = head.len().min(4);
+    let riff = head[..n] == b"RIFF"[..n];
+    riff && (head.len() < 12 || &head[8..12] == b"WAVE")
+}
+
 /// Reads a finished `*.wav` back from its header (and GUANO chunk): the daemon registers
 /// files a crash left without a database row.
 pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
@@ -134,7 +200,7 @@ pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
             source,
         }
     };
-    let mut file = std::fs::File::open(path).map_err(io("opening"))?;
+    let mut file = File::open(path).map_err(io("opening"))?;
     let len = file.metadata().map_err(io("reading size of"))?.len();
     let mut head = vec![0u8; 128.min(len as usize)];
     file.read_exact(&mut head).map_err(io("reading"))?;
@@ -145,18 +211,24 @@ pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
         .file_stem()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let frames = h.data_bytes / h.block_align;
+    let (start, start_approximate) = match start_from_name(&stem) {
+        Some(t) => (t, false),
+        None => start_otherwise(guano_text.as_deref(), mtime(&file), frames, samplerate),
+    };
     Ok(FinishedFile {
         path: path.to_path_buf(),
-        start: start_from_name(&stem).unwrap_or(Timestamp::UNIX_EPOCH),
-        frames: h.data_bytes / h.block_align,
+        start,
+        frames,
         samplerate,
         channels: h.channels,
         bit_depth: h.bit_depth,
         time_expansion,
+        start_approximate,
     })
 }
 
-fn repair_one(part: &Path, min_frames: u64) -> Result<RepairOutcome, WavError> {
+fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavError> {
     let io = |what| {
         move |source| WavError::Io {
             what,
@@ -170,9 +242,22 @@ fn repair_one(part: &Path, min_frames: u64) -> Result<RepairOutcome, WavError> {
         .open(part)
         .map_err(io("opening"))?;
     let len = file.metadata().map_err(io("reading size of"))?.len();
+    // Taken before anything is written: the repair itself would move it to now.
+    let last_write = mtime(&file);
     let mut head = vec![0u8; 128.min(len as usize)];
     file.read_exact(&mut head).map_err(io("reading"))?;
-    let h = wav::parse_header(part, &head)?;
+    let remove = || -> Result<RepairOutcome, WavError> {
+        std::fs::remove_file(part).map_err(io("removing"))?;
+        Ok(RepairOutcome::Deleted {
+            path: part.to_path_buf(),
+            bytes: len,
+        })
+    };
+    let h = match wav::parse_header(part, &head) {
+        Ok(h) => h,
+        Err(_) if is_cut_header(&head, len) => return remove(),
+        Err(e) => return Err(e),
+    };
     let available = len.saturating_sub(h.data_at);
 
     // A header whose data size points at a complete GUANO chunk was written by `finish`
@@ -183,24 +268,51 @@ fn repair_one(part: &Path, min_frames: u64) -> Result<RepairOutcome, WavError> {
         None => available / h.block_align * h.block_align,
     };
     let frames = data_bytes / h.block_align;
-    if frames < min_frames {
-        std::fs::remove_file(part).map_err(io("deleting"))?;
-        return Ok(RepairOutcome::Deleted {
-            path: part.to_path_buf(),
-            frames,
-        });
+    if frames == 0 {
+        return remove();
     }
 
     let (samplerate, time_expansion) = rate_and_te(&h, guano_text.as_deref());
+    let name = part
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.trim_end_matches(PART_SUFFIX).to_string();
+    let (start, start_approximate) = match start_from_name(&stem) {
+        Some(t) => (t, false),
+        None => start_otherwise(guano_text.as_deref(), last_write, frames, samplerate),
+    };
     let trailer = match &guano_text {
         Some(text) => {
             let glen = text.len() as u64;
             8 + glen + (glen & 1)
         }
         None => {
-            file.set_len(h.data_at + data_bytes)
-                .map_err(io("truncating"))?;
-            0
+            // The chunk `finish` would have written, with the length that survived.
+            let text = Guano {
+                timestamp: start,
+                position: context.position,
+                samplerate,
+                length_seconds: frames as f64 / f64::from(samplerate.max(1)),
+                model: context.model.clone(),
+                serial: context.serial.clone(),
+                original_filename: format!("{stem}.wav"),
+                time_expansion,
+                deployment_name: context.deployment_name.clone(),
+            }
+            .to_text();
+            let chunk = wav::guano_chunk(data_bytes, &text);
+            let end = h.data_at + data_bytes;
+            file.set_len(end).map_err(io("truncating"))?;
+            match file.write_all_at(&chunk, end) {
+                Ok(()) => chunk.len() as u64 - (data_bytes & 1),
+                Err(e) => {
+                    // As in `finish`: the audio matters more than its metadata.
+                    tracing::warn!(path = ?part, error = %e, "GUANO chunk left out of a repaired recording");
+                    file.set_len(end).map_err(io("truncating"))?;
+                    0
+                }
+            }
         }
     };
     let riff = (h.data_at - 8 + data_bytes + (data_bytes & 1) + trailer).min(u64::from(u32::MAX));
@@ -213,21 +325,17 @@ fn repair_one(part: &Path, min_frames: u64) -> Result<RepairOutcome, WavError> {
     .map_err(io("writing header of"))?;
     file.sync_all().map_err(io("syncing"))?;
 
-    let name = part
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.trim_end_matches(PART_SUFFIX).to_string();
     let done = part.with_file_name(format!("{stem}.wav"));
     std::fs::rename(part, &done).map_err(io("renaming"))?;
     Ok(RepairOutcome::Recovered(FinishedFile {
         path: done,
-        start: start_from_name(&stem).unwrap_or(Timestamp::UNIX_EPOCH),
+        start,
         frames,
         samplerate,
         channels: h.channels,
         bit_depth: h.bit_depth,
         time_expansion,
+        start_approximate,
     }))
 }
 
@@ -271,7 +379,7 @@ mod tests {
         bytes.extend_from_slice(&[1, 2, 3]);
         std::fs::write(&part, bytes).unwrap();
 
-        let out = repair_tmp_dir(dir.path(), 800);
+        let out = repair_tmp_dir(dir.path(), &GuanoContext::default());
         assert_eq!(out.len(), 1);
         let f = check_recovered(&out[0]);
         assert_eq!(f.frames, 12_000);
@@ -283,19 +391,175 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    #[test]
-    fn part_shorter_than_one_period_is_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut w = WavWriter::create(dir.path(), Timestamp::UNIX_EPOCH, spec()).unwrap();
-        w.write(&frames(10)).unwrap();
+    fn context() -> GuanoContext {
+        GuanoContext {
+            model: "hw:CARD=UltraMic,DEV=0".into(),
+            serial: Some("pi-1234".into()),
+            position: Some((51.5, -0.12)),
+            deployment_name: Some("wood".into()),
+        }
+    }
+
+    /// A `.part` as a crash leaves it: `n` frames written, never finished.
+    fn crashed_part(dir: &Path, start: Timestamp, n: usize) -> PathBuf {
+        let mut w = WavWriter::create(dir, start, spec()).unwrap();
+        w.write(&frames(n)).unwrap();
         let part = w.part_path().to_path_buf();
         drop(w);
-        let out = repair_tmp_dir(dir.path(), 800);
-        assert!(matches!(
-            &out[..],
-            [RepairOutcome::Deleted { frames: 10, .. }]
-        ));
+        part
+    }
+
+    /// The GUANO fields of a finished file, read back with this module's reader.
+    fn guano_of(path: &Path) -> Vec<(String, String)> {
+        let file = File::open(path).unwrap();
+        let len = file.metadata().unwrap().len();
+        let mut head = vec![0u8; 128];
+        file.read_exact_at(&mut head, 0).unwrap();
+        let h = wav::parse_header(path, &head).unwrap();
+        let text = read_guano(&file, &h, len)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no GUANO chunk in {}", path.display()));
+        guano::parse(&text)
+    }
+
+    fn field<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    // Issue 11: a `.part` shorter than one period (0.1 s) was deleted, losing real audio.
+    #[test]
+    fn issue_11_a_part_shorter_than_one_period_is_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let start: Timestamp = "2026-03-01T12:00:00.250Z".parse().unwrap();
+        let part = crashed_part(dir.path(), start, 228);
+        let out = repair_tmp_dir(dir.path(), &context());
+        let f = check_recovered(&out[0]);
+        assert_eq!(
+            (f.frames, f.start, f.start_approximate),
+            (228, start, false)
+        );
         assert!(!part.exists());
+        let bytes = std::fs::read(&f.path).unwrap();
+        assert_eq!(
+            &bytes[44..44 + 228 * 4],
+            &frames(228)[..],
+            "samples byte-exact"
+        );
+        let g = guano_of(&f.path);
+        assert_eq!(field(&g, "Length"), Some("0.028500"));
+        assert_eq!(
+            field(&g, "Timestamp"),
+            Some("2026-03-01T12:00:00.250+00:00")
+        );
+    }
+
+    // Issue 11: a crash leaves no GUANO chunk; repair writes the one `finish` writes, so a
+    // repaired file is byte for byte the file an orderly stop would have made.
+    #[test]
+    fn issue_11_repair_writes_the_guano_chunk_the_writer_writes() {
+        let (crashed, finished) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let start: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+        // 1001 frames of 4 bytes, plus a torn last frame the repair must cut.
+        let part = crashed_part(crashed.path(), start, 1001);
+        let mut torn = OpenOptions::new().append(true).open(&part).unwrap();
+        std::io::Write::write_all(&mut torn, &[9, 9]).unwrap();
+        let out = repair_tmp_dir(crashed.path(), &context());
+        let repaired = check_recovered(&out[0]);
+
+        let mut w = WavWriter::create(finished.path(), start, spec()).unwrap();
+        w.write(&frames(1001)).unwrap();
+        let c = context();
+        let (expected, _) = w
+            .finish(|name, n| Guano {
+                timestamp: start,
+                position: c.position,
+                samplerate: 8000,
+                length_seconds: n as f64 / 8000.0,
+                model: c.model.clone(),
+                serial: c.serial.clone(),
+                original_filename: name.into(),
+                time_expansion: 1.0,
+                deployment_name: c.deployment_name.clone(),
+            })
+            .unwrap();
+        assert_eq!(
+            std::fs::read(&repaired.path).unwrap(),
+            std::fs::read(&expected).unwrap()
+        );
+        let g = guano_of(&repaired.path);
+        assert_eq!(field(&g, "Length"), Some("0.125125"));
+        assert_eq!(
+            field(&g, "Timestamp"),
+            Some("2026-03-01T12:00:00.000+00:00")
+        );
+        assert_eq!(field(&g, "Acoupi|Deployment Name"), Some("wood"));
+        assert_eq!(
+            hound::WavReader::open(&repaired.path).unwrap().duration(),
+            1001
+        );
+    }
+
+    // Issue 11: a `.part` whose name holds no time was filed under 1970-01-01.
+    #[test]
+    fn issue_11_a_part_without_a_time_in_its_name_starts_at_its_last_write_less_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = crashed_part(dir.path(), Timestamp::UNIX_EPOCH, 16_000);
+        let part = dir.path().join("capture.wav.part");
+        std::fs::rename(&written, &part).unwrap();
+        // The last write 2 s (16000 frames at 8 kHz) after the first sample.
+        let last_write: Timestamp = "2026-03-01T12:00:02Z".parse().unwrap();
+        File::options()
+            .write(true)
+            .open(&part)
+            .unwrap()
+            .set_modified(
+                std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(last_write.as_second() as u64),
+            )
+            .unwrap();
+        let out = repair_tmp_dir(dir.path(), &context());
+        let f = check_recovered(&out[0]);
+        let start: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+        assert_eq!(
+            (f.start, f.start_approximate, f.frames),
+            (start, true, 16_000)
+        );
+        assert_eq!(f.path, dir.path().join("capture.wav"));
+        let g = guano_of(&f.path);
+        assert_eq!(
+            field(&g, "Timestamp"),
+            Some("2026-03-01T12:00:00.000+00:00")
+        );
+        // Registered again later (no row yet), the start comes back from GUANO.
+        let again = read_finished(&f.path).unwrap();
+        assert_eq!((again.start, again.frames), (start, 16_000));
+    }
+
+    // Issue 11: an empty `.part` (a crash right after creating it) was never removed.
+    #[test]
+    fn issue_11_parts_without_a_whole_frame_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("20260301_120000_000.wav.part");
+        std::fs::write(&empty, b"").unwrap();
+        let header_only = crashed_part(dir.path(), "2026-03-01T12:00:01Z".parse().unwrap(), 0);
+        let cut = crashed_part(dir.path(), "2026-03-01T12:00:02Z".parse().unwrap(), 0);
+        let header = std::fs::read(&cut).unwrap();
+        std::fs::write(&cut, &header[..20]).unwrap();
+        let half_frame = crashed_part(dir.path(), "2026-03-01T12:00:03Z".parse().unwrap(), 0);
+        let mut f = OpenOptions::new().append(true).open(&half_frame).unwrap();
+        std::io::Write::write_all(&mut f, &[1, 2, 3]).unwrap();
+
+        let out = repair_tmp_dir(dir.path(), &context());
+        assert_eq!(out.len(), 4);
+        for o in &out {
+            assert!(matches!(o, RepairOutcome::Deleted { .. }), "{o:?}");
+        }
+        for p in [&empty, &header_only, &cut, &half_frame] {
+            assert!(!p.exists(), "{} left behind", p.display());
+        }
     }
 
     #[test]
@@ -319,7 +583,7 @@ mod tests {
         // Simulate a crash between writing GUANO and the rename.
         let part = dir.path().join("19700101_000000_000.wav.part");
         std::fs::rename(&done, &part).unwrap();
-        let out = repair_tmp_dir(dir.path(), 1);
+        let out = repair_tmp_dir(dir.path(), &GuanoContext::default());
         let f = check_recovered(&out[0]);
         assert_eq!(
             (f.frames, f.samplerate, f.time_expansion),
@@ -333,8 +597,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.wav.part");
         std::fs::write(&p, b"not audio at all").unwrap();
-        let out = repair_tmp_dir(dir.path(), 1);
-        assert!(matches!(&out[..], [RepairOutcome::Failed { .. }]));
-        assert!(p.exists());
+        let short = dir.path().join("y.wav.part");
+        std::fs::write(&short, b"RIFX").unwrap();
+        let out = repair_tmp_dir(dir.path(), &GuanoContext::default());
+        assert!(matches!(
+            &out[..],
+            [RepairOutcome::Failed { .. }, RepairOutcome::Failed { .. }]
+        ));
+        assert!(p.exists() && short.exists());
     }
 }
