@@ -190,6 +190,24 @@ fn is_cut_header(head: &[u8], len: u64) -> bool {
     riff && (head.len() < 12 || &head[8..12] == b"WAVE")
 }
 
+/// The GUANO text of a WAV file this recorder wrote (or repaired), `None` when it has no
+/// complete GUANO chunk after its audio: what `acoupi audit` and the tests look for.
+pub fn read_guano_text(path: &Path) -> Result<Option<String>, WavError> {
+    let io = |what| {
+        move |source| WavError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let mut file = File::open(path).map_err(io("opening"))?;
+    let len = file.metadata().map_err(io("reading size of"))?.len();
+    let mut head = vec![0u8; 128.min(len as usize)];
+    file.read_exact(&mut head).map_err(io("reading"))?;
+    let h = wav::parse_header(path, &head)?;
+    read_guano(&file, &h, len).map_err(io("reading"))
+}
+
 /// Reads a finished `*.wav` back from its header (and GUANO chunk): the daemon registers
 /// files a crash left without a database row.
 pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
@@ -411,12 +429,7 @@ mod tests {
 
     /// The GUANO fields of a finished file, read back with this module's reader.
     fn guano_of(path: &Path) -> Vec<(String, String)> {
-        let file = File::open(path).unwrap();
-        let len = file.metadata().unwrap().len();
-        let mut head = vec![0u8; 128];
-        file.read_exact_at(&mut head, 0).unwrap();
-        let h = wav::parse_header(path, &head).unwrap();
-        let text = read_guano(&file, &h, len)
+        let text = read_guano_text(path)
             .unwrap()
             .unwrap_or_else(|| panic!("no GUANO chunk in {}", path.display()));
         guano::parse(&text)
