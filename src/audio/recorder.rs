@@ -10,9 +10,9 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use tokio::sync::mpsc::UnboundedSender;
@@ -71,11 +71,33 @@ pub struct RecorderConfig {
 }
 
 /// The running recorder.
-#[derive(Debug)]
 pub struct RecorderHandle {
     /// Progress counters for the watchdog.
     pub progress: Arc<Progress>,
+    recorder: Arc<Recorder>,
     join: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RecorderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecorderHandle")
+            .field("finished", &self.join.is_finished())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a stop ended (see [`RecorderHandle::stop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The thread finished the file in progress itself and ended.
+    Joined,
+    /// The thread ended abnormally (a panic); what it had written stays as a `.part`
+    /// for the next start-up's repair.
+    Panicked,
+    /// The thread was stuck inside a device call (a stalled read): the file in progress
+    /// was finished from the stopping thread and the capture thread left behind. It
+    /// writes nothing more; it ends by itself if the call ever returns.
+    TakenOver,
 }
 
 impl RecorderHandle {
@@ -87,6 +109,39 @@ impl RecorderHandle {
     /// Waits for the thread (after setting the shutdown flag, or after `ScheduleEnded`).
     pub fn join(self) -> std::thread::Result<()> {
         self.join.join()
+    }
+
+    /// Stops the thread, whose shutdown flag the caller has set, within about `wait`.
+    /// A thread that has not ended by then is stuck in a call that does not return (the
+    /// ALSA `file` plugin reading a FIFO with no writer blocks in `read(2)`, past any
+    /// `snd_pcm_wait` timeout; a hung USB device can too): the file in progress is then
+    /// finished here — header, GUANO chunk, rename, `FileFinished` — so a stop keeps
+    /// every sample that reached the disk and never waits for systemd's SIGKILL.
+    /// Blocks: call it off the async runtime.
+    pub fn stop(self, wait: Duration) -> Stopped {
+        let deadline = Instant::now() + wait;
+        while !self.join.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if self.join.is_finished() {
+            return match self.join.join() {
+                Ok(()) => Stopped::Joined,
+                Err(_) => Stopped::Panicked,
+            };
+        }
+        // Waits only for a write or a finish in progress on the capture thread: the
+        // lock is never held across a device call.
+        let mut current = self.recorder.current();
+        current.closed = true;
+        if let Some(f) = current.file.take() {
+            let model = current.model.clone();
+            drop(current);
+            tracing::warn!(path = ?f.writer.part_path(), "capture is stuck in a device call: finishing its file without it");
+            if let Err((_, e)) = self.recorder.finish_file(f, model) {
+                self.recorder.report_write_failure(e);
+            }
+        }
+        Stopped::TakenOver
     }
 }
 
@@ -108,18 +163,24 @@ pub fn spawn_recorder(
         return Err(AudioError::InvalidChannels);
     }
     let progress = Arc::new(Progress::default());
-    let mut r = Recorder {
+    let recorder = Arc::new(Recorder {
         cfg,
         planner,
         events,
         shutdown,
         progress: progress.clone(),
-    };
+        current: Mutex::new(Current::default()),
+    });
+    let r = recorder.clone();
     let join = std::thread::Builder::new()
         .name("recorder".into())
         .spawn(move || r.run())
         .map_err(AudioError::Spawn)?;
-    Ok(RecorderHandle { progress, join })
+    Ok(RecorderHandle {
+        progress,
+        recorder,
+        join,
+    })
 }
 
 struct Recorder {
@@ -128,6 +189,21 @@ struct Recorder {
     events: UnboundedSender<RecorderEvent>,
     shutdown: Arc<AtomicBool>,
     progress: Arc<Progress>,
+    /// The file being written, shared with the [`RecorderHandle`] so a stop can finish
+    /// it when this thread is stuck in a device call. std `Mutex`: the capture thread
+    /// holds it only while it writes or finishes a file, never across a device call, and
+    /// the handle takes it only at a stop that timed out.
+    current: Mutex<Current>,
+}
+
+/// The file in progress and what its GUANO chunk needs from the stream.
+#[derive(Default)]
+struct Current {
+    file: Option<OpenFile>,
+    /// The PCM name of the stream writing it (GUANO `Model`).
+    model: String,
+    /// Set when a stop took the file over: the capture thread writes nothing more.
+    closed: bool,
 }
 
 /// Why a stream ended.
@@ -172,6 +248,12 @@ struct OpenFile {
 }
 
 impl Recorder {
+    fn current(&self) -> MutexGuard<'_, Current> {
+        // A panic while holding it leaves a file that is still valid up to its last
+        // header rewrite; finishing it is the best that can be done.
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed)
     }
@@ -226,7 +308,7 @@ impl Recorder {
         }
     }
 
-    fn run(&mut self) {
+    fn run(&self) {
         let mut backoff = BACKOFF_START;
         let mut lost_since: Option<Timestamp> = None;
         while !self.stopping() {
@@ -314,9 +396,9 @@ impl Recorder {
                 rate: i128::from(self.cfg.samplerate),
             },
             pos: 0,
-            file: None,
             skip_slot: None,
         };
+        self.current().model = cap.name.clone();
         let read_err = |source| AudioError::Read {
             pcm: cap.name.clone(),
             source,
@@ -386,7 +468,6 @@ struct Stream<'a> {
     clock: StreamClock,
     /// Frames of this stream already handled.
     pos: u64,
-    file: Option<OpenFile>,
     /// A slot whose file could not be written (disk full): not retried until it ends.
     skip_slot: Option<(Timestamp, Timestamp)>,
 }
@@ -462,47 +543,90 @@ impl Stream<'_> {
     }
 
     fn record(&mut self, slot: (Timestamp, Timestamp), start: Timestamp, bytes: &[u8]) {
-        if self.file.as_ref().is_some_and(|f| f.slot != slot) {
-            self.finish();
+        let rec = self.rec;
+        let mut current = rec.current();
+        if current.closed {
+            // A stop took the file over while this thread was stuck; it is gone now.
+            tracing::warn!(
+                bytes = bytes.len(),
+                "audio read after a stop took the file over is dropped"
+            );
+            return;
+        }
+        if current.file.as_ref().is_some_and(|f| f.slot != slot) {
+            let f = current.file.take();
+            drop(current);
+            self.finish_one(f);
+            current = rec.current();
         }
         if self.skip_slot == Some(slot) {
             return;
         }
-        if self.file.is_none() {
-            match WavWriter::create(&self.rec.cfg.tmp_dir, start, self.spec()) {
+        if current.file.is_none() {
+            match WavWriter::create(&rec.cfg.tmp_dir, start, self.spec()) {
                 Ok(writer) => {
-                    self.rec.progress.set_state(RecorderState::Recording);
-                    self.file = Some(OpenFile { writer, slot });
+                    rec.progress.set_state(RecorderState::Recording);
+                    current.file = Some(OpenFile { writer, slot });
                 }
-                Err(e) => return self.write_failed(slot, e),
+                Err(e) => {
+                    drop(current);
+                    return self.write_failed(slot, e);
+                }
             }
         }
-        let Some(f) = self.file.as_mut() else { return };
+        let Some(f) = current.file.as_mut() else {
+            return;
+        };
         if let Err(e) = f.writer.write(self.conv.convert(bytes)) {
             // Keep what is written: the writer cut it back to whole frames.
-            self.finish();
+            let f = current.file.take();
+            drop(current);
+            self.finish_one(f);
             self.write_failed(slot, e);
         }
     }
 
     fn write_failed(&mut self, slot: (Timestamp, Timestamp), e: WavError) {
         self.skip_slot = Some(slot);
-        tracing::error!(error = %device::error_chain(&e), "writing a recording failed; skipping the rest of this slot");
-        let error = Arc::new(e);
-        if error.is_disk_full() {
-            self.rec.progress.set_state(RecorderState::DiskFull);
-            self.rec.emit(RecorderEvent::DiskFull { error });
-        } else {
-            self.rec.emit(RecorderEvent::WriteFailed { error });
-        }
+        self.rec.report_write_failure(e);
     }
 
     /// Finishes the open file, if any, and reports it.
     fn finish(&mut self) {
-        let Some(f) = self.file.take() else { return };
-        let cfg = &self.rec.cfg;
+        let f = self.rec.current().file.take();
+        self.finish_one(f);
+    }
+
+    fn finish_one(&mut self, f: Option<OpenFile>) {
+        let Some(f) = f else { return };
+        if let Err((slot, e)) = self.rec.finish_file(f, self.model.clone()) {
+            self.write_failed(slot, e);
+        }
+    }
+}
+
+impl Recorder {
+    /// Reports a write that failed (the capture thread also skips the rest of its slot).
+    fn report_write_failure(&self, e: WavError) {
+        tracing::error!(error = %device::error_chain(&e), "writing a recording failed; skipping the rest of this slot");
+        let error = Arc::new(e);
+        if error.is_disk_full() {
+            self.progress.set_state(RecorderState::DiskFull);
+            self.emit(RecorderEvent::DiskFull { error });
+        } else {
+            self.emit(RecorderEvent::WriteFailed { error });
+        }
+    }
+
+    /// Finishes `f` (GUANO chunk, rename) and reports it; the error comes back with the
+    /// file's slot.
+    fn finish_file(
+        &self,
+        f: OpenFile,
+        model: String,
+    ) -> Result<(), ((Timestamp, Timestamp), WavError)> {
+        let cfg = &self.cfg;
         let start = f.writer.start();
-        let model = self.model.clone();
         let result = f.writer.finish(|name, frames| Guano {
             timestamp: start,
             position: cfg.position,
@@ -517,7 +641,7 @@ impl Stream<'_> {
         match result {
             Ok((path, frames)) => {
                 tracing::debug!(path = ?path, frames, "recording finished");
-                self.rec.emit(RecorderEvent::FileFinished(FinishedFile {
+                self.emit(RecorderEvent::FileFinished(FinishedFile {
                     path,
                     start,
                     frames,
@@ -527,11 +651,9 @@ impl Stream<'_> {
                     time_expansion: cfg.time_expansion,
                     start_approximate: false,
                 }));
+                Ok(())
             }
-            Err(e) => {
-                let slot = f.slot;
-                self.write_failed(slot, e);
-            }
+            Err(e) => Err((f.slot, e)),
         }
     }
 }

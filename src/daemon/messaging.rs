@@ -37,8 +37,12 @@ use crate::store::outbox::Outbox;
 use crate::store::{Check, Durability};
 use crate::system::layout::{Layout, StoragePaths};
 
-/// How long the last delivery attempt at shutdown may take.
-pub const FINAL_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the last delivery attempt at shutdown may take. Short: a stop must end
+/// within 2 s however the servers behave, and what is not delivered stays in the outbox
+/// for the next start.
+pub const FINAL_DEADLINE: Duration = Duration::from_secs(1);
+/// How long the MQTT close (retained `offline`, DISCONNECT) may take once connected.
+const CLOSE_DEADLINE: Duration = Duration::from_millis(500);
 /// How often delivered messages older than `prune_after_days` are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
@@ -166,7 +170,9 @@ impl MessagingService {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let grace = FINAL_DEADLINE + close_timeout(&self.config) + Duration::from_secs(2);
+        // The thread's own deadlines plus a margin: a thread left behind would keep its
+        // connections to messages.db and metadata.db open past the exit.
+        let grace = FINAL_DEADLINE + CLOSE_DEADLINE + Duration::from_millis(300);
         match tokio::time::timeout(grace, &mut self.done).await {
             Ok(next) => {
                 let thread = self.thread;
@@ -182,12 +188,6 @@ impl MessagingService {
             }
         }
     }
-}
-
-fn close_timeout(messaging: &MessagingConfig) -> Duration {
-    Duration::from_secs(u64::from(
-        messaging.mqtt.as_ref().map_or(0, |m| m.timeout.max(1)),
-    ))
 }
 
 /// After a reload: keeps `current` when the messaging configuration did not change,
@@ -273,7 +273,16 @@ async fn serve(
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            _ = send.tick() => deliver(&ctx, &messengers).await,
+            _ = send.tick() => {
+                // A stop does not wait for a delivery run in progress (up to the MQTT
+                // timeout while the broker is down). Cutting it is safe: the outbox
+                // writes are synchronous, so a message is either recorded as sent or
+                // still due, and at-least-once delivery allows the resend.
+                tokio::select! {
+                    _ = deliver(&ctx, &messengers) => {}
+                    _ = &mut stop => break,
+                }
+            }
             _ = summary.tick(), if summary_every.is_some() => {
                 queue_summary(&ctx, &mut summary_start, Timestamp::now());
             }
@@ -291,7 +300,7 @@ async fn serve(
     }
     drop(messengers);
     if let Some(q) = mqtt {
-        q.close().await;
+        q.close(CLOSE_DEADLINE).await;
     }
     tracing::info!("messaging stopped");
     summary_every.map(|_| summary_start)
