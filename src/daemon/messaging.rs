@@ -8,7 +8,9 @@
 //! (from metadata.db, through a connection of its own, and the daemon's [`ErrorTally`]),
 //! prunes delivered messages daily,
 //! and on shutdown queues the summary of the unfinished interval, makes one last delivery
-//! attempt bounded by [`FINAL_DEADLINE`] and closes the MQTT session (retained `offline`).
+//! attempt bounded by [`FINAL_DEADLINE`] and closes the MQTT session (retained `offline`)
+//! within [`CLOSE_DEADLINE`], so a stop ends within 2 s whatever the servers do; a
+//! delivery run in progress at the stop is cut (the outbox keeps what it did not send).
 //!
 //! `acoupi beat` uses [`HeartbeatSender`] to queue the heartbeat it already collects every
 //! `messaging.heartbeat_interval`. Every message goes through the outbox first, so an
@@ -146,6 +148,10 @@ impl MessagingService {
             .name("acoupi-messaging".into())
             .spawn(move || {
                 let next = runtime.block_on(serve(ctx, first, stop_rx));
+                // An HTTP post a stop cut short goes on in the blocking pool until its
+                // timeout; dropping the runtime would wait for it, so the thread (and
+                // the stop joining it) is not held up: nothing of ours is in it.
+                runtime.shutdown_background();
                 let _ = done_tx.send(next);
             })
             .context("starting the messaging thread")?;
@@ -196,8 +202,8 @@ impl MessagingService {
 ///
 /// The new service's first summary interval starts where the old service's last one
 /// ended, not when the new one starts: between the two lie the old service's last
-/// delivery attempt and MQTT close (up to [`FINAL_DEADLINE`] and the timeout when the
-/// old server has stopped answering), and recordings made then would be in no summary.
+/// delivery attempt and MQTT close (up to [`FINAL_DEADLINE`] and [`CLOSE_DEADLINE`]),
+/// and recordings made then would be in no summary.
 pub async fn reload(
     current: Option<MessagingService>,
     layout: &Layout,
