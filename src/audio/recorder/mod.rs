@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::mpsc::UnboundedSender;
@@ -82,6 +82,9 @@ pub struct RecorderHandle {
     pub progress: Arc<Progress>,
     recorder: Arc<Recorder>,
     join: JoinHandle<()>,
+    /// Closed (or sent on) when the thread ends, panic included: a stop waits on it
+    /// rather than polling.
+    ended: std::sync::mpsc::Receiver<()>,
 }
 
 impl std::fmt::Debug for RecorderHandle {
@@ -125,11 +128,12 @@ impl RecorderHandle {
     /// every sample that reached the disk and never waits for systemd's SIGKILL.
     /// Blocks: call it off the async runtime.
     pub fn stop(self, wait: Duration) -> Stopped {
-        let deadline = Instant::now() + wait;
-        while !self.join.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if self.join.is_finished() {
+        // Ok: ended; Disconnected: ended by a panic (the sender was dropped); Timeout: stuck.
+        let ended = !matches!(
+            self.ended.recv_timeout(wait),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        if ended {
             return match self.join.join() {
                 Ok(()) => Stopped::Joined,
                 Err(_) => Stopped::Panicked,
@@ -178,14 +182,19 @@ pub fn spawn_recorder(
         current: Mutex::new(Current::default()),
     });
     let r = recorder.clone();
+    let (ended_tx, ended) = std::sync::mpsc::channel();
     let join = std::thread::Builder::new()
         .name("recorder".into())
-        .spawn(move || r.run())
+        .spawn(move || {
+            r.run();
+            let _ = ended_tx.send(());
+        })
         .map_err(AudioError::Spawn)?;
     Ok(RecorderHandle {
         progress,
         recorder,
         join,
+        ended,
     })
 }
 
