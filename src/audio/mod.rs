@@ -33,7 +33,7 @@ use jiff::Timestamp;
 
 pub use device::{list_devices, resolve_device, test_capture, DeviceInfo, TestCaptureReport};
 pub use recorder::{spawn_recorder, RecorderConfig, RecorderHandle};
-pub use repair::{repair_tmp_dir, RepairOutcome};
+pub use repair::{repair_tmp_dir, GuanoContext, RepairOutcome};
 pub use status::{GapReason, Progress, RecorderEvent, RecorderState};
 
 /// The version of the alsa-lib this binary runs with (the static one on the device).
@@ -61,6 +61,10 @@ pub struct FinishedFile {
     pub bit_depth: u16,
     /// Time expansion factor (1 for none).
     pub time_expansion: f64,
+    /// True when `start` is an estimate: a crash left a file whose name holds no time,
+    /// and its start was taken from its last write minus its length (see
+    /// [`repair`]). The row then says the clock was not synchronised.
+    pub start_approximate: bool,
 }
 
 /// Errors of device lookup, device configuration and capture.

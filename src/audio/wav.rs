@@ -276,17 +276,7 @@ impl WavWriter {
         self.write_header(0)?;
         let name = format!("{}.wav", self.stem);
         let frames = self.frames();
-        let text = meta(&name, frames).to_text();
-        let mut chunk = Vec::with_capacity(text.len() + 10);
-        if self.data_bytes & 1 == 1 {
-            chunk.push(0);
-        }
-        chunk.extend_from_slice(guano::CHUNK_ID);
-        chunk.extend_from_slice(&(text.len() as u32).to_le_bytes());
-        chunk.extend_from_slice(text.as_bytes());
-        if text.len() & 1 == 1 {
-            chunk.push(0);
-        }
+        let chunk = guano_chunk(self.data_bytes, &meta(&name, frames).to_text());
         let end = self.spec.header_len() + self.data_bytes;
         match self.file.write_all_at(&chunk, end) {
             Ok(()) => {
@@ -309,6 +299,23 @@ impl WavWriter {
         sync_dir(&dir)?;
         Ok((done, frames))
     }
+}
+
+/// The bytes that follow `data_bytes` of audio: the data chunk's pad byte when its size
+/// is odd, then the GUANO chunk (itself padded to an even size). The RIFF size counts
+/// all of it; the trailer passed to the header is its length without the data pad.
+pub(crate) fn guano_chunk(data_bytes: u64, text: &str) -> Vec<u8> {
+    let mut chunk = Vec::with_capacity(text.len() + 10);
+    if data_bytes & 1 == 1 {
+        chunk.push(0);
+    }
+    chunk.extend_from_slice(guano::CHUNK_ID);
+    chunk.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    chunk.extend_from_slice(text.as_bytes());
+    if text.len() & 1 == 1 {
+        chunk.push(0);
+    }
+    chunk
 }
 
 /// fsync a directory so a rename in it survives power loss.

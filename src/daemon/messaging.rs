@@ -8,7 +8,9 @@
 //! (from metadata.db, through a connection of its own, and the daemon's [`ErrorTally`]),
 //! prunes delivered messages daily,
 //! and on shutdown queues the summary of the unfinished interval, makes one last delivery
-//! attempt bounded by [`FINAL_DEADLINE`] and closes the MQTT session (retained `offline`).
+//! attempt bounded by [`FINAL_DEADLINE`] and closes the MQTT session (retained `offline`)
+//! within [`CLOSE_DEADLINE`], so a stop ends within 2 s whatever the servers do; a
+//! delivery run in progress at the stop is cut (the outbox keeps what it did not send).
 //!
 //! `acoupi beat` uses [`HeartbeatSender`] to queue the heartbeat it already collects every
 //! `messaging.heartbeat_interval`. Every message goes through the outbox first, so an
@@ -37,8 +39,12 @@ use crate::store::outbox::Outbox;
 use crate::store::{Check, Durability};
 use crate::system::layout::{Layout, StoragePaths};
 
-/// How long the last delivery attempt at shutdown may take.
-pub const FINAL_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the last delivery attempt at shutdown may take. Short: a stop must end
+/// within 2 s however the servers behave, and what is not delivered stays in the outbox
+/// for the next start.
+pub const FINAL_DEADLINE: Duration = Duration::from_secs(1);
+/// How long the MQTT close (retained `offline`, DISCONNECT) may take once connected.
+const CLOSE_DEADLINE: Duration = Duration::from_millis(500);
 /// How often delivered messages older than `prune_after_days` are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
@@ -142,6 +148,10 @@ impl MessagingService {
             .name("acoupi-messaging".into())
             .spawn(move || {
                 let next = runtime.block_on(serve(ctx, first, stop_rx));
+                // An HTTP post a stop cut short goes on in the blocking pool until its
+                // timeout; dropping the runtime would wait for it, so the thread (and
+                // the stop joining it) is not held up: nothing of ours is in it.
+                runtime.shutdown_background();
                 let _ = done_tx.send(next);
             })
             .context("starting the messaging thread")?;
@@ -166,7 +176,9 @@ impl MessagingService {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let grace = FINAL_DEADLINE + close_timeout(&self.config) + Duration::from_secs(2);
+        // The thread's own deadlines plus a margin: a thread left behind would keep its
+        // connections to messages.db and metadata.db open past the exit.
+        let grace = FINAL_DEADLINE + CLOSE_DEADLINE + Duration::from_millis(300);
         match tokio::time::timeout(grace, &mut self.done).await {
             Ok(next) => {
                 let thread = self.thread;
@@ -184,20 +196,14 @@ impl MessagingService {
     }
 }
 
-fn close_timeout(messaging: &MessagingConfig) -> Duration {
-    Duration::from_secs(u64::from(
-        messaging.mqtt.as_ref().map_or(0, |m| m.timeout.max(1)),
-    ))
-}
-
 /// After a reload: keeps `current` when the messaging configuration did not change,
 /// otherwise stops it and starts what `config` asks for. Failures are logged: a reload
 /// never stops recording.
 ///
 /// The new service's first summary interval starts where the old service's last one
 /// ended, not when the new one starts: between the two lie the old service's last
-/// delivery attempt and MQTT close (up to [`FINAL_DEADLINE`] and the timeout when the
-/// old server has stopped answering), and recordings made then would be in no summary.
+/// delivery attempt and MQTT close (up to [`FINAL_DEADLINE`] and [`CLOSE_DEADLINE`]),
+/// and recordings made then would be in no summary.
 pub async fn reload(
     current: Option<MessagingService>,
     layout: &Layout,
@@ -273,7 +279,16 @@ async fn serve(
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            _ = send.tick() => deliver(&ctx, &messengers).await,
+            _ = send.tick() => {
+                // A stop does not wait for a delivery run in progress (up to the MQTT
+                // timeout while the broker is down). Cutting it is safe: the outbox
+                // writes are synchronous, so a message is either recorded as sent or
+                // still due, and at-least-once delivery allows the resend.
+                tokio::select! {
+                    _ = deliver(&ctx, &messengers) => {}
+                    _ = &mut stop => break,
+                }
+            }
             _ = summary.tick(), if summary_every.is_some() => {
                 queue_summary(&ctx, &mut summary_start, Timestamp::now());
             }
@@ -291,7 +306,7 @@ async fn serve(
     }
     drop(messengers);
     if let Some(q) = mqtt {
-        q.close().await;
+        q.close(CLOSE_DEADLINE).await;
     }
     tracing::info!("messaging stopped");
     summary_every.map(|_| summary_start)

@@ -163,9 +163,15 @@ impl MqttMessenger {
         *self.connected.borrow()
     }
 
-    /// Publishes a retained `offline`, disconnects cleanly and stops the driver (waits up
-    /// to the timeout). Without this (a crash, a power cut) the broker publishes the last will.
-    pub async fn close(self) {
+    /// Publishes a retained `offline`, disconnects cleanly and stops the driver, waiting
+    /// at most `deadline` (and not at all while not connected: nothing can be sent, and
+    /// the driver would only retry until the deadline). Without this (a crash, a power
+    /// cut) the broker publishes the last will.
+    pub async fn close(self, deadline: Duration) {
+        if !self.is_connected() {
+            // Dropping aborts the driver's reconnect loop.
+            return;
+        }
         let status = status_topic(&self.topic);
         let _ = self
             .client
@@ -173,7 +179,7 @@ impl MqttMessenger {
         let _ = self.client.try_disconnect();
         let mut this = self;
         // Dropping `this` afterwards aborts the driver if it has not ended by then.
-        let _ = tokio::time::timeout(this.timeout, &mut this.driver).await;
+        let _ = tokio::time::timeout(deadline.min(this.timeout), &mut this.driver).await;
     }
 
     fn topic_for(&self, message: &Message) -> String {

@@ -88,6 +88,16 @@ impl MetadataStore {
         &self.conn
     }
 
+    /// Copies every page of the write-ahead log into the database and truncates the log
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`). SQLite does this itself when the last
+    /// connection closes; a daemon calls it at a stop so no `-wal` with pages in it is
+    /// left even when another connection (a thread left behind) is still open.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(self.err("checkpointing"))
+    }
+
     fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sqlite_err(&self.path, op)
     }

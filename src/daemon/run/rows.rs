@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::audio::device::error_chain;
-use crate::audio::{repair_tmp_dir, FinishedFile, RepairOutcome};
+use crate::audio::{repair_tmp_dir, FinishedFile, GuanoContext, RepairOutcome};
 use crate::daemon::errors::ErrorKind;
 use crate::store::metadata::{Gap, NewRecording};
 use crate::store::StoreError;
@@ -38,18 +38,23 @@ impl Daemon {
     /// Registers what a crash left in the temporary directory: repaired `.part` files and
     /// finished `.wav` files whose row was never written.
     pub(super) fn recover_tmp_dir(&mut self) -> anyhow::Result<()> {
-        let mic = &self.program.config.microphone;
-        // Shorter than one period (0.1 s) is noise from a crash, not a recording.
-        let min_frames = u64::from(mic.samplerate / 10);
-        for outcome in repair_tmp_dir(&self.program.paths.tmp_audio, min_frames) {
+        let cfg = self.program.recorder_config(&self.deployment, &self.serial);
+        let context = GuanoContext {
+            model: cfg.device_name,
+            serial: cfg.serial,
+            position: cfg.position,
+            deployment_name: cfg.deployment_name,
+        };
+        // Every whole frame that reached the disk is kept, however short the file.
+        for outcome in repair_tmp_dir(&self.program.paths.tmp_audio, &context) {
             match outcome {
                 RepairOutcome::Recovered(file) => {
-                    tracing::warn!(path = %file.path.display(), frames = file.frames, "recovered an interrupted recording");
+                    tracing::warn!(path = %file.path.display(), frames = file.frames, start = %file.start, approximate = file.start_approximate, "recovered an interrupted recording");
                     let row = self.new_row(&file);
                     self.store_or_keep(Unstored::Recording { row, kept: false });
                 }
-                RepairOutcome::Deleted { path, frames } => {
-                    tracing::warn!(path = %path.display(), frames, "discarded an interrupted recording shorter than one period");
+                RepairOutcome::Deleted { path, bytes } => {
+                    tracing::warn!(path = %path.display(), bytes, "removed an interrupted recording without a whole frame of audio: nothing to keep");
                 }
                 RepairOutcome::Failed { path, error } => {
                     tracing::error!(path = %path.display(), %error, "could not repair an interrupted recording; left in place");
@@ -84,7 +89,10 @@ impl Daemon {
     /// The row of a finished file, as a recording of the active deployment. Its id is
     /// fixed here, so storing it again after a failure cannot make a second row.
     pub(super) fn new_row(&self, file: &FinishedFile) -> NewRecording {
-        let synced = clock::clock_sync().map(|c| c.synchronised).unwrap_or(false);
+        // A start estimated from the file's last write is not a synchronised time,
+        // whatever the clock says now.
+        let synced =
+            !file.start_approximate && clock::clock_sync().map(|c| c.synchronised).unwrap_or(false);
         NewRecording::from_file(file, self.deployment.id, synced)
     }
 

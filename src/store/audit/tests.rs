@@ -77,6 +77,7 @@ impl Site {
                 channels: 1,
                 bit_depth: 16,
                 time_expansion: 1.0,
+                start_approximate: false,
             };
             let new = NewRecording::from_file(&file, self.deployment.id, true);
             self.store.register_recording(&new, false).unwrap();

@@ -7,10 +7,14 @@
 //! [`Planner`] what to do at the stream time of the next sample; it never touches the
 //! database, the network or tokio, and reports through [`RecorderEvent`]s.
 //! Overruns and a missing device are states it recovers from, never reasons to stop.
+//!
+//! A stop never waits on a device call: the file in progress is shared with the
+//! [`RecorderHandle`], which finishes it itself when the thread is stuck past a deadline
+//! (see [`RecorderHandle::stop`]). `stream` holds the cutting of one open stream.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,11 +24,13 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::convert::Converter;
 use super::device::{self, Capture, CaptureParams};
 use super::format::SampleFormat;
-use super::guano::Guano;
 use super::status::{GapReason, Progress, RecorderEvent, RecorderState};
-use super::wav::{self, WavError, WavSpec, WavWriter};
-use super::{AudioError, FinishedFile};
+use super::wav::{self, WavWriter};
+use super::AudioError;
 use crate::schedule::plan::{Plan, Planner};
+
+mod stream;
+use stream::Stream;
 
 /// First retry delay after the device went missing; doubles up to [`BACKOFF_MAX`].
 const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -71,11 +77,36 @@ pub struct RecorderConfig {
 }
 
 /// The running recorder.
-#[derive(Debug)]
 pub struct RecorderHandle {
     /// Progress counters for the watchdog.
     pub progress: Arc<Progress>,
+    recorder: Arc<Recorder>,
     join: JoinHandle<()>,
+    /// Closed (or sent on) when the thread ends, panic included: a stop waits on it
+    /// rather than polling.
+    ended: std::sync::mpsc::Receiver<()>,
+}
+
+impl std::fmt::Debug for RecorderHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecorderHandle")
+            .field("finished", &self.join.is_finished())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a stop ended (see [`RecorderHandle::stop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The thread finished the file in progress itself and ended.
+    Joined,
+    /// The thread ended abnormally (a panic); what it had written stays as a `.part`
+    /// for the next start-up's repair.
+    Panicked,
+    /// The thread was stuck inside a device call (a stalled read): the file in progress
+    /// was finished from the stopping thread and the capture thread left behind. It
+    /// writes nothing more; it ends by itself if the call ever returns.
+    TakenOver,
 }
 
 impl RecorderHandle {
@@ -87,6 +118,40 @@ impl RecorderHandle {
     /// Waits for the thread (after setting the shutdown flag, or after `ScheduleEnded`).
     pub fn join(self) -> std::thread::Result<()> {
         self.join.join()
+    }
+
+    /// Stops the thread, whose shutdown flag the caller has set, within about `wait`.
+    /// A thread that has not ended by then is stuck in a call that does not return (the
+    /// ALSA `file` plugin reading a FIFO with no writer blocks in `read(2)`, past any
+    /// `snd_pcm_wait` timeout; a hung USB device can too): the file in progress is then
+    /// finished here — header, GUANO chunk, rename, `FileFinished` — so a stop keeps
+    /// every sample that reached the disk and never waits for systemd's SIGKILL.
+    /// Blocks: call it off the async runtime.
+    pub fn stop(self, wait: Duration) -> Stopped {
+        // Ok: ended; Disconnected: ended by a panic (the sender was dropped); Timeout: stuck.
+        let ended = !matches!(
+            self.ended.recv_timeout(wait),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        if ended {
+            return match self.join.join() {
+                Ok(()) => Stopped::Joined,
+                Err(_) => Stopped::Panicked,
+            };
+        }
+        // Waits only for a write or a finish in progress on the capture thread: the
+        // lock is never held across a device call.
+        let mut current = self.recorder.current();
+        current.closed = true;
+        if let Some(f) = current.file.take() {
+            let model = current.model.clone();
+            drop(current);
+            tracing::warn!(path = ?f.writer.part_path(), "capture is stuck in a device call: finishing its file without it");
+            if let Err((_, e)) = self.recorder.finish_file(f, model) {
+                self.recorder.report_write_failure(e);
+            }
+        }
+        Stopped::TakenOver
     }
 }
 
@@ -108,18 +173,29 @@ pub fn spawn_recorder(
         return Err(AudioError::InvalidChannels);
     }
     let progress = Arc::new(Progress::default());
-    let mut r = Recorder {
+    let recorder = Arc::new(Recorder {
         cfg,
         planner,
         events,
         shutdown,
         progress: progress.clone(),
-    };
+        current: Mutex::new(Current::default()),
+    });
+    let r = recorder.clone();
+    let (ended_tx, ended) = std::sync::mpsc::channel();
     let join = std::thread::Builder::new()
         .name("recorder".into())
-        .spawn(move || r.run())
+        .spawn(move || {
+            r.run();
+            let _ = ended_tx.send(());
+        })
         .map_err(AudioError::Spawn)?;
-    Ok(RecorderHandle { progress, join })
+    Ok(RecorderHandle {
+        progress,
+        recorder,
+        join,
+        ended,
+    })
 }
 
 struct Recorder {
@@ -128,6 +204,21 @@ struct Recorder {
     events: UnboundedSender<RecorderEvent>,
     shutdown: Arc<AtomicBool>,
     progress: Arc<Progress>,
+    /// The file being written, shared with the [`RecorderHandle`] so a stop can finish
+    /// it when this thread is stuck in a device call. std `Mutex`: the capture thread
+    /// holds it only while it writes or finishes a file, never across a device call, and
+    /// the handle takes it only at a stop that timed out.
+    current: Mutex<Current>,
+}
+
+/// The file in progress and what its GUANO chunk needs from the stream.
+#[derive(Default)]
+struct Current {
+    file: Option<OpenFile>,
+    /// The PCM name of the stream writing it (GUANO `Model`).
+    model: String,
+    /// Set when a stop took the file over: the capture thread writes nothing more.
+    closed: bool,
 }
 
 /// Why a stream ended.
@@ -172,6 +263,12 @@ struct OpenFile {
 }
 
 impl Recorder {
+    fn current(&self) -> MutexGuard<'_, Current> {
+        // A panic while holding it leaves a file that is still valid up to its last
+        // header rewrite; finishing it is the best that can be done.
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed)
     }
@@ -226,7 +323,7 @@ impl Recorder {
         }
     }
 
-    fn run(&mut self) {
+    fn run(&self) {
         let mut backoff = BACKOFF_START;
         let mut lost_since: Option<Timestamp> = None;
         while !self.stopping() {
@@ -314,9 +411,9 @@ impl Recorder {
                 rate: i128::from(self.cfg.samplerate),
             },
             pos: 0,
-            file: None,
             skip_slot: None,
         };
+        self.current().model = cap.name.clone();
         let read_err = |source| AudioError::Read {
             pcm: cap.name.clone(),
             source,
@@ -373,163 +470,6 @@ impl Recorder {
                     s.finish();
                     return StreamEnd::Lost(read_err(e));
                 }
-            }
-        }
-    }
-}
-
-/// One open stream's cutting state.
-struct Stream<'a> {
-    rec: &'a Recorder,
-    conv: Converter,
-    model: String,
-    clock: StreamClock,
-    /// Frames of this stream already handled.
-    pos: u64,
-    file: Option<OpenFile>,
-    /// A slot whose file could not be written (disk full): not retried until it ends.
-    skip_slot: Option<(Timestamp, Timestamp)>,
-}
-
-impl Stream<'_> {
-    /// After a stall, the `n` frames just read are recent audio, not the continuation
-    /// stream time assumes: cut the file there, record the gap, and restart stream time at
-    /// the wall clock so later files are named and timed correctly.
-    fn reanchor_after_stall(&mut self, n: u64) {
-        let now = Timestamp::now().as_nanosecond();
-        let chunk_start = self.clock.time(self.pos);
-        let chunk_ns = i128::from(n) * NANOS_PER_SEC / self.clock.rate;
-        if now - chunk_start.as_nanosecond() - chunk_ns <= STALL_REANCHOR_NS {
-            return;
-        }
-        self.finish();
-        let resumed = ts(now - chunk_ns);
-        tracing::warn!(%chunk_start, %resumed, "capture stalled; stream time restarts at the wall clock");
-        self.rec.emit(RecorderEvent::Gap {
-            start: chunk_start,
-            end: resumed,
-            reason: GapReason::Stall,
-        });
-        self.clock.anchor_ns = resumed.as_nanosecond();
-        self.pos = 0;
-    }
-
-    /// Cuts `n` frames of device bytes by the plan. `Some` ends the stream.
-    fn process(&mut self, chunk: &[u8], n: u64, bpf: usize) -> Option<StreamEnd> {
-        let mut off = 0u64;
-        while off < n {
-            let at = self.pos + off;
-            let t = self.clock.time(at);
-            let step = match self.rec.planner.plan_at(t) {
-                Plan::Record { start, end } => {
-                    // `t < end` makes this at least one frame; `max` guards a planner bug.
-                    let until = self.clock.frame_at(end).max(at + 1);
-                    let take = (n - off).min(until - at);
-                    self.record(
-                        (start, end),
-                        t.max(start),
-                        &chunk[off as usize * bpf..(off + take) as usize * bpf],
-                    );
-                    if at + take == until {
-                        self.finish();
-                    }
-                    take
-                }
-                Plan::Listen { until } => {
-                    self.finish();
-                    self.rec.progress.set_state(RecorderState::Listening);
-                    (n - off).min(self.clock.frame_at(until).max(at + 1) - at)
-                }
-                Plan::Idle { until } => {
-                    self.finish();
-                    self.pos += n;
-                    return Some(StreamEnd::Idle(until));
-                }
-            };
-            off += step;
-        }
-        self.pos += n;
-        None
-    }
-
-    fn spec(&self) -> WavSpec {
-        WavSpec {
-            samplerate: self.rec.cfg.samplerate,
-            channels: self.rec.cfg.channels,
-            bit_depth: self.rec.cfg.bit_depth,
-            time_expansion: self.rec.cfg.time_expansion,
-        }
-    }
-
-    fn record(&mut self, slot: (Timestamp, Timestamp), start: Timestamp, bytes: &[u8]) {
-        if self.file.as_ref().is_some_and(|f| f.slot != slot) {
-            self.finish();
-        }
-        if self.skip_slot == Some(slot) {
-            return;
-        }
-        if self.file.is_none() {
-            match WavWriter::create(&self.rec.cfg.tmp_dir, start, self.spec()) {
-                Ok(writer) => {
-                    self.rec.progress.set_state(RecorderState::Recording);
-                    self.file = Some(OpenFile { writer, slot });
-                }
-                Err(e) => return self.write_failed(slot, e),
-            }
-        }
-        let Some(f) = self.file.as_mut() else { return };
-        if let Err(e) = f.writer.write(self.conv.convert(bytes)) {
-            // Keep what is written: the writer cut it back to whole frames.
-            self.finish();
-            self.write_failed(slot, e);
-        }
-    }
-
-    fn write_failed(&mut self, slot: (Timestamp, Timestamp), e: WavError) {
-        self.skip_slot = Some(slot);
-        tracing::error!(error = %device::error_chain(&e), "writing a recording failed; skipping the rest of this slot");
-        let error = Arc::new(e);
-        if error.is_disk_full() {
-            self.rec.progress.set_state(RecorderState::DiskFull);
-            self.rec.emit(RecorderEvent::DiskFull { error });
-        } else {
-            self.rec.emit(RecorderEvent::WriteFailed { error });
-        }
-    }
-
-    /// Finishes the open file, if any, and reports it.
-    fn finish(&mut self) {
-        let Some(f) = self.file.take() else { return };
-        let cfg = &self.rec.cfg;
-        let start = f.writer.start();
-        let model = self.model.clone();
-        let result = f.writer.finish(|name, frames| Guano {
-            timestamp: start,
-            position: cfg.position,
-            samplerate: cfg.samplerate,
-            length_seconds: frames as f64 / f64::from(cfg.samplerate),
-            model,
-            serial: cfg.serial.clone(),
-            original_filename: name.to_string(),
-            time_expansion: cfg.time_expansion,
-            deployment_name: cfg.deployment_name.clone(),
-        });
-        match result {
-            Ok((path, frames)) => {
-                tracing::debug!(path = ?path, frames, "recording finished");
-                self.rec.emit(RecorderEvent::FileFinished(FinishedFile {
-                    path,
-                    start,
-                    frames,
-                    samplerate: cfg.samplerate,
-                    channels: cfg.channels,
-                    bit_depth: cfg.bit_depth,
-                    time_expansion: cfg.time_expansion,
-                }));
-            }
-            Err(e) => {
-                let slot = f.slot;
-                self.write_failed(slot, e);
             }
         }
     }
