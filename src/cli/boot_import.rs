@@ -33,7 +33,8 @@ pub fn run(layout: &Layout, args: BootImportArgs) -> anyhow::Result<()> {
         tracing::info!(source = %args.source.display(), "no configuration on the boot partition");
         return Ok(());
     }
-    match crate::config::import(&args.source, &layout.config_file) {
+    let overlaps = |c: &crate::config::Config| super::config::storage_overlaps(layout, c);
+    match crate::config::import_with(&args.source, &layout.config_file, &overlaps) {
         Err(e) => {
             let text = format!(
                 "acoupi could not use {} ({}):\n\n{e}\n\nFix the file and boot again; the recorder keeps its previous configuration.\n",

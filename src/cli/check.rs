@@ -54,13 +54,23 @@ impl Finding {
 /// Loads and validates the configuration; `Err` holds the findings that stop every
 /// further check (nothing else can be checked without a valid configuration).
 pub fn config_findings(layout: &Layout) -> Result<Config, Vec<Finding>> {
-    crate::config::load(&layout.config_file).map_err(|e| match e {
-        crate::config::ConfigError::Invalid { path, errors } => errors
+    let in_file = |errors: Vec<crate::config::FieldError>, path: &std::path::Path| {
+        errors
             .into_iter()
             .map(|f| Finding::error(format!("{}: {f}", path.display())))
-            .collect(),
+            .collect::<Vec<_>>()
+    };
+    let config = crate::config::load(&layout.config_file).map_err(|e| match e {
+        crate::config::ConfigError::Invalid { path, errors } => in_file(errors, &path),
         other => vec![Finding::error(other.to_string())],
-    })
+    })?;
+    // The storage paths as this installation resolves them must not overlap either.
+    let overlaps = super::config::storage_overlaps(layout, &config);
+    if overlaps.is_empty() {
+        Ok(config)
+    } else {
+        Err(in_file(overlaps, &layout.config_file))
+    }
 }
 
 /// Every check, in the order a user would fix them.

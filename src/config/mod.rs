@@ -13,15 +13,18 @@ pub mod schema;
 pub mod tree;
 pub mod validate;
 pub mod validate_messaging;
+pub mod validate_paths;
 
 use std::path::{Path, PathBuf};
 
 use ron::extensions::Extensions;
 
 pub use example::example_ron;
-pub use file::{import, save, ImportOutcome};
+pub use file::{import, import_with, lock, save, ConfigLock, ImportOutcome};
 pub use schema::Config;
-pub use validate::{validate, validate_latitude, validate_longitude, FieldError};
+pub use validate::{
+    validate, validate_deployment_name, validate_latitude, validate_longitude, FieldError,
+};
 
 /// Why a configuration file could not be read, parsed, validated or written.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,14 @@ pub enum ConfigError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// The file is not UTF-8 text (UTF-16 from a Windows editor, or another encoding).
+    #[error("{} is {encoding}, not UTF-8: save it as UTF-8 (in Notepad: File, Save as, Encoding: UTF-8)", path.display())]
+    Encoding {
+        /// The file.
+        path: PathBuf,
+        /// What the file looks like instead, e.g. "UTF-16 text".
+        encoding: String,
     },
     /// The file is not valid RON for the schema.
     #[error("{}:{line}:{column}: {message}", path.display())]
@@ -64,6 +75,32 @@ pub enum ConfigError {
     /// The configuration could not be turned into RON (a bug in the schema, not user input).
     #[error("serialising the configuration")]
     Serialize(#[source] ron::Error),
+    /// The destination exists but is not a regular file (a device, directory, fifo or
+    /// symbolic link): replacing it would destroy something that is not a configuration.
+    #[error("{} is {kind}, not a regular file: give the path of a configuration file or of a new file in an existing directory", path.display())]
+    NotAFile {
+        /// The destination.
+        path: PathBuf,
+        /// What it is instead ("a character device", "a directory", …).
+        kind: &'static str,
+    },
+    /// A new destination whose directory does not exist.
+    #[error("{} cannot be created: its directory {} does not exist; create it first or give another path", path.display(), dir.display())]
+    NoDirectory {
+        /// The destination.
+        path: PathBuf,
+        /// Its missing parent directory.
+        dir: PathBuf,
+    },
+    /// Taking the lock that serialises writers of the configuration failed.
+    #[error("locking {}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing the file, its backup or its directory failed.
     #[error("writing {}", path.display())]
     Write {
@@ -104,21 +141,73 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// `acoupi config get`/`set`, which must be able to show and repair a file whose values
 /// no longer validate.
 pub fn read(path: &Path) -> Result<Config, ConfigError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ConfigError::NotFound {
-                path: path.to_path_buf(),
-            })
-        }
-        Err(source) => {
-            return Err(ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+    parse(&read_text(path)?, path)
+}
+
+/// The text of the configuration file at `path`: the one reader of configuration text
+/// ([`read`], [`load`], [`import`], and so the boot-time import), so every way in accepts
+/// the same files. See [`decode`].
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    match std::fs::read(path) {
+        Ok(bytes) => decode(bytes, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::NotFound {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The UTF-8 byte order mark Windows Notepad writes ("UTF-8 with BOM").
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Configuration text from the bytes of a file as an editor on any system saves it: a
+/// leading UTF-8 byte order mark is dropped (CRLF line ends are whitespace to RON). UTF-16
+/// (with or without its byte order mark) and anything else that is not UTF-8 is refused
+/// with one line saying to save the file as UTF-8, rather than a parse error at a column
+/// the user cannot see. `path` only names the file in errors.
+pub fn decode(bytes: Vec<u8>, path: &Path) -> Result<String, ConfigError> {
+    let encoding = |what: String| ConfigError::Encoding {
+        path: path.to_path_buf(),
+        encoding: what,
     };
-    parse(&text, path)
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") || looks_utf16(&bytes) {
+        return Err(encoding("UTF-16 text".into()));
+    }
+    let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(e) => {
+            let before = &body[..e.valid_up_to()];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            Err(encoding(format!(
+                "not UTF-8 text (byte 0x{:02X} on line {line})",
+                body[e.valid_up_to()]
+            )))
+        }
+    }
+}
+
+/// UTF-16 without a byte order mark: mostly-ASCII text where every other byte is zero.
+/// UTF-8 text never holds a zero byte in a configuration, so zeros on one parity only, in
+/// at least a third of the byte pairs, are UTF-16 and not a damaged UTF-8 file.
+fn looks_utf16(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(512)];
+    let pairs = head.len() / 2;
+    if pairs == 0 {
+        return false;
+    }
+    let zeros_at = |parity: usize| {
+        head.iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|b| **b == 0)
+            .count()
+    };
+    let (even, odd) = (zeros_at(0), zeros_at(1));
+    (even == 0 && odd * 3 >= pairs) || (odd == 0 && even * 3 >= pairs)
 }
 
 /// Parses RON text without validating it; `path` only names the source in errors.

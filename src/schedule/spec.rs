@@ -152,18 +152,24 @@ fn parse_clock(t: &str) -> Result<Bound, String> {
     })
 }
 
-/// `+30m`, `-1h`, `+1h15m`, `-90s`; at most 12 hours either way.
+/// The largest offset from a solar event, either way: half a day.
+const MAX_OFFSET_S: u64 = 12 * 3600;
+
+/// `+30m`, `-1h`, `+1h15m`, `-90s`; at most 12 hours either way. Numbers of any length
+/// are read without overflow: too large is reported as too large, with the bound.
 fn parse_offset(t: &str) -> Result<i32, String> {
     let (sign, rest) = match t.as_bytes().first() {
         Some(b'+') => (1, &t[1..]),
         Some(b'-') => (-1, &t[1..]),
         _ => return Err("an offset starts with + or -".into()),
     };
-    let mut total: i64 = 0;
-    let mut digits = String::new();
+    // Saturating: anything past the bound is out of range however large it is.
+    let mut total: u64 = 0;
+    let mut number: Option<u64> = None;
     for c in rest.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
+        if let Some(d) = c.to_digit(10) {
+            let n = number.unwrap_or(0);
+            number = Some(n.saturating_mul(10).saturating_add(d.into()));
             continue;
         }
         let unit = match c {
@@ -172,18 +178,21 @@ fn parse_offset(t: &str) -> Result<i32, String> {
             's' => 1,
             _ => return Err(format!("unknown unit {c:?} in offset (use h, m or s)")),
         };
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| "each unit in an offset needs a number before it".to_string())?;
-        total += n * unit;
-        digits.clear();
+        let n =
+            number.ok_or_else(|| "each unit in an offset needs a number before it".to_string())?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        number = None;
     }
-    if !digits.is_empty() || total == 0 && rest.trim().is_empty() {
+    if number.is_some() || rest.trim().is_empty() {
         return Err("an offset needs a unit, e.g. +30m".into());
     }
-    if total > 12 * 3600 {
-        return Err("an offset is at most 12h".into());
+    if total > MAX_OFFSET_S {
+        return Err(format!(
+            "the offset {} is too large: an offset is at most 12h (720m, 43200s) either way",
+            t.trim()
+        ));
     }
+    // At most 43200: fits an i32.
     Ok(sign * total as i32)
 }
 
