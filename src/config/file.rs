@@ -362,4 +362,71 @@ mod tests {
         assert_eq!(fs::read(&dst).unwrap(), before);
         assert!(!with_suffix(&dst, ".last-good").exists());
     }
+
+    /// Issue 11: a file saved by Notepad as "UTF-8 with BOM" imports; what is installed
+    /// is the text without the mark.
+    #[test]
+    fn import_accepts_a_byte_order_mark_and_installs_the_text_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("acoupi.ron");
+        let src = dir.path().join("boot.ron");
+        let text = "(\r\n  microphone: (device_name: \"USB\"),\r\n)\r\n";
+        fs::write(&src, [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat()).unwrap();
+        let out = import(&src, &dst).unwrap();
+        assert_eq!(out.config.microphone.device_name, "USB");
+        assert_eq!(fs::read_to_string(&dst).unwrap(), text);
+        assert_eq!(super::super::load(&src).unwrap(), out.config);
+    }
+
+    /// Issue 11: `--to /dev/null` as root replaced the device node with a file.
+    #[test]
+    fn writing_over_a_device_fifo_directory_or_symlink_is_refused() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("boot.ron");
+        fs::write(&src, "(microphone: (device_name: \"USB\"))").unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("target.ron"), &link).unwrap();
+        for (dst, kind) in [
+            (Path::new("/dev/null"), "a character device"),
+            (fifo.as_path(), "a fifo"),
+            (dir.path(), "a directory"),
+            (link.as_path(), "a symbolic link"),
+        ] {
+            let e = import(&src, dst).unwrap_err().to_string();
+            assert!(e.contains(&format!("is {kind}, not a regular file")), "{e}");
+            assert!(save(&valid(), dst).is_err());
+        }
+        assert!(fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        assert!(!dir.path().join("target.ron").exists());
+        assert!(!Path::new("/dev/null.lock").exists());
+        let e = check_new_in_existing_dir(&dir.path().join("no/such/acoupi.ron")).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        check_new_in_existing_dir(&dir.path().join("new.ron")).unwrap();
+    }
+
+    /// The writer lock excludes a second writer until the first drops it.
+    #[test]
+    fn lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config/acoupi.ron");
+        let held = lock(&path).unwrap();
+        let lock_file = with_suffix(&path, ".lock");
+        let other = File::open(&lock_file).unwrap();
+        let other = nix::fcntl::Flock::lock(other, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map(drop)
+            .map_err(|(f, e)| (drop(f), e).1);
+        assert_eq!(other, Err(nix::errno::Errno::EWOULDBLOCK));
+        drop(held);
+        let again = File::open(&lock_file).unwrap();
+        assert!(
+            nix::fcntl::Flock::lock(again, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
+        );
+    }
 }

@@ -45,11 +45,11 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not UTF-8 text (UTF-16 from a Windows editor, or another encoding).
-    #[error("{} is {encoding}, not UTF-8: save it as UTF-8 (in Notepad: File, Save as, Encoding: UTF-8)", path.display())]
+    #[error("{} is {encoding}: save it as UTF-8 (in Notepad: File, Save as, Encoding: UTF-8)", path.display())]
     Encoding {
         /// The file.
         path: PathBuf,
-        /// What the file looks like instead, e.g. "UTF-16 text".
+        /// What the file looks like instead, e.g. "UTF-16 text, not UTF-8".
         encoding: String,
     },
     /// The file is not valid RON for the schema.
@@ -174,7 +174,7 @@ pub fn decode(bytes: Vec<u8>, path: &Path) -> Result<String, ConfigError> {
         encoding: what,
     };
     if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") || looks_utf16(&bytes) {
-        return Err(encoding("UTF-16 text".into()));
+        return Err(encoding("UTF-16 text, not UTF-8".into()));
     }
     let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
     match std::str::from_utf8(body) {
@@ -408,6 +408,44 @@ mod tests {
         let text = to_ron(&c).unwrap();
         assert!(text.starts_with("// acoupi program configuration."));
         assert_eq!(parse(&text, Path::new("x")).unwrap(), c);
+    }
+
+    /// Issue 11: Windows editors' encodings. A UTF-8 byte order mark and CRLF line ends
+    /// are accepted; UTF-16 (with or without its mark) and other encodings get one line.
+    #[test]
+    fn bom_and_crlf_are_accepted_other_encodings_say_save_as_utf8() {
+        let text = "(\r\n  timezone: \"UTC\",\r\n)\r\n";
+        let path = Path::new("acoupi.ron");
+        let with_bom = [UTF8_BOM, text.as_bytes()].concat();
+        let decoded = decode(with_bom, path).unwrap();
+        assert_eq!(decoded, text);
+        assert_eq!(parse(&decoded, path).unwrap().timezone, "UTC");
+        let utf16 = |bom: &[u8], big: bool| -> Vec<u8> {
+            let units = text.encode_utf16();
+            let body: Vec<u8> = if big {
+                units.flat_map(u16::to_be_bytes).collect()
+            } else {
+                units.flat_map(u16::to_le_bytes).collect()
+            };
+            [bom, &body].concat()
+        };
+        for bytes in [
+            utf16(b"\xFF\xFE", false),
+            utf16(b"\xFE\xFF", true),
+            utf16(b"", false),
+            utf16(b"", true),
+        ] {
+            assert_eq!(
+                decode(bytes, path).unwrap_err().to_string(),
+                "acoupi.ron is UTF-16 text, not UTF-8: save it as UTF-8 (in Notepad: File, Save as, Encoding: UTF-8)"
+            );
+        }
+        let latin1 =
+            b"(\n  deployment: (name: \"H\xE9rault\", latitude: 1, longitude: 2),\n)".to_vec();
+        assert_eq!(
+            decode(latin1, path).unwrap_err().to_string(),
+            "acoupi.ron is not UTF-8 text (byte 0xE9 on line 2): save it as UTF-8 (in Notepad: File, Save as, Encoding: UTF-8)"
+        );
     }
 
     #[test]

@@ -501,6 +501,41 @@ mod tests {
         assert!(validate_longitude(180.0).is_ok());
     }
 
+    /// Issue 11: a line break or an invisible character in a deployment name broke the
+    /// status display and log lines.
+    #[test]
+    fn deployment_name_must_be_printable() {
+        for (name, code) in [
+            ("a\nb", "000A"),
+            ("a\tb", "0009"),
+            ("\u{1b}[31m", "001B"),
+            ("a\u{202E}b", "202E"),
+            ("a\u{200B}", "200B"),
+        ] {
+            assert_eq!(
+                validate_deployment_name(name),
+                Err(format!("contains the unprintable character U+{code}: use letters, digits, spaces and punctuation only")),
+                "{name:?}"
+            );
+        }
+        assert!(validate_deployment_name("Hérault hedgerow #2 (north)").is_ok());
+        assert!(validate_deployment_name("森林").is_ok());
+        let e = check(|c| {
+            c.deployment = Some(Site {
+                name: "wood\r".into(),
+                latitude: 1.0,
+                longitude: 2.0,
+            })
+        });
+        assert!(
+            has(
+                &e,
+                "deployment.name contains the unprintable character U+000D"
+            ),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn sample_format_must_hold_bit_depth() {
         let e = check(|c| {

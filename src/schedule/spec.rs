@@ -296,6 +296,13 @@ mod tests {
             ("sunrise+30", "needs a unit"),
             ("sunrise+30x", "unknown unit"),
             ("sunset+13h", "at most 12h"),
+            // Issue 11: numbers too large for any integer name the bound, not overflow.
+            (
+                "sunset+99999999999999999999m",
+                "the offset +99999999999999999999m is too large: an offset is at most 12h (720m, 43200s) either way",
+            ),
+            ("sunrise-9999999999999999h", "is too large"),
+            ("sunrise+12h1s", "is too large"),
             ("", "empty"),
         ] {
             let e = text.parse::<Bound>().unwrap_err().to_string();

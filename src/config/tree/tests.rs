@@ -98,13 +98,31 @@ fn bad_values_name_the_field() {
         set_err("microphone.samplerate", "abc"),
         "invalid value \"abc\" for microphone.samplerate: expected a whole number"
     );
+    // Issue 11: the message states the range the field accepts, not its type's.
     assert_eq!(
         set_err("microphone.audio_channels", "70000"),
-        "invalid value for microphone.audio_channels: invalid value: integer `70000`, expected a whole number from 0 to 65535"
+        "microphone.audio_channels must be between 1 and 32, got 70000"
     );
     assert_eq!(
         set_err("microphone.audio_channels", "-1"),
-        "invalid value for microphone.audio_channels: invalid value: integer `-1`, expected a whole number from 0 to 65535"
+        "microphone.audio_channels must be between 1 and 32, got -1"
+    );
+    assert_eq!(
+        set_err("microphone.samplerate", "-5"),
+        "microphone.samplerate must be between 8000 and 384000 Hz, got -5"
+    );
+    assert_eq!(
+        set_err("heartbeat.interval", "99999999999999999999999999999999999999999"),
+        "heartbeat.interval must be between 10 and 4294967295 seconds, got 99999999999999999999999999999999999999999"
+    );
+    assert_eq!(
+        set_err("microphone.bit_depth", "-16"),
+        "microphone.bit_depth must be 16, 24 or 32, got -16"
+    );
+    // A field without a range of its own: its type's range is the real one.
+    assert_eq!(
+        set_err("retention.min_free_space_mb", "-1"),
+        "invalid value for retention.min_free_space_mb: invalid value: integer `-1`, expected a whole number from 0"
     );
     let e = set_err("recording.schedule.0.start", "25:00");
     assert!(
@@ -176,4 +194,55 @@ fn sections_and_lists_take_ron_or_json() {
     );
     let e = set_err("microphone", "(samplerat: 1)");
     assert!(e.contains("unknown field `samplerat`"), "{e}");
+}
+
+#[test]
+fn empty_names_in_a_dotted_path_are_refused() {
+    // Issue 11: `microphone..samplerate` used to set microphone.samplerate.
+    assert_eq!(
+        set_err("microphone..samplerate", "96000"),
+        "`microphone..samplerate` has an empty field name (two dots in a row, or a dot at an end): did you mean `microphone.samplerate`?"
+    );
+    for field in [".microphone.samplerate", "microphone.samplerate.", ".."] {
+        assert!(
+            matches!(get(&base(), field), Err(TreeError::EmptySegment { .. })),
+            "{field}"
+        );
+    }
+    assert_eq!(get(&base(), ".").unwrap(), get(&base(), "").unwrap());
+}
+
+#[test]
+fn every_int_range_agrees_with_validation() {
+    use crate::config::validate::{int_range, validate};
+    let fields = [
+        "microphone.samplerate",
+        "microphone.audio_channels",
+        "recording.interval",
+        "recording_saving.before_dawndusk_duration",
+        "recording_saving.after_dawndusk_duration",
+        "recording_saving.frequency_interval",
+        "retention.max_age_days",
+        "heartbeat.interval",
+    ];
+    // A base where each field can take its extremes: the longest interval, and
+    // a frequency filter whose duration is 0 (no relation to its interval).
+    let mut c = base();
+    c.recording.interval = 86_400;
+    c.recording.duration = 1;
+    c = set(&c, "recording_saving.frequency_duration", "0").unwrap();
+    for field in fields {
+        let r = int_range(field).unwrap();
+        for (v, ok) in [
+            (r.min, true),
+            (r.max, true),
+            (r.min - 1, false),
+            (r.max + 1, false),
+        ] {
+            let accepted = set(&c, field, &v.to_string())
+                .map_err(|e| e.to_string())
+                .and_then(|changed| validate(&changed).map_err(|e| format!("{e:?}")));
+            assert_eq!(accepted.is_ok(), ok, "{field} = {v}: {accepted:?}");
+        }
+    }
 }
