@@ -15,6 +15,9 @@ pub mod validate;
 pub mod validate_messaging;
 pub mod validate_paths;
 
+#[cfg(test)]
+mod proptests;
+
 use std::path::{Path, PathBuf};
 
 use ron::extensions::Extensions;
