@@ -29,7 +29,11 @@ fn schema_paths() -> Vec<String> {
         match v {
             Value::Object(map) => {
                 for (k, child) in map {
-                    let here = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                    let here = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
                     walk(child, here, out);
                 }
             }
@@ -62,10 +66,37 @@ fn field() -> impl Strategy<Value = String> {
 
 fn value() -> impl Strategy<Value = String> {
     let samples = [
-        "true", "no", "none", "null", "NULL", "0", "-1", "1.5", "1e308", "-0", "NaN", "inf",
-        "06:00", "24:00", "sunset-30m", "civil_dusk+1h15m", "UTC", "Europe/London",
-        "S24_3LE", "2026-05-01", "connected", "default", "[]", "{}", "\"\"", "\"quoted\"",
-        "/", "", " ", "recordings", "(start: \"06:00\", end: \"07:00\")",
+        "true",
+        "no",
+        "none",
+        "null",
+        "NULL",
+        "0",
+        "-1",
+        "1.5",
+        "1e308",
+        "-0",
+        "NaN",
+        "inf",
+        "06:00",
+        "24:00",
+        "sunset-30m",
+        "civil_dusk+1h15m",
+        "UTC",
+        "Europe/London",
+        "S24_3LE",
+        "2026-05-01",
+        "connected",
+        "default",
+        "[]",
+        "{}",
+        "\"\"",
+        "\"quoted\"",
+        "/",
+        "",
+        " ",
+        "recordings",
+        "(start: \"06:00\", end: \"07:00\")",
         "[(start: \"sunset\", end: \"sunrise\")]",
         "(name: \"wood\", latitude: 51.5, longitude: -0.1)",
         "{\"name\": \"w\", \"latitude\": 1, \"longitude\": 2}",
@@ -103,7 +134,9 @@ fn edited_file() -> impl Strategy<Value = String> {
         let mut t = text.clone();
         let at = (0..=at).rev().find(|i| t.is_char_boundary(*i)).unwrap_or(0);
         let end = (at + cut).min(t.len());
-        let end = (end..=t.len()).find(|i| t.is_char_boundary(*i)).unwrap_or(t.len());
+        let end = (end..=t.len())
+            .find(|i| t.is_char_boundary(*i))
+            .unwrap_or(t.len());
         t.replace_range(at..end, &insert);
         t
     })

@@ -309,4 +309,26 @@ mod tests {
             assert!(e.contains(needle), "{text}: {e}");
         }
     }
+
+    /// Text near the real grammar: clock times with odd widths, event names in any case,
+    /// offsets with long numbers and several units, stray signs and spaces.
+    fn bound_like() -> impl proptest::strategy::Strategy<Value = String> {
+        "( ?[0-9]{0,3}(:[0-9]{0,3}){0,3} ?)|(( ?(sunrise|SUNSET|civil_dawn|civil_dusk|nautical_dawn|nautical_dusk|astronomical_dawn|astronomical_dusk|noon) ?)([+-] ?([0-9]{0,25}[hmsx ]?){0,4})?)"
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Issue 11: any text parses or is refused, never a panic or an overflow; what
+        /// is accepted prints back to text that parses to the same bound.
+        #[test]
+        fn any_text_parses_or_is_refused_and_accepted_bounds_round_trip(
+            text in proptest::prop_oneof![proptest::arbitrary::any::<String>(), bound_like()]
+        ) {
+            if let Ok(bound) = text.parse::<Bound>() {
+                let printed = bound.to_string();
+                proptest::prop_assert_eq!(printed.parse::<Bound>(), Ok(bound), "{:?} printed as {:?}", text, printed);
+            }
+        }
+    }
 }
