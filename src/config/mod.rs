@@ -55,6 +55,13 @@ pub enum ConfigError {
         /// What the file looks like instead, e.g. "UTF-16 text, not UTF-8".
         encoding: String,
     },
+    /// The file holds zero bytes, which no text has: typically a file a power cut left
+    /// zero-filled on a FAT card.
+    #[error("{} is damaged (it holds zero bytes, which no text file has): restore it from {}.bak or {}.last-good, or write it again with `acoupi setup --force`", path.display(), path.display(), path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is not valid RON for the schema.
     #[error("{}:{line}:{column}: {message}", path.display())]
     Parse {
@@ -180,6 +187,11 @@ pub fn decode(bytes: Vec<u8>, path: &Path) -> Result<String, ConfigError> {
         return Err(encoding("UTF-16 text, not UTF-8".into()));
     }
     let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
+    if body.contains(&0) {
+        return Err(ConfigError::Damaged {
+            path: path.to_path_buf(),
+        });
+    }
     match std::str::from_utf8(body) {
         Ok(text) => Ok(text.to_owned()),
         Err(e) => {
@@ -445,6 +457,10 @@ mod tests {
         }
         let latin1 =
             b"(\n  deployment: (name: \"H\xE9rault\", latitude: 1, longitude: 2),\n)".to_vec();
+        assert_eq!(
+            decode(vec![0; 4096], path).unwrap_err().to_string(),
+            "acoupi.ron is damaged (it holds zero bytes, which no text file has): restore it from acoupi.ron.bak or acoupi.ron.last-good, or write it again with `acoupi setup --force`"
+        );
         assert_eq!(
             decode(latin1, path).unwrap_err().to_string(),
             "acoupi.ron is not UTF-8 text (byte 0xE9 on line 2): save it as UTF-8 (in Notepad: File, Save as, Encoding: UTF-8)"

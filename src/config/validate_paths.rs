@@ -22,7 +22,7 @@ pub fn path_errors(paths: &Paths) -> Vec<FieldError> {
         (
             "paths.recordings",
             &paths.recordings,
-            "/var/lib/acoupi/recordings",
+            "/var/lib/acoupi/storages/recordings",
         ),
     ];
     for (field, value, example) in dirs {
@@ -39,7 +39,7 @@ pub fn path_errors(paths: &Paths) -> Vec<FieldError> {
         }
     }
     if let Some(p) = &paths.db_metadata {
-        let example = "/var/lib/acoupi/metadata.db";
+        let example = "/var/lib/acoupi/storages/metadata.db";
         if is_blank(p) {
             errors.push(empty("paths.db_metadata", example));
         } else if names_a_directory(p) {
@@ -133,12 +133,12 @@ fn db_overlap(db: &Path, dir: &Path, field: &str, temporary: bool) -> Option<Fie
     let (d, s) = (normalise(db), normalise(dir));
     let message = if d == s {
         format!(
-            "({}) is the directory {field}: give a database file, e.g. \"/var/lib/acoupi/metadata.db\"",
+            "({}) is the directory {field}: give a database file, e.g. \"/var/lib/acoupi/storages/metadata.db\"",
             db.display()
         )
     } else if temporary && d.starts_with(&s) {
         format!(
-            "({}) is inside {field} ({}), which is temporary (emptied at boot): put the database elsewhere, e.g. \"/var/lib/acoupi/metadata.db\"",
+            "({}) is inside {field} ({}), which is temporary (emptied at boot): put the database elsewhere, e.g. \"/var/lib/acoupi/storages/metadata.db\"",
             db.display(),
             dir.display()
         )
@@ -211,7 +211,7 @@ mod tests {
     fn empty_root_and_directory_paths_are_refused_with_an_example() {
         assert_eq!(
             check(None, Some(""), None),
-            ["paths.recordings is empty: remove it to use the default, or give a path, e.g. \"/var/lib/acoupi/recordings\""]
+            ["paths.recordings is empty: remove it to use the default, or give a path, e.g. \"/var/lib/acoupi/storages/recordings\""]
         );
         assert_eq!(
             check(Some("/"), None, None),

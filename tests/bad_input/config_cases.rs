@@ -100,6 +100,21 @@ fn utf16_configuration_in_place_is_refused_by_config_set() {
     );
 }
 
+/// A configuration a power cut left zero-filled on the card: named as damaged, with the
+/// backups to restore from, not a parse error at 1:1.
+#[test]
+fn zero_filled_configuration_is_named_damaged_with_the_backups() {
+    let install = installed();
+    let len = std::fs::metadata(install.config_file()).unwrap().len() as usize;
+    std::fs::write(install.config_file(), vec![0u8; len]).unwrap();
+    let c = install.config_file().display().to_string();
+    Case::new(&install).refused(
+        &["config", "set", "recording.duration", "1"],
+        2,
+        &format!("error: {c} is damaged (it holds zero bytes, which no text file has): restore it from {c}.bak or {c}.last-good, or write it again with `acoupi setup --force`"),
+    );
+}
+
 /// Issue 11: an empty recordings path was accepted.
 #[test]
 fn empty_recordings_path_is_refused() {
@@ -107,7 +122,7 @@ fn empty_recordings_path_is_refused() {
     Case::new(&install).refused(
         &["config", "set", "paths.recordings", ""],
         2,
-        "error: paths.recordings is empty: remove it to use the default, or give a path, e.g. \"/var/lib/acoupi/recordings\"; nothing was written",
+        "error: paths.recordings is empty: remove it to use the default, or give a path, e.g. \"/var/lib/acoupi/storages/recordings\"; nothing was written",
     );
 }
 
@@ -119,7 +134,7 @@ fn database_path_naming_a_directory_is_refused() {
         Case::new(&install).refused(
             &["config", "set", "paths.db_metadata", dir],
             2,
-            &format!("error: paths.db_metadata {dir:?} names a directory, not a database file: give a file, e.g. \"/var/lib/acoupi/metadata.db\"; nothing was written"),
+            &format!("error: paths.db_metadata {dir:?} names a directory, not a database file: give a file, e.g. \"/var/lib/acoupi/storages/metadata.db\"; nothing was written"),
         );
     }
 }
