@@ -492,6 +492,14 @@ fn a_file_with_a_byte_order_mark_and_crlf_is_accepted_everywhere() {
         home.ok(&["config", "get", "recording.duration"]).trim(),
         "4"
     );
+    // `acoupi devices` read the file with a reader of its own and gave up on the mark.
+    let devices = home.run(&["devices"]);
+    let stderr = String::from_utf8_lossy(&devices.stderr);
+    assert!(
+        String::from_utf8_lossy(&devices.stdout).contains("configured device \"UltraMic\""),
+        "{devices:?}"
+    );
+    assert!(!stderr.contains("not marking"), "{stderr}");
 
     let boot = home.dir.path().join("boot-acoupi.ron");
     let site = "(\n    microphone: (device_name: \"USB\"),\n)\n";
