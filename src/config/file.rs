@@ -111,33 +111,36 @@ pub fn import_with(
 /// followed: it is refused too).
 pub fn check_destination(path: &Path) -> Result<(), ConfigError> {
     let kind = match fs::symlink_metadata(path) {
-        Ok(meta) => {
-            use std::os::unix::fs::FileTypeExt;
-            let t = meta.file_type();
-            if t.is_file() {
-                return Ok(());
-            } else if t.is_dir() {
-                "a directory"
-            } else if t.is_symlink() {
-                "a symbolic link"
-            } else if t.is_char_device() {
-                "a character device"
-            } else if t.is_block_device() {
-                "a block device"
-            } else if t.is_fifo() {
-                "a fifo"
-            } else if t.is_socket() {
-                "a socket"
-            } else {
-                "not a regular file"
-            }
-        }
+        Ok(meta) if meta.is_file() => return Ok(()),
+        Ok(meta) => kind_of(&meta.file_type()),
         Err(_) => return Ok(()),
     };
     Err(ConfigError::NotAFile {
         path: path.to_path_buf(),
         kind,
     })
+}
+
+/// What a file that is not a regular file is, for messages ("a character device").
+pub(crate) fn kind_of(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a fifo"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// Refuses a new destination whose directory does not exist (an existing regular file

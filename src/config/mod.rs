@@ -55,6 +55,21 @@ pub enum ConfigError {
         /// What the file looks like instead, e.g. "UTF-16 text, not UTF-8".
         encoding: String,
     },
+    /// The file to read is a device, fifo, directory or socket: reading it could block
+    /// forever (a fifo) or never end (`/dev/zero`).
+    #[error("{} is {kind}, not a regular file: give the path of a configuration file", path.display())]
+    NotARegularSource {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The file is far larger than any configuration.
+    #[error("{} is larger than {} KiB, far more than any configuration: is it the right file?", path.display(), MAX_CONFIG_BYTES / 1024)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file holds zero bytes, which no text has: typically a file a power cut left
     /// zero-filled on a FAT card.
     #[error("{} is damaged (it holds zero bytes, which no text file has): restore it from {}.bak or {}.last-good, or write it again with `acoupi setup --force`", path.display(), path.display(), path.display())]
@@ -158,17 +173,47 @@ pub fn read(path: &Path) -> Result<Config, ConfigError> {
 /// ([`read`], [`load`], [`import`], and so the boot-time import), so every way in accepts
 /// the same files. See [`decode`].
 pub fn read_text(path: &Path) -> Result<String, ConfigError> {
-    match std::fs::read(path) {
-        Ok(bytes) => decode(bytes, path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::NotFound {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_err = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    // O_NONBLOCK: opening a fifo must not wait for a writer; the type check follows.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::NotFound {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(read_err(e)),
+    };
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(ConfigError::NotARegularSource {
             path: path.to_path_buf(),
-        }),
-        Err(source) => Err(ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+            kind: file::kind_of(&meta.file_type()),
+        });
     }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    decode(bytes, path)
 }
+
+/// The largest configuration file read: the commented example is about 10 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// The UTF-8 byte order mark Windows Notepad writes ("UTF-8 with BOM").
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";

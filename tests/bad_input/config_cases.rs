@@ -306,3 +306,31 @@ fn import_to_a_device_fifo_or_symlink_is_refused() {
     );
     assert!(!install.root().join("no").exists());
 }
+
+/// A file to import that is a fifo or `/dev/zero` would block forever or fill memory;
+/// a file far larger than any configuration is refused too.
+#[test]
+fn import_from_a_fifo_device_or_huge_file_is_refused() {
+    let install = installed();
+    let fifo = install.root().join("site.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for (src, kind) in [
+        (fifo.as_path(), "a fifo"),
+        (Path::new("/dev/zero"), "a character device"),
+    ] {
+        Case::new(&install).refused(
+            &["config", "import", src.to_str().unwrap()],
+            2,
+            &format!(
+                "error: {} is {kind}, not a regular file: give the path of a configuration file",
+                src.display()
+            ),
+        );
+    }
+    let huge = user_file(&install, "huge.ron", &vec![b' '; 2 * 1024 * 1024]);
+    Case::new(&install).refused(
+        &["config", "import", huge.to_str().unwrap()],
+        2,
+        &format!("error: {} is larger than 1024 KiB, far more than any configuration: is it the right file?", huge.display()),
+    );
+}
