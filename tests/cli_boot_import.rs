@@ -205,3 +205,54 @@ fn issue_11_the_error_file_says_where_and_what_to_change() {
         assert!(text.contains(needle), "no {needle:?} in:\n{text}");
     }
 }
+
+/// Issue 11: a file saved on Windows. Notepad's "UTF-8 with BOM" with CRLF line ends is
+/// installed (without the mark); its "Unicode" (UTF-16) is rejected with a reason that
+/// says to save it as UTF-8, not a parse error at a column.
+#[test]
+fn windows_saved_boot_files_are_installed_or_told_to_be_saved_as_utf8() {
+    let i = Install::new();
+    i.setup(&[]);
+    let config = i.config_file();
+    let original = fs::read_to_string(&config).unwrap();
+    let boot = i.root().join("boot");
+    fs::create_dir_all(&boot).unwrap();
+    let source = boot.join("acoupi.ron");
+    let error_file = boot.join("acoupi-error.txt");
+    let args = [
+        "boot-import",
+        "--source",
+        source.to_str().unwrap(),
+        "--error-file",
+        error_file.to_str().unwrap(),
+    ];
+    let edited = original
+        .replace("\"Europe/London\"", "\"Europe/Berlin\"")
+        .replace('\n', "\r\n");
+
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(edited.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    fs::write(&source, utf16).unwrap();
+    let out = i.run(&args);
+    assert_eq!(out.code, Some(2), "{out:#?}");
+    let reason = fs::read_to_string(&error_file).unwrap();
+    assert!(
+        reason.contains(&format!(
+            "{} is UTF-16 text, not UTF-8: save it as UTF-8",
+            source.display()
+        )),
+        "{reason}"
+    );
+    assert_eq!(fs::read_to_string(&config).unwrap(), original);
+
+    fs::write(
+        &source,
+        [b"\xEF\xBB\xBF".as_slice(), edited.as_bytes()].concat(),
+    )
+    .unwrap();
+    i.ok(&args);
+    assert_eq!(fs::read_to_string(&config).unwrap(), edited);
+    assert!(!error_file.exists());
+}

@@ -412,3 +412,106 @@ fn negative_values_and_sections_are_accepted_on_the_command_line() {
         "error: deployment.latitude must be between -90 and 90 degrees, got -91; nothing was written\n"
     );
 }
+
+/// Issue 11: eight (here twelve) concurrent `config set` on different fields all exited
+/// 0 and five values were lost: each read the file, changed its field and wrote the
+/// whole file back over the others. Writers now hold a lock across read-modify-write.
+#[test]
+fn concurrent_sets_on_different_fields_all_keep_their_value() {
+    let home = Home::set_up();
+    let changes = [
+        ("microphone.samplerate", "16000", "16000"),
+        ("microphone.audio_channels", "2", "2"),
+        ("microphone.time_expansion", "10", "10.0"),
+        ("microphone.bit_depth", "24", "24"),
+        ("recording.duration", "2", "2"),
+        ("recording.start_date", "2026-05-01", "\"2026-05-01\""),
+        ("recording.end_date", "2027-05-01", "\"2027-05-01\""),
+        ("retention.max_age_days", "33", "33"),
+        ("retention.min_free_space_mb", "10", "10"),
+        ("heartbeat.interval", "77", "77"),
+        ("timezone", "UTC", "\"UTC\""),
+        ("recording_saving.frequency_interval", "45", "45"),
+    ];
+    let children: Vec<_> = changes
+        .iter()
+        .map(|(field, value, _)| {
+            Command::new(env!("CARGO_BIN_EXE_acoupi"))
+                .args(["config", "set", field, value])
+                .env("ACOUPI_HOME", home.dir.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawning acoupi config set")
+        })
+        .collect();
+    for (child, (field, ..)) in children.into_iter().zip(&changes) {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "config set {field}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let lost: Vec<String> = changes
+        .iter()
+        .filter_map(|(field, _, shown)| {
+            let got = home.ok(&["config", "get", field, "--json"]);
+            (got.trim() != *shown).then(|| format!("{field}: {}", got.trim()))
+        })
+        .collect();
+    assert!(lost.is_empty(), "values lost: {lost:?}");
+    assert!(
+        !home.dir.path().join("config").read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp."))
+    );
+}
+
+/// Issue 11: Notepad's "UTF-8 with BOM" was refused with `expected opening '('`. The
+/// configuration in place with a BOM and CRLF line ends reads, and `config set` writes
+/// it back; a BOM file imports (installed without the mark) and validates.
+#[test]
+fn a_file_with_a_byte_order_mark_and_crlf_is_accepted_everywhere() {
+    let home = Home::set_up();
+    let windows = |text: &str| {
+        let crlf = text.replace('\n', "\r\n");
+        [b"\xEF\xBB\xBF".as_slice(), crlf.as_bytes()].concat()
+    };
+    let text = fs::read_to_string(home.config()).unwrap();
+    fs::write(home.config(), windows(&text)).unwrap();
+    assert_eq!(
+        home.ok(&["config", "get", "microphone.device_name"]).trim(),
+        "\"UltraMic\""
+    );
+    home.ok(&["config", "set", "recording.duration", "4"]);
+    assert_eq!(
+        home.ok(&["config", "get", "recording.duration"]).trim(),
+        "4"
+    );
+    // `acoupi devices` read the file with a reader of its own and gave up on the mark.
+    let devices = home.run(&["devices"]);
+    let stderr = String::from_utf8_lossy(&devices.stderr);
+    assert!(
+        String::from_utf8_lossy(&devices.stdout).contains("configured device \"UltraMic\""),
+        "{devices:?}"
+    );
+    assert!(!stderr.contains("not marking"), "{stderr}");
+
+    let boot = home.dir.path().join("boot-acoupi.ron");
+    let site = "(\n    microphone: (device_name: \"USB\"),\n)\n";
+    fs::write(&boot, windows(site)).unwrap();
+    home.ok(&["config", "validate", boot.to_str().unwrap()]);
+    home.ok(&["config", "import", boot.to_str().unwrap()]);
+    assert_eq!(
+        fs::read(home.config()).unwrap(),
+        site.replace('\n', "\r\n").into_bytes()
+    );
+    assert_eq!(
+        home.ok(&["config", "get", "microphone.device_name"]).trim(),
+        "\"USB\""
+    );
+}

@@ -42,7 +42,8 @@ pub fn run(layout: &Layout, args: BootImportArgs) -> anyhow::Result<()> {
         tracing::info!(source = %args.source.display(), "no configuration on the boot partition");
         return Ok(());
     }
-    match crate::config::import(&args.source, &layout.config_file) {
+    let overlaps = |c: &crate::config::Config| super::config::storage_overlaps(layout, c);
+    match crate::config::import_with(&args.source, &layout.config_file, &overlaps) {
         Err(e) => {
             let text = error_text(&args.source, &e);
             write_replacing(&args.error_file, text.as_bytes())

@@ -55,13 +55,16 @@ impl Finding {
 /// further check (nothing else can be checked without a valid configuration).
 /// A file that does not load gets, after its causes, how to get a working one back.
 pub fn config_findings(layout: &Layout) -> Result<Config, Vec<Finding>> {
-    crate::config::load(&layout.config_file).map_err(|e| {
+    let in_file = |errors: Vec<crate::config::FieldError>, path: &std::path::Path| {
+        errors
+            .into_iter()
+            .map(|f| Finding::error(format!("{}: {f}", path.display())))
+            .collect::<Vec<_>>()
+    };
+    let config = crate::config::load(&layout.config_file).map_err(|e| {
         let missing = matches!(e, crate::config::ConfigError::NotFound { .. });
-        let mut findings: Vec<Finding> = match e {
-            crate::config::ConfigError::Invalid { path, errors } => errors
-                .into_iter()
-                .map(|f| Finding::error(format!("{}: {f}", path.display())))
-                .collect(),
+        let mut findings = match e {
+            crate::config::ConfigError::Invalid { path, errors } => in_file(errors, &path),
             other => vec![Finding::error(super::chain(&other))],
         };
         if !missing || !super::broken::backups(layout).is_empty() {
@@ -71,7 +74,14 @@ pub fn config_findings(layout: &Layout) -> Result<Config, Vec<Finding>> {
             )));
         }
         findings
-    })
+    })?;
+    // The storage paths as this installation resolves them must not overlap either.
+    let overlaps = super::config::storage_overlaps(layout, &config);
+    if overlaps.is_empty() {
+        Ok(config)
+    } else {
+        Err(in_file(overlaps, &layout.config_file))
+    }
 }
 
 /// Every check, in the order a user would fix them.

@@ -123,7 +123,8 @@ fn get(layout: &Layout, args: GetArgs) -> anyhow::Result<()> {
 /// Masks passwords and tokens in `value`, the value of `field` (itself a secret when its
 /// last segment names one).
 fn mask(value: &mut serde_json::Value, field: &str) {
-    let last = tree::segments(field).last().copied().unwrap_or("");
+    let segs = tree::segments(field).unwrap_or_default();
+    let last = segs.last().copied().unwrap_or("");
     if SECRET_FIELDS.contains(&last) && !value.is_null() {
         *value = serde_json::Value::String(MASK.to_owned());
     } else {
@@ -133,9 +134,12 @@ fn mask(value: &mut serde_json::Value, field: &str) {
 
 fn set(layout: &Layout, args: SetArgs) -> anyhow::Result<()> {
     let path = &layout.config_file;
+    // Held from reading the file to writing it back, so concurrent `config set` runs
+    // each keep their change (the last writer no longer overwrites the others).
+    let _lock = config::lock(path)?;
     let current = config::read(path)?;
     let changed = tree::set(&current, &args.field, &args.value)?;
-    if let Err(errors) = config::validate(&changed) {
+    if let Err(errors) = validate_here(layout, &changed) {
         anyhow::bail!("{}; nothing was written", field_errors(&errors));
     }
     if changed == current {
@@ -146,9 +150,35 @@ fn set(layout: &Layout, args: SetArgs) -> anyhow::Result<()> {
     reload_running(layout)
 }
 
+/// [`config::validate`] plus what needs the layout: the storage paths as this
+/// installation resolves them (defaults filled in) must not overlap.
+pub(crate) fn validate_here(
+    layout: &Layout,
+    config: &config::Config,
+) -> Result<(), Vec<FieldError>> {
+    config::validate(config)?;
+    let errors = storage_overlaps(layout, config);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Overlaps between the storage paths `layout` resolves for `config`.
+pub(crate) fn storage_overlaps(layout: &Layout, config: &config::Config) -> Vec<FieldError> {
+    let p = layout.storage_paths(&config.paths);
+    config::validate_paths::overlap_errors(&p.tmp_audio, &p.recordings, &p.db_metadata)
+}
+
 fn import(layout: &Layout, args: ImportArgs) -> anyhow::Result<()> {
+    if let Some(to) = &args.to {
+        // `--to` installs a file: never over a device, directory, fifo or symbolic link,
+        // and never into a directory that does not exist.
+        config::file::check_new_in_existing_dir(to).context("--to")?;
+    }
     let dst = args.to.unwrap_or_else(|| layout.config_file.clone());
-    let outcome = config::import(&args.file, &dst)?;
+    let outcome = config::import_with(&args.file, &dst, &|c| storage_overlaps(layout, c))?;
     println!("installed {} as {}", args.file.display(), dst.display());
     if let Some(previous) = &outcome.previous {
         println!("previous configuration kept as {}", previous.display());

@@ -96,6 +96,10 @@ struct SiteInput {
 }
 
 fn start(layout: &Layout, args: StartArgs) -> anyhow::Result<()> {
+    // Before anything is created or opened: a refused name changes nothing on disk.
+    if let Some(name) = &args.name {
+        check_name(name)?;
+    }
     let config = check::config_findings(layout).map_err(|findings| {
         check::print_findings(&findings);
         anyhow::anyhow!(
@@ -315,13 +319,7 @@ fn site_from(
         "name",
         args.name.clone(),
         configured.map(|s| s.name.clone()),
-        &|v| {
-            if v.trim().is_empty() {
-                Err("the name must not be empty".into())
-            } else {
-                Ok(())
-            }
-        },
+        &|v| crate::config::validate_deployment_name(v).map_err(|m| format!("the name {m}")),
     )?;
     let latitude = ask(
         "latitude",
@@ -342,6 +340,12 @@ fn site_from(
         latitude: parse_coordinate(&latitude, validate_latitude).map_err(anyhow::Error::msg)?,
         longitude: parse_coordinate(&longitude, validate_longitude).map_err(anyhow::Error::msg)?,
     })
+}
+
+/// The `--name` check of [`site_from`], for use before anything is touched.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    crate::config::validate_deployment_name(name)
+        .map_err(|m| anyhow::anyhow!("--name {name:?}: the name {m}"))
 }
 
 fn parse_coordinate(text: &str, check: fn(f64) -> Result<(), String>) -> Result<f64, String> {

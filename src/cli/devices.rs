@@ -61,20 +61,16 @@ pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `microphone.device_name` from the configuration file, if one exists.
-///
-/// The one place this command reads the configuration; it will call the config
-/// module's loader once that exists.
+/// `microphone.device_name` from the configuration file, if one exists. Read through
+/// the config module's one reader, so a file every other command accepts (a BOM, CRLF,
+/// `implicit_some`) is accepted here too.
 pub fn configured_device() -> anyhow::Result<Option<String>> {
     let layout = Layout::detect();
-    let path = &layout.config_file;
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    let cfg: Config = match crate::config::read(&layout.config_file) {
+        Ok(c) => c,
+        Err(crate::config::ConfigError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    let cfg: Config =
-        ron::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))?;
     let name = cfg.microphone.device_name.trim().to_string();
     Ok((!name.is_empty()).then_some(name))
 }

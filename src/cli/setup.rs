@@ -74,6 +74,8 @@ const CONNECTED_PROMPTED: [(&str, &str); 2] = [
 pub fn run(args: SetupArgs) -> anyhow::Result<()> {
     let layout = Layout::detect();
     let path = &layout.config_file;
+    // Held from the "already exists" check to the write, like every configuration writer.
+    let _lock = config::lock(path)?;
     let stdin = std::io::stdin();
     let interactive = !args.no_prompt && stdin.is_terminal();
     let config = if interactive {
@@ -88,6 +90,10 @@ pub fn run(args: SetupArgs) -> anyhow::Result<()> {
     } else {
         configure(&args, path, None, &[])?
     };
+    let overlaps = super::config::storage_overlaps(&layout, &config);
+    if !overlaps.is_empty() {
+        bail!("{}", super::config::field_errors(&overlaps));
+    }
     config::save(&config, path)?;
     crate::system::storage::hand_over_config(&layout)?;
     println!("wrote {}", path.display());

@@ -13,15 +13,21 @@ pub mod schema;
 pub mod tree;
 pub mod validate;
 pub mod validate_messaging;
+pub mod validate_paths;
+
+#[cfg(test)]
+mod proptests;
 
 use std::path::{Path, PathBuf};
 
 use ron::extensions::Extensions;
 
 pub use example::example_ron;
-pub use file::{import, save, ImportOutcome};
+pub use file::{import, import_with, lock, save, ConfigLock, ImportOutcome};
 pub use schema::Config;
-pub use validate::{validate, validate_latitude, validate_longitude, FieldError};
+pub use validate::{
+    validate, validate_deployment_name, validate_latitude, validate_longitude, FieldError,
+};
 
 /// Why a configuration file could not be read, parsed, validated or written.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +58,36 @@ pub enum ConfigError {
         /// The directory the configuration must stay in.
         dir: PathBuf,
     },
+    /// The file is not UTF-8 text (UTF-16 from a Windows editor, or another encoding).
+    #[error("{} is {encoding}: save it as UTF-8 (in Notepad: File, Save as, Encoding: UTF-8)", path.display())]
+    Encoding {
+        /// The file.
+        path: PathBuf,
+        /// What the file looks like instead, e.g. "UTF-16 text, not UTF-8".
+        encoding: String,
+    },
+    /// The file to read is a device, fifo, directory or socket: reading it could block
+    /// forever (a fifo) or never end (`/dev/zero`).
+    #[error("{} is {kind}, not a regular file: give the path of a configuration file", path.display())]
+    NotARegularSource {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The file is far larger than any configuration.
+    #[error("{} is larger than {} KiB, far more than any configuration: is it the right file?", path.display(), MAX_CONFIG_BYTES / 1024)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file holds zero bytes, which no text has: typically a file a power cut left
+    /// zero-filled on a FAT card.
+    #[error("{} is damaged (it holds zero bytes, which no text file has): restore it from {}.bak or {}.last-good, or write it again with `acoupi setup --force`", path.display(), path.display(), path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file is not valid RON for the schema.
     #[error("{}:{line}:{column}: {message}", path.display())]
     Parse {
@@ -75,6 +111,32 @@ pub enum ConfigError {
     /// The configuration could not be turned into RON (a bug in the schema, not user input).
     #[error("serialising the configuration")]
     Serialize(#[source] ron::Error),
+    /// The destination exists but is not a regular file (a device, directory, fifo or
+    /// symbolic link): replacing it would destroy something that is not a configuration.
+    #[error("{} is {kind}, not a regular file: give the path of a configuration file or of a new file in an existing directory", path.display())]
+    NotAFile {
+        /// The destination.
+        path: PathBuf,
+        /// What it is instead ("a character device", "a directory", …).
+        kind: &'static str,
+    },
+    /// A new destination whose directory does not exist.
+    #[error("{} cannot be created: its directory {} does not exist; create it first or give another path", path.display(), dir.display())]
+    NoDirectory {
+        /// The destination.
+        path: PathBuf,
+        /// Its missing parent directory.
+        dir: PathBuf,
+    },
+    /// Taking the lock that serialises writers of the configuration failed.
+    #[error("locking {}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing the file, its backup or its directory failed.
     #[error("writing {}", path.display())]
     Write {
@@ -115,22 +177,109 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// `acoupi config get`/`set`, which must be able to show and repair a file whose values
 /// no longer validate.
 pub fn read(path: &Path) -> Result<Config, ConfigError> {
+    parse(&read_text(path)?, path)
+}
+
+/// The text of the configuration file at `path`: the one reader of configuration text
+/// ([`read`], [`load`], [`import`], and so the boot-time import), so every way in accepts
+/// the same files. See [`decode`].
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let read_err = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     refuse_foreign_link(path)?;
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    // O_NONBLOCK: opening a fifo must not wait for a writer; the type check follows.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ConfigError::NotFound {
                 path: path.to_path_buf(),
             })
         }
-        Err(source) => {
-            return Err(ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+        Err(e) => return Err(read_err(e)),
     };
-    parse(&text, path)
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(ConfigError::NotARegularSource {
+            path: path.to_path_buf(),
+            kind: file::kind_of(&meta.file_type()),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    decode(bytes, path)
+}
+
+/// The largest configuration file read: the commented example is about 10 KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The UTF-8 byte order mark Windows Notepad writes ("UTF-8 with BOM").
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Configuration text from the bytes of a file as an editor on any system saves it: a
+/// leading UTF-8 byte order mark is dropped (CRLF line ends are whitespace to RON). UTF-16
+/// (with or without its byte order mark) and anything else that is not UTF-8 is refused
+/// with one line saying to save the file as UTF-8, rather than a parse error at a column
+/// the user cannot see. `path` only names the file in errors.
+pub fn decode(bytes: Vec<u8>, path: &Path) -> Result<String, ConfigError> {
+    let encoding = |what: String| ConfigError::Encoding {
+        path: path.to_path_buf(),
+        encoding: what,
+    };
+    if bytes.starts_with(b"\xFF\xFE") || bytes.starts_with(b"\xFE\xFF") || looks_utf16(&bytes) {
+        return Err(encoding("UTF-16 text, not UTF-8".into()));
+    }
+    let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
+    if body.contains(&0) {
+        return Err(ConfigError::Damaged {
+            path: path.to_path_buf(),
+        });
+    }
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok(text.to_owned()),
+        Err(e) => {
+            let before = &body[..e.valid_up_to()];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            Err(encoding(format!(
+                "not UTF-8 text (byte 0x{:02X} on line {line})",
+                body[e.valid_up_to()]
+            )))
+        }
+    }
+}
+
+/// UTF-16 without a byte order mark: mostly-ASCII text where every other byte is zero.
+/// UTF-8 text never holds a zero byte in a configuration, so zeros on one parity only, in
+/// at least a third of the byte pairs, are UTF-16 and not a damaged UTF-8 file.
+fn looks_utf16(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(512)];
+    let pairs = head.len() / 2;
+    if pairs == 0 {
+        return false;
+    }
+    let zeros_at = |parity: usize| {
+        head.iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|b| **b == 0)
+            .count()
+    };
+    let (even, odd) = (zeros_at(0), zeros_at(1));
+    (even == 0 && odd * 3 >= pairs) || (odd == 0 && even * 3 >= pairs)
 }
 
 /// Refuses a configuration that is a symbolic link resolving outside the directory it
@@ -363,6 +512,48 @@ mod tests {
         let text = to_ron(&c).unwrap();
         assert!(text.starts_with("// acoupi program configuration."));
         assert_eq!(parse(&text, Path::new("x")).unwrap(), c);
+    }
+
+    /// Issue 11: Windows editors' encodings. A UTF-8 byte order mark and CRLF line ends
+    /// are accepted; UTF-16 (with or without its mark) and other encodings get one line.
+    #[test]
+    fn bom_and_crlf_are_accepted_other_encodings_say_save_as_utf8() {
+        let text = "(\r\n  timezone: \"UTC\",\r\n)\r\n";
+        let path = Path::new("acoupi.ron");
+        let with_bom = [UTF8_BOM, text.as_bytes()].concat();
+        let decoded = decode(with_bom, path).unwrap();
+        assert_eq!(decoded, text);
+        assert_eq!(parse(&decoded, path).unwrap().timezone, "UTC");
+        let utf16 = |bom: &[u8], big: bool| -> Vec<u8> {
+            let units = text.encode_utf16();
+            let body: Vec<u8> = if big {
+                units.flat_map(u16::to_be_bytes).collect()
+            } else {
+                units.flat_map(u16::to_le_bytes).collect()
+            };
+            [bom, &body].concat()
+        };
+        for bytes in [
+            utf16(b"\xFF\xFE", false),
+            utf16(b"\xFE\xFF", true),
+            utf16(b"", false),
+            utf16(b"", true),
+        ] {
+            assert_eq!(
+                decode(bytes, path).unwrap_err().to_string(),
+                "acoupi.ron is UTF-16 text, not UTF-8: save it as UTF-8 (in Notepad: File, Save as, Encoding: UTF-8)"
+            );
+        }
+        let latin1 =
+            b"(\n  deployment: (name: \"H\xE9rault\", latitude: 1, longitude: 2),\n)".to_vec();
+        assert_eq!(
+            decode(vec![0; 4096], path).unwrap_err().to_string(),
+            "acoupi.ron is damaged (it holds zero bytes, which no text file has): restore it from acoupi.ron.bak or acoupi.ron.last-good, or write it again with `acoupi setup --force`"
+        );
+        assert_eq!(
+            decode(latin1, path).unwrap_err().to_string(),
+            "acoupi.ron is not UTF-8 text (byte 0xE9 on line 2): save it as UTF-8 (in Notepad: File, Save as, Encoding: UTF-8)"
+        );
     }
 
     #[test]

@@ -83,7 +83,8 @@ impl Order {
     /// The order of the value at the dotted `field`.
     fn at(self, field: &str) -> Order {
         let mut cur = self;
-        for seg in segments(field) {
+        // Only called after `get` accepted `field`, so its segments are valid.
+        for seg in segments(field).unwrap_or_default() {
             cur = if let Some(item) = cur.item {
                 *item
             } else {

@@ -45,6 +45,55 @@ pub const MAX_CHANNELS: u16 = 32;
 /// The shortest heartbeat interval, in seconds; faster would only wear the SD card.
 pub const MIN_HEARTBEAT_S: u32 = 10;
 
+/// The accepted range of an integer field that is checked on its own, for messages
+/// about values the field's type cannot even hold (`microphone.samplerate -5`): the
+/// message states the range [`validate`] accepts, not the type's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntRange {
+    /// The smallest accepted value.
+    pub min: i128,
+    /// The largest accepted value.
+    pub max: i128,
+    /// What the field accepts, read after "must be", e.g. "between 8000 and 384000 Hz".
+    pub phrase: String,
+}
+
+/// The accepted range of the integer field `field` (dotted), if it has one of its own.
+/// Every entry agrees with [`validate`] (a test checks both ends of each).
+pub fn int_range(field: &str) -> Option<IntRange> {
+    const U32: i128 = u32::MAX as i128;
+    let (min, max, unit): (i128, i128, &str) = match field {
+        "microphone.samplerate" => (MIN_SAMPLERATE.into(), MAX_SAMPLERATE.into(), " Hz"),
+        "microphone.audio_channels" => (1, MAX_CHANNELS.into(), ""),
+        "microphone.bit_depth" => {
+            return Some(IntRange {
+                min: 16,
+                max: 32,
+                phrase: "16, 24 or 32".into(),
+            })
+        }
+        "recording.duration" | "recording.interval" => (1, 86_400, " seconds"),
+        "recording_saving.before_dawndusk_duration"
+        | "recording_saving.after_dawndusk_duration" => (0, 720, " minutes"),
+        "recording_saving.frequency_interval" => (0, 1440, " minutes"),
+        "retention.max_age_days" => (1, U32, " days"),
+        "heartbeat.interval" | "messaging.heartbeat_interval" => {
+            (MIN_HEARTBEAT_S.into(), U32, " seconds")
+        }
+        "messaging.message_send_interval" | "messaging.mqtt.timeout" | "messaging.http.timeout" => {
+            (1, U32, " seconds")
+        }
+        "messaging.mqtt.keep_alive" => (5, U32, " seconds"),
+        "messaging.mqtt.port" => (1, 65_535, ""),
+        _ => return None,
+    };
+    Some(IntRange {
+        min,
+        max,
+        phrase: format!("between {min} and {max}{unit}"),
+    })
+}
+
 /// Checks every field and every relation between fields; returns all problems at once.
 pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
@@ -192,6 +241,10 @@ pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
         }
     }
 
+    for e in super::validate_paths::path_errors(&config.paths) {
+        push(&e.field, e.message);
+    }
+
     if config.retention.max_age_days == Some(0) {
         push(
             "retention.max_age_days",
@@ -232,8 +285,8 @@ pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
 /// Checks a deployment site; fields are named relative to the site (`name`, `latitude`).
 pub fn validate_site(site: &Site) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    if site.name.trim().is_empty() {
-        errors.push(FieldError::new("name", "must not be empty"));
+    if let Err(m) = validate_deployment_name(&site.name) {
+        errors.push(FieldError::new("name", m));
     }
     if let Err(m) = validate_latitude(site.latitude) {
         errors.push(FieldError::new("latitude", m));
@@ -242,6 +295,38 @@ pub fn validate_site(site: &Site) -> Vec<FieldError> {
         errors.push(FieldError::new("longitude", m));
     }
     errors
+}
+
+/// A deployment name: not empty, and printable: no control character (line break, tab,
+/// escape) and no invisible formatting character (zero-width space, direction override),
+/// which would break the status display, log lines and the metadata.db reader's view.
+/// The message reads after the field name.
+pub fn validate_deployment_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    match name.chars().find(|c| !is_printable(*c)) {
+        Some(c) => Err(format!(
+            "contains the unprintable character U+{:04X}: use letters, digits, spaces and punctuation only",
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// False for control characters and the invisible Unicode formatting characters
+/// (soft hyphen, zero-width and direction marks, line/paragraph separators, BOM).
+fn is_printable(c: char) -> bool {
+    !(c.is_control()
+        || matches!(c,
+            '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'))
 }
 
 /// A latitude in degrees: -90..=90. The message reads after the field name.
@@ -414,6 +499,41 @@ mod tests {
         ));
         assert!(validate_latitude(f64::NAN).is_err());
         assert!(validate_longitude(180.0).is_ok());
+    }
+
+    /// Issue 11: a line break or an invisible character in a deployment name broke the
+    /// status display and log lines.
+    #[test]
+    fn deployment_name_must_be_printable() {
+        for (name, code) in [
+            ("a\nb", "000A"),
+            ("a\tb", "0009"),
+            ("\u{1b}[31m", "001B"),
+            ("a\u{202E}b", "202E"),
+            ("a\u{200B}", "200B"),
+        ] {
+            assert_eq!(
+                validate_deployment_name(name),
+                Err(format!("contains the unprintable character U+{code}: use letters, digits, spaces and punctuation only")),
+                "{name:?}"
+            );
+        }
+        assert!(validate_deployment_name("Hérault hedgerow #2 (north)").is_ok());
+        assert!(validate_deployment_name("森林").is_ok());
+        let e = check(|c| {
+            c.deployment = Some(Site {
+                name: "wood\r".into(),
+                latitude: 1.0,
+                longitude: 2.0,
+            })
+        });
+        assert!(
+            has(
+                &e,
+                "deployment.name contains the unprintable character U+000D"
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -152,18 +152,24 @@ fn parse_clock(t: &str) -> Result<Bound, String> {
     })
 }
 
-/// `+30m`, `-1h`, `+1h15m`, `-90s`; at most 12 hours either way.
+/// The largest offset from a solar event, either way: half a day.
+const MAX_OFFSET_S: u64 = 12 * 3600;
+
+/// `+30m`, `-1h`, `+1h15m`, `-90s`; at most 12 hours either way. Numbers of any length
+/// are read without overflow: too large is reported as too large, with the bound.
 fn parse_offset(t: &str) -> Result<i32, String> {
     let (sign, rest) = match t.as_bytes().first() {
         Some(b'+') => (1, &t[1..]),
         Some(b'-') => (-1, &t[1..]),
         _ => return Err("an offset starts with + or -".into()),
     };
-    let mut total: i64 = 0;
-    let mut digits = String::new();
+    // Saturating: anything past the bound is out of range however large it is.
+    let mut total: u64 = 0;
+    let mut number: Option<u64> = None;
     for c in rest.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
+        if let Some(d) = c.to_digit(10) {
+            let n = number.unwrap_or(0);
+            number = Some(n.saturating_mul(10).saturating_add(d.into()));
             continue;
         }
         let unit = match c {
@@ -172,18 +178,21 @@ fn parse_offset(t: &str) -> Result<i32, String> {
             's' => 1,
             _ => return Err(format!("unknown unit {c:?} in offset (use h, m or s)")),
         };
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| "each unit in an offset needs a number before it".to_string())?;
-        total += n * unit;
-        digits.clear();
+        let n =
+            number.ok_or_else(|| "each unit in an offset needs a number before it".to_string())?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        number = None;
     }
-    if !digits.is_empty() || total == 0 && rest.trim().is_empty() {
+    if number.is_some() || rest.trim().is_empty() {
         return Err("an offset needs a unit, e.g. +30m".into());
     }
-    if total > 12 * 3600 {
-        return Err("an offset is at most 12h".into());
+    if total > MAX_OFFSET_S {
+        return Err(format!(
+            "the offset {} is too large: an offset is at most 12h (720m, 43200s) either way",
+            t.trim()
+        ));
     }
+    // At most 43200: fits an i32.
     Ok(sign * total as i32)
 }
 
@@ -287,10 +296,39 @@ mod tests {
             ("sunrise+30", "needs a unit"),
             ("sunrise+30x", "unknown unit"),
             ("sunset+13h", "at most 12h"),
+            // Issue 11: numbers too large for any integer name the bound, not overflow.
+            (
+                "sunset+99999999999999999999m",
+                "the offset +99999999999999999999m is too large: an offset is at most 12h (720m, 43200s) either way",
+            ),
+            ("sunrise-9999999999999999h", "is too large"),
+            ("sunrise+12h1s", "is too large"),
             ("", "empty"),
         ] {
             let e = text.parse::<Bound>().unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
+        }
+    }
+
+    /// Text near the real grammar: clock times with odd widths, event names in any case,
+    /// offsets with long numbers and several units, stray signs and spaces.
+    fn bound_like() -> impl proptest::strategy::Strategy<Value = String> {
+        "( ?[0-9]{0,3}(:[0-9]{0,3}){0,3} ?)|(( ?(sunrise|SUNSET|civil_dawn|civil_dusk|nautical_dawn|nautical_dusk|astronomical_dawn|astronomical_dusk|noon) ?)([+-] ?([0-9]{0,25}[hmsx ]?){0,4})?)"
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Issue 11: any text parses or is refused, never a panic or an overflow; what
+        /// is accepted prints back to text that parses to the same bound.
+        #[test]
+        fn any_text_parses_or_is_refused_and_accepted_bounds_round_trip(
+            text in proptest::prop_oneof![proptest::arbitrary::any::<String>(), bound_like()]
+        ) {
+            if let Ok(bound) = text.parse::<Bound>() {
+                let printed = bound.to_string();
+                proptest::prop_assert_eq!(printed.parse::<Bound>(), Ok(bound), "{:?} printed as {:?}", text, printed);
+            }
         }
     }
 }

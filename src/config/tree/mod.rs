@@ -31,6 +31,25 @@ pub enum TreeError {
         /// Every valid name of the section.
         valid: Vec<String>,
     },
+    /// A dotted path with an empty name between two dots, or a leading or trailing dot.
+    #[error("`{field}` has an empty field name (two dots in a row, or a dot at an end): {}", match fixed.as_str() { "" => "give a dotted field such as `microphone.samplerate`".to_string(), f => format!("did you mean `{f}`?") })]
+    EmptySegment {
+        /// The path as given.
+        field: String,
+        /// The path without its empty names ("" when nothing is left).
+        fixed: String,
+    },
+    /// A number outside the range the field accepts (checked before the field's type,
+    /// so the message states the real range, not the type's).
+    #[error("{field} must be {accepted}, got {value}")]
+    OutOfRange {
+        /// The dotted field.
+        field: String,
+        /// The number as given.
+        value: String,
+        /// What the field accepts, e.g. "between 8000 and 384000 Hz".
+        accepted: String,
+    },
     /// A list index past the end.
     #[error("index {index} is out of range: {list} has {len} {}", if *len == 1 { "entry" } else { "entries" })]
     IndexOutOfRange {
@@ -192,9 +211,27 @@ fn join(prefix: &str, segment: &str) -> String {
     }
 }
 
-/// Splits a dotted path; an empty path (or `.`) is the whole configuration.
-pub(crate) fn segments(field: &str) -> Vec<&str> {
-    field.trim().split('.').filter(|s| !s.is_empty()).collect()
+/// Splits a dotted path; an empty path (or `.`) is the whole configuration. An empty
+/// name anywhere else (`microphone..samplerate`) is refused rather than skipped: a path
+/// that only works by accident would be copied into scripts and notes.
+pub(crate) fn segments(field: &str) -> Result<Vec<&str>, TreeError> {
+    let field = field.trim();
+    if field.is_empty() || field == "." {
+        return Ok(Vec::new());
+    }
+    let segs: Vec<&str> = field.split('.').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        return Err(TreeError::EmptySegment {
+            field: field.into(),
+            fixed: segs
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join("."),
+        });
+    }
+    Ok(segs)
 }
 
 fn unknown(section: &str, name: &str, map: &Map<String, Value>) -> TreeError {
@@ -214,7 +251,7 @@ pub fn get(config: &Config, field: &str) -> Result<Value, TreeError> {
     let mut cur = to_tree(config);
     let mut shp = &shape;
     let mut at = String::new();
-    for seg in segments(field) {
+    for seg in segments(field)? {
         let here = join(&at, seg);
         match (&cur, shp) {
             (Value::Object(map), _) => {
@@ -264,7 +301,8 @@ pub fn get(config: &Config, field: &str) -> Result<Value, TreeError> {
 /// (see [`coerce`]). Unset optional sections on the way are created with their defaults.
 /// Relations between fields are not checked here.
 pub fn set(config: &Config, field: &str, value: &str) -> Result<Config, TreeError> {
-    let segs = segments(field);
+    let segs = segments(field)?;
+    check_range(&segs.join("."), value)?;
     let mut tree = to_tree(config);
     set_in(&mut tree, &shape(), "", &segs, value)?;
     serde_json::from_value(tree).map_err(|e| TreeError::Rejected {
@@ -275,6 +313,33 @@ pub fn set(config: &Config, field: &str, value: &str) -> Result<Config, TreeErro
         },
         message: plain_types(&e.to_string()),
     })
+}
+
+/// Refuses a whole number outside the field's accepted range (see
+/// [`int_range`](super::validate::int_range)) before the field's type sees it, so `-5`
+/// or a number of 30 digits get the range the field really accepts.
+fn check_range(field: &str, raw: &str) -> Result<(), TreeError> {
+    let Some(range) = super::validate::int_range(field) else {
+        return Ok(());
+    };
+    let text = raw.trim();
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(()); // not a whole number: the type's own message says so
+    }
+    // Too many digits for i128 is out of every range.
+    let inside = text
+        .parse::<i128>()
+        .is_ok_and(|v| (range.min..=range.max).contains(&v));
+    if inside {
+        Ok(())
+    } else {
+        Err(TreeError::OutOfRange {
+            field: field.into(),
+            value: text.into(),
+            accepted: range.phrase,
+        })
+    }
 }
 
 /// serde names Rust types ("expected u16"); say what they accept instead.
@@ -418,182 +483,4 @@ fn structured(text: &str) -> Result<Value, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schedule::spec::Bound;
-
-    fn base() -> Config {
-        let mut c = Config::default();
-        c.microphone.device_name = "UltraMic".into();
-        c
-    }
-
-    fn set_ok(field: &str, value: &str) -> Config {
-        set(&base(), field, value).unwrap_or_else(|e| panic!("{field}={value}: {e}"))
-    }
-
-    fn set_err(field: &str, value: &str) -> String {
-        set(&base(), field, value).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn get_navigates_sections_and_list_indices() {
-        let c = base();
-        assert_eq!(
-            get(&c, "microphone.samplerate").unwrap(),
-            Value::from(48_000)
-        );
-        assert_eq!(
-            get(&c, "recording.schedule.0.start").unwrap(),
-            Value::from("06:00")
-        );
-        assert_eq!(get(&c, "").unwrap(), to_tree(&c));
-        assert_eq!(get(&c, "recording_saving.starttime").unwrap(), Value::Null);
-    }
-
-    #[test]
-    fn get_errors_say_what_exists() {
-        let c = base();
-        assert_eq!(
-            get(&c, "microphone.samplerat").unwrap_err().to_string(),
-            "unknown field `samplerat` in microphone; did you mean `samplerate`?"
-        );
-        assert_eq!(
-            get(&c, "recording.schedule.3").unwrap_err().to_string(),
-            "index 3 is out of range: recording.schedule has 1 entry"
-        );
-        assert_eq!(
-            get(&c, "recording.schedule.start").unwrap_err().to_string(),
-            "recording.schedule is a list: use an index such as `recording.schedule.0`, not `start`"
-        );
-        assert_eq!(
-            get(&c, "timezone.x").unwrap_err().to_string(),
-            "timezone is a value, not a section: it has no field `x`"
-        );
-        assert!(get(&c, "recording_saving.startime")
-            .unwrap_err()
-            .to_string()
-            .contains("did you mean `starttime`?"));
-        assert!(get(&c, "zzz")
-            .unwrap_err()
-            .to_string()
-            .contains("valid fields are deployment, heartbeat, messaging, microphone"));
-    }
-
-    #[test]
-    fn numbers_and_bools_are_coerced_from_text() {
-        assert_eq!(
-            set_ok("microphone.samplerate", "96000")
-                .microphone
-                .samplerate,
-            96_000
-        );
-        assert_eq!(
-            set_ok("microphone.time_expansion", "10")
-                .microphone
-                .time_expansion,
-            10.0
-        );
-        assert_eq!(
-            set_ok("microphone.time_expansion", "0.5")
-                .microphone
-                .time_expansion,
-            0.5
-        );
-        assert_eq!(
-            coerce("yes", &Value::Bool(false), "x").unwrap(),
-            Value::Bool(true)
-        );
-        assert_eq!(
-            coerce("No", &Value::Bool(true), "x").unwrap(),
-            Value::Bool(false)
-        );
-        assert!(coerce("maybe", &Value::Bool(true), "x").is_err());
-    }
-
-    #[test]
-    fn bad_values_name_the_field() {
-        assert_eq!(
-            set_err("microphone.samplerate", "abc"),
-            "invalid value \"abc\" for microphone.samplerate: expected a whole number"
-        );
-        assert_eq!(
-            set_err("microphone.audio_channels", "70000"),
-            "invalid value for microphone.audio_channels: invalid value: integer `70000`, expected a whole number from 0 to 65535"
-        );
-        assert_eq!(
-            set_err("microphone.audio_channels", "-1"),
-            "invalid value for microphone.audio_channels: invalid value: integer `-1`, expected a whole number from 0 to 65535"
-        );
-        let e = set_err("recording.schedule.0.start", "25:00");
-        assert!(
-            e.contains("recording.schedule.0.start") && e.contains("hours must be"),
-            "{e}"
-        );
-        let e = set_err("microphone.samplerate", "none");
-        assert!(
-            e.starts_with("invalid value for microphone.samplerate"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn bounds_and_dates_are_strings_the_schema_parses() {
-        let c = set_ok("recording.schedule.0.end", "sunset-30m");
-        assert_eq!(c.recording.schedule[0].end.to_string(), "sunset-30m");
-        let c = set_ok("recording.start_date", "2026-05-01");
-        assert_eq!(c.recording.start_date, Some(jiff::civil::date(2026, 5, 1)));
-        let c = set(&c, "recording.start_date", "none").unwrap();
-        assert_eq!(c.recording.start_date, None);
-        assert_eq!(
-            set_ok("microphone.sample_format", "S24_3LE")
-                .microphone
-                .sample_format,
-            Some(SampleFormat::S24_3LE)
-        );
-        assert_eq!(
-            set_ok("microphone.device_name", "\"hw:CARD=X\"")
-                .microphone
-                .device_name,
-            "hw:CARD=X"
-        );
-    }
-
-    #[test]
-    fn setting_inside_an_unset_section_creates_it_with_defaults() {
-        let c = set_ok("recording_saving.starttime", "18:30");
-        let s = c.recording_saving.unwrap();
-        assert_eq!(s.starttime, Some(Bound::Clock { seconds: 66_600 }));
-        assert_eq!(s.frequency_interval, 30);
-        let e = set_err("deployment.name", "x");
-        assert!(
-            e.starts_with("deployment is not set: set the whole section"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn sections_and_lists_take_ron_or_json() {
-        let c = set_ok(
-            "recording.schedule",
-            "[(start: \"sunset-1h\", end: \"sunrise+1h\"), (start: \"12:00\", end: \"13:00\")]",
-        );
-        assert_eq!(c.recording.schedule.len(), 2);
-        assert_eq!(c.recording.schedule[0].start.to_string(), "sunset-1h");
-        let c = set_ok("recording.schedule", "[]");
-        assert!(c.recording.schedule.is_empty());
-        let c = set_ok(
-            "deployment",
-            "{\"name\": \"w\", \"latitude\": 1.5, \"longitude\": 2}",
-        );
-        assert_eq!(c.deployment.unwrap().longitude, 2.0);
-        let c = set_ok("recording.schedule.1", "(start: \"20:00\", end: \"04:00\")");
-        assert_eq!(c.recording.schedule[1].end.to_string(), "04:00");
-        assert!(
-            set_err("recording.schedule.2", "(start: \"20:00\", end: \"04:00\")")
-                .contains("index 2 is out of range: recording.schedule has 1 entry")
-        );
-        let e = set_err("microphone", "(samplerat: 1)");
-        assert!(e.contains("unknown field `samplerat`"), "{e}");
-    }
-}
+mod tests;
