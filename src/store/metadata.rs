@@ -354,9 +354,20 @@ impl MetadataStore {
 
     /// The `limit` oldest kept recordings (retention frees space from these).
     pub fn oldest_kept(&self, limit: usize) -> Result<Vec<Recording>, StoreError> {
+        self.kept_after(None, limit)
+    }
+
+    /// Up to `limit` kept recordings that started after `after` (from the first when
+    /// `None`), oldest first: pages through every kept recording (`datetime` is unique).
+    pub fn kept_after(
+        &self,
+        after: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<Recording>, StoreError> {
+        let after = after.map_or_else(String::new, ts);
         self.recordings(
-            "state = 'kept' ORDER BY datetime LIMIT ?1",
-            [&sql_limit(limit) as &dyn rusqlite::ToSql],
+            "state = 'kept' AND datetime > ?1 ORDER BY datetime LIMIT ?2",
+            [&after as &dyn rusqlite::ToSql, &sql_limit(limit)],
         )
     }
 
