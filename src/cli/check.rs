@@ -16,6 +16,7 @@ use crate::system::layout::{Layout, StoragePaths};
 use crate::system::sysroot::SysRoot;
 use crate::system::systemd::units_installed;
 use crate::system::{clock, device_id, storage};
+use crate::tasks::management::retention;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -79,7 +80,12 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
                     findings.push(Finding::error(e.to_string()));
                 }
             }
-            if let Err(e) =
+            if let Err(e) = retention::check_min_free(
+                &paths.recordings,
+                config.retention.min_free_space_mb,
+            ) {
+                findings.push(Finding::error(e.to_string()));
+            } else if let Err(e) =
                 storage::free_space_ok(&paths.recordings, config.retention.min_free_space_mb)
             {
                 findings.push(Finding::error(e.to_string()));
