@@ -83,3 +83,117 @@ fn min_free_beyond_half_the_disk_fails_check_with_the_fix() {
     );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), edited);
 }
+
+/// Another application's database where metadata.db should be: a `users` table.
+fn plant_foreign_db(install: &Install) -> std::path::PathBuf {
+    let db = install.db();
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+         INSERT INTO users (name) VALUES ('alice');",
+    )
+    .unwrap();
+    db
+}
+
+fn foreign_db_error(db: &Path) -> String {
+    format!(
+        "error: {} is not an acoupi metadata database: it holds other tables (users) and none of acoupi's; nothing was written to it; point paths.db_metadata at another file (`acoupi config set paths.db_metadata /path/to/metadata.db`) or move this one away",
+        db.display()
+    )
+}
+
+/// Issue 11: a foreign SQLite file as metadata.db passed `check` and got our tables
+/// added. `check` now fails naming it, and the file stays byte-identical (the Case
+/// snapshot covers it).
+#[test]
+fn issue_11_foreign_metadata_db_fails_check_and_is_left_alone() {
+    let install = Install::new();
+    install.setup(&[]);
+    install.mic_from_file();
+    let db = plant_foreign_db(&install);
+    Case::new(&install).refused(&["check"], 1, &foreign_db_error(&db));
+}
+
+/// Starting a deployment into a foreign metadata.db is refused before anything is
+/// written to it or to the systemd units.
+#[test]
+fn foreign_metadata_db_refuses_deployment_start() {
+    let install = Install::new();
+    install.setup(&[]);
+    let db = plant_foreign_db(&install);
+    Case::new(&install).refused(
+        &[
+            "deployment",
+            "start",
+            "--name",
+            "site",
+            "--latitude",
+            "51.5",
+            "--longitude",
+            "-0.12",
+            "--no-check",
+            "--no-block",
+        ],
+        2,
+        &foreign_db_error(&db),
+    );
+}
+
+/// A zero-length metadata.db is reported by `check` as a warning and left as it is:
+/// `check` does not decide to start a new store in it.
+#[test]
+fn empty_metadata_db_is_reported_by_check_and_left_empty() {
+    let install = Install::new();
+    install.setup(&[]);
+    install.mic_from_file();
+    let db = install.db();
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::write(&db, b"").unwrap();
+    let o = install.run(&["check"]);
+    let expected = format!(
+        "warning: {} is an empty file (0 bytes): the recorder will start a new, empty store in it; if it held deployments and recordings, restore it from a backup first (the recordings on disk are untouched)",
+        db.display()
+    );
+    assert!(o.stderr.lines().any(|l| l == expected), "{o:#?}");
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+}
+
+/// The recorder refuses to start on a foreign metadata.db, and writes nothing to it.
+#[test]
+fn foreign_metadata_db_stops_the_recorder_at_start_up() {
+    let install = Install::new();
+    install.setup(&[]);
+    let db = plant_foreign_db(&install);
+    Case::new(&install).refused(&["run"], 2, &foreign_db_error(&db));
+}
+
+/// A metadata.db truncated to 0 bytes after a deployment started: the recorder
+/// initialises it but says so in its log (here: then stops, as the deployment it
+/// held is gone).
+#[test]
+fn empty_metadata_db_is_initialised_by_the_recorder_with_a_warning() {
+    let install = Install::new();
+    install.setup(&[]);
+    install.deploy("site");
+    let db = install.db();
+    std::fs::write(&db, b"").unwrap();
+    let o = install.run(&["run"]);
+    assert!(
+        o.stderr
+            .contains("metadata.db was an empty file (0 bytes): initialised as a new, empty store"),
+        "{o:#?}"
+    );
+    assert_eq!(
+        crate::harness::first_error_line(&o.stderr),
+        Some(
+            format!(
+                "error: no active deployment in {}: run `acoupi deployment start`",
+                db.display()
+            )
+            .as_str()
+        ),
+        "{o:#?}"
+    );
+}

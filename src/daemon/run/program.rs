@@ -68,10 +68,8 @@ impl Program {
         };
         // A threshold beyond half the disk (a typo, or a file edited by hand) is clamped
         // with an error in the log, not refused: refusing would stop the recording.
-        let min_free = retention::clamp_min_free(
-            &paths.recordings,
-            config.retention.min_free_space_mb,
-        );
+        let min_free =
+            retention::clamp_min_free(&paths.recordings, config.retention.min_free_space_mb);
         let mut management = Management::new(paths.recordings.clone(), min_free);
         management.keep = keep;
         management.max_age = config

@@ -226,7 +226,11 @@ fn issue_11_an_unreachable_min_free_deletes_nothing_and_pauses() {
     for pass in 0..2 {
         let report = f.pass(&m, at("2026-01-07T00:00:00Z"));
         assert_eq!(
-            (report.retired, report.disk_full, report.min_free_out_of_reach),
+            (
+                report.retired,
+                report.disk_full,
+                report.min_free_out_of_reach
+            ),
             (0, true, true),
             "pass {pass}: {report:?}"
         );
@@ -284,7 +288,10 @@ fn min_free_beyond_half_the_file_system_is_refused_and_clamped() {
         text.starts_with("retention.min_free_space_mb is 5120000000 MiB, more than half of the"),
         "{text}"
     );
-    assert!(text.contains(&format!("set it to at most {}", limit.max_mib)), "{text}");
+    assert!(
+        text.contains(&format!("set it to at most {}", limit.max_mib)),
+        "{text}"
+    );
     assert_eq!(
         retention::clamp_min_free(&f.root, 5_120_000_000),
         limit.max_mib * retention::MIB
