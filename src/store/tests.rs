@@ -505,3 +505,31 @@ fn an_empty_file_is_initialised_and_reported() {
     drop(store);
     assert!(!MetadataStore::open(&path).unwrap().was_empty());
 }
+
+/// Upstream acoupi 0.8's metadata store (the same DDL as 0.6, `CREATE ... IF NOT
+/// EXISTS`, `user_version = 1`) opens our metadata.db without changing its schema.
+#[test]
+fn upstream_0_8_opens_our_metadata_db_without_changing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    drop(MetadataStore::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    let schema = |c: &Connection| -> (Vec<(String, Option<String>)>, i64) {
+        let mut stmt = c
+            .prepare("SELECT name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let v = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        (rows, v)
+    };
+    let before = schema(&conn);
+    conn.execute_batch(UPSTREAM_DDL).unwrap();
+    conn.execute_batch("PRAGMA user_version = 1;").unwrap();
+    assert_eq!(schema(&conn), before);
+}
