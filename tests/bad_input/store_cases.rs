@@ -197,3 +197,74 @@ fn empty_metadata_db_is_initialised_by_the_recorder_with_a_warning() {
         "{o:#?}"
     );
 }
+
+/// A threshold beyond half the disk written into the file by hand reaches the
+/// recorder: it clamps it with an error naming the field, the value and the file
+/// system's size, and keeps every recording (issue 11: it used to delete them all).
+#[test]
+fn issue_11_the_recorder_clamps_min_free_and_keeps_every_recording() {
+    use crate::support::feeder::Feeder;
+    use crate::support::{wav_files, Notify};
+    use nix::sys::signal::Signal;
+    use std::time::{Duration, Instant};
+
+    let install = Install::new();
+    install.setup(&[]);
+    install.deploy("site");
+    let notify = Notify::bind(install.root());
+    // A first run records a few files and keeps them (the stop runs a last pass).
+    let feeder = Feeder::start(&install.fifo, 0);
+    let mut first = install.spawn_daemon("run", &notify);
+    assert!(
+        notify
+            .wait_for(Instant::now(), Duration::from_secs(10), |l| l == "READY=1")
+            .is_some(),
+        "{}",
+        first.log_text()
+    );
+    assert!(feeder.wait_written(4 * crate::support::RATE, Duration::from_secs(10)));
+    first.signal(Signal::SIGTERM);
+    assert!(first.wait_exit(Duration::from_secs(10)).is_some());
+    drop(feeder);
+    let kept = wav_files(&install.recordings());
+    assert!(kept.len() >= 2, "{kept:?}\n{}", first.log_text());
+
+    let config = install.config_file();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("min_free_space_mb: 512,", "min_free_space_mb: 5120000,"),
+    )
+    .unwrap();
+    // Fed again: a recorder stopped while its microphone never opened waits for it.
+    let _feeder = Feeder::start(&install.fifo, 0);
+    let t = Instant::now();
+    let mut second = install.spawn_daemon("run", &notify);
+    assert!(
+        notify
+            .wait_for(t, Duration::from_secs(10), |l| l == "READY=1")
+            .is_some(),
+        "{}",
+        second.log_text()
+    );
+    second.signal(Signal::SIGTERM);
+    assert!(second.wait_exit(Duration::from_secs(10)).is_some());
+    let log = second.log_text();
+    let st = nix::sys::statvfs::statvfs(&install.recordings()).unwrap();
+    #[allow(clippy::useless_conversion)]
+    let total_mib = u64::from(st.blocks()) * u64::from(st.fragment_size()) / (1024 * 1024);
+    assert!(
+        log.contains("retention.min_free_space_mb asks for more than half of the file system")
+            && log.contains("value=5120000")
+            && log.contains(&format!("file_system_mib={total_mib}")),
+        "{log}"
+    );
+    // Two passes ran (start and stop); an unreachable threshold is said once.
+    assert!(
+        log.matches("nothing deleted, recording paused").count() <= 1,
+        "{log}"
+    );
+    for f in &kept {
+        assert!(f.exists(), "{} deleted\n{log}", f.display());
+    }
+}
