@@ -16,6 +16,7 @@ use crate::system::layout::{Layout, StoragePaths};
 use crate::system::sysroot::SysRoot;
 use crate::system::systemd::units_installed;
 use crate::system::{clock, device_id, storage};
+use crate::tasks::management::retention;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -101,17 +102,19 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
                 }
             }
             if let Err(e) =
+                retention::check_min_free(&paths.recordings, config.retention.min_free_space_mb)
+            {
+                findings.push(Finding::error(e.to_string()));
+            } else if let Err(e) =
                 storage::free_space_ok(&paths.recordings, config.retention.min_free_space_mb)
             {
                 findings.push(Finding::error(super::chain(&e)));
             }
-            match crate::store::metadata::MetadataStore::open(&paths.db_metadata) {
-                Err(e) => findings.push(Finding::error(super::chain(&e))),
-                Ok(store) => {
-                    drop(store);
-                    findings.extend(audit_findings(layout, &config));
-                }
+            let metadata = metadata_findings(&paths.db_metadata);
+            if metadata.is_empty() {
+                findings.extend(audit_findings(layout, &config));
             }
+            findings.extend(metadata);
             if let Err(e) = storage::hand_over_db_to_service(layout, &paths.db_metadata) {
                 findings.push(Finding::error(super::chain(&e)));
             }
@@ -185,6 +188,22 @@ fn audit_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
         });
     }
     findings
+}
+
+/// metadata.db opens and is ours (a foreign database is refused untouched). An empty
+/// (0-byte) file is left as it is and reported: the recorder would start a new, empty
+/// store in it, which the user should hear about before it happens.
+fn metadata_findings(db: &std::path::Path) -> Vec<Finding> {
+    if std::fs::metadata(db).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return vec![Finding::warning(format!(
+            "{} is an empty file (0 bytes): the recorder will start a new, empty store in it; if it held deployments and recordings, restore it from a backup first (the recordings on disk are untouched)",
+            db.display()
+        ))];
+    }
+    match crate::store::metadata::MetadataStore::open(db) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Finding::error(super::chain(&e))],
+    }
 }
 
 /// The microphone check: the running recorder's live state when it holds the device,

@@ -14,6 +14,7 @@ use crate::config::{self, render, tree, FieldError};
 use crate::messaging::config::{mask_secrets, MASK, SECRET_FIELDS};
 use crate::system::layout::Layout;
 use crate::system::storage;
+use crate::tasks::management::retention;
 
 /// `acoupi config …`
 #[derive(Debug, clap::Args)]
@@ -144,6 +145,12 @@ fn set(layout: &Layout, args: SetArgs) -> anyhow::Result<()> {
     }
     if changed == current {
         return Ok(());
+    }
+    // The one rule validation cannot judge without the disk: a free-space threshold
+    // beyond half the recordings' file system would make retention delete for nothing.
+    let recordings = layout.storage_paths(&changed.paths).recordings;
+    if let Err(e) = retention::check_min_free(&recordings, changed.retention.min_free_space_mb) {
+        anyhow::bail!("{e}; nothing was written");
     }
     config::save(&changed, path)?;
     storage::hand_over_config(layout)?;

@@ -94,6 +94,13 @@ pub fn run(args: SetupArgs) -> anyhow::Result<()> {
     if !overlaps.is_empty() {
         bail!("{}", super::config::field_errors(&overlaps));
     }
+    let recordings = layout.storage_paths(&config.paths).recordings;
+    if let Err(e) = crate::tasks::management::retention::check_min_free(
+        &recordings,
+        config.retention.min_free_space_mb,
+    ) {
+        anyhow::bail!("{e}; nothing was written");
+    }
     config::save(&config, path)?;
     crate::system::storage::hand_over_config(&layout)?;
     println!("wrote {}", path.display());

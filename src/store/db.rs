@@ -77,6 +77,18 @@ pub fn open_db_with(
     durability: Durability,
     check: Check,
 ) -> Result<Connection, StoreError> {
+    open_db_inspected(path, durability, check, |_| Ok(()))
+}
+
+/// [`open_db_with`], calling `inspect` after the check and before anything is written
+/// (the switch to WAL rewrites the file header): the caller's chance to refuse a file
+/// that is not its own while it is still byte for byte as found.
+pub fn open_db_inspected(
+    path: &Path,
+    durability: Durability,
+    check: Check,
+    inspect: impl FnOnce(&Connection) -> Result<(), StoreError>,
+) -> Result<Connection, StoreError> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -96,6 +108,7 @@ pub fn open_db_with(
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| StoreError::sqlite(path, "setting the busy timeout on", e))?;
     check_integrity(&conn, path, check)?;
+    inspect(&conn)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(|e| StoreError::sqlite(path, "switching to WAL", e))?;

@@ -15,11 +15,14 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::db::{format_timestamp, open_db_with, to_micros, Check, Durability, TimestampStyle};
+use super::db::{
+    format_timestamp, open_db_inspected, to_micros, Check, Durability, TimestampStyle,
+};
 use super::metadata_rows::{
     RawDeployment, RawGap, RawHeartbeat, RawRecording, DEPLOYMENT_COLUMNS, GAP_COLUMNS,
     HEARTBEAT_COLUMNS, RECORDING_COLUMNS,
 };
+use super::metadata_types::{check_range, invalid, validate};
 pub use super::metadata_types::{
     Deployment, Gap, Heartbeat, NewRecording, Recording, RecordingState, RecordingSummary,
 };
@@ -29,6 +32,7 @@ use super::{schema, StoreError};
 pub struct MetadataStore {
     conn: Connection,
     path: PathBuf,
+    was_empty: bool,
 }
 
 impl std::fmt::Debug for MetadataStore {
@@ -53,10 +57,6 @@ fn path_text(path: &Path) -> Result<&str, StoreError> {
     })
 }
 
-fn invalid(field: &'static str, reason: String) -> StoreError {
-    StoreError::Invalid { field, reason }
-}
-
 impl MetadataStore {
     /// Opens metadata.db at `path` with [`Durability::Full`] and [`Check::Full`]
     /// (creating it if missing, refusing a corrupt one) and applies pending migrations.
@@ -70,12 +70,26 @@ impl MetadataStore {
         durability: Durability,
         check: Check,
     ) -> Result<Self, StoreError> {
-        let mut conn = open_db_with(path, durability, check)?;
+        // A zero-length file is what a truncation leaves (a card pulled mid-write, a
+        // `>` in a shell): SQLite would take it for a new database. It is initialised,
+        // as there is nothing left to keep, but never silently.
+        let was_empty = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0);
+        let mut conn =
+            open_db_inspected(path, durability, check, |c| schema::refuse_foreign(c, path))?;
         schema::migrate(&mut conn, path)?;
+        if was_empty {
+            tracing::warn!(path = %path.display(), "metadata.db was an empty file (0 bytes): initialised as a new, empty store; if it held deployments and recordings, stop acoupi and restore it from a backup (the recordings on disk are untouched)");
+        }
         Ok(MetadataStore {
             conn,
             path: path.to_path_buf(),
+            was_empty,
         })
+    }
+
+    /// Whether the file was empty (0 bytes) when opened, and is now a new store.
+    pub fn was_empty(&self) -> bool {
+        self.was_empty
     }
 
     /// The database file.
@@ -385,9 +399,20 @@ impl MetadataStore {
 
     /// The `limit` oldest kept recordings (retention frees space from these).
     pub fn oldest_kept(&self, limit: usize) -> Result<Vec<Recording>, StoreError> {
+        self.kept_after(None, limit)
+    }
+
+    /// Up to `limit` kept recordings that started after `after` (from the first when
+    /// `None`), oldest first: pages through every kept recording (`datetime` is unique).
+    pub fn kept_after(
+        &self,
+        after: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<Recording>, StoreError> {
+        let after = after.map_or_else(String::new, ts);
         self.recordings(
-            "state = 'kept' ORDER BY datetime LIMIT ?1",
-            [&sql_limit(limit) as &dyn rusqlite::ToSql],
+            "state = 'kept' AND datetime > ?1 ORDER BY datetime LIMIT ?2",
+            [&after as &dyn rusqlite::ToSql, &sql_limit(limit)],
         )
     }
 
@@ -594,39 +619,4 @@ fn collect<T, P: rusqlite::Params>(
 /// A LIMIT value: SQLite takes i64; anything larger means "no limit".
 fn sql_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-fn check_range(field: &'static str, value: Option<f64>, bound: f64) -> Result<(), StoreError> {
-    match value {
-        Some(v) if !(v.is_finite() && (-bound..=bound).contains(&v)) => Err(invalid(
-            field,
-            format!("{v} is outside [-{bound}, {bound}]"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn validate(new: &NewRecording) -> Result<(), StoreError> {
-    if !(new.duration_s.is_finite() && new.duration_s > 0.0) {
-        return Err(invalid(
-            "duration_s",
-            format!("{} is not > 0", new.duration_s),
-        ));
-    }
-    if new.samplerate_hz == 0 {
-        return Err(invalid("samplerate_hz", "0 is not > 0".into()));
-    }
-    if new.audio_channels == 0 {
-        return Err(invalid("audio_channels", "0 is not >= 1".into()));
-    }
-    if !(new.time_expansion.is_finite() && new.time_expansion > 0.0) {
-        return Err(invalid(
-            "time_expansion",
-            format!("{} is not > 0", new.time_expansion),
-        ));
-    }
-    if new.path.as_os_str().is_empty() {
-        return Err(invalid("path", "empty".into()));
-    }
-    Ok(())
 }

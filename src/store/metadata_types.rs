@@ -10,6 +10,8 @@ use uuid::Uuid;
 
 use crate::audio::FinishedFile;
 
+use super::StoreError;
+
 /// A deployment row: one period of recording at one site.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deployment {
@@ -156,4 +158,50 @@ pub struct Heartbeat {
     pub created_on: Timestamp,
     /// Workers' state, free space, temperature, throttling, uptime, clock sync, ...
     pub payload: serde_json::Value,
+}
+
+/// A value out of range: nothing is written.
+pub(super) fn invalid(field: &'static str, reason: String) -> StoreError {
+    StoreError::Invalid { field, reason }
+}
+
+/// `value`, when set, is finite and within `[-bound, bound]`.
+pub(super) fn check_range(
+    field: &'static str,
+    value: Option<f64>,
+    bound: f64,
+) -> Result<(), StoreError> {
+    match value {
+        Some(v) if !(v.is_finite() && (-bound..=bound).contains(&v)) => Err(invalid(
+            field,
+            format!("{v} is outside [-{bound}, {bound}]"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The checks every new recording passes before it is written.
+pub(super) fn validate(new: &NewRecording) -> Result<(), StoreError> {
+    if !(new.duration_s.is_finite() && new.duration_s > 0.0) {
+        return Err(invalid(
+            "duration_s",
+            format!("{} is not > 0", new.duration_s),
+        ));
+    }
+    if new.samplerate_hz == 0 {
+        return Err(invalid("samplerate_hz", "0 is not > 0".into()));
+    }
+    if new.audio_channels == 0 {
+        return Err(invalid("audio_channels", "0 is not >= 1".into()));
+    }
+    if !(new.time_expansion.is_finite() && new.time_expansion > 0.0) {
+        return Err(invalid(
+            "time_expansion",
+            format!("{} is not > 0", new.time_expansion),
+        ));
+    }
+    if new.path.as_os_str().is_empty() {
+        return Err(invalid("path", "empty".into()));
+    }
+    Ok(())
 }

@@ -41,7 +41,7 @@ mod tests_recordings;
 use std::path::{Path, PathBuf};
 
 pub use audit::{audit, run_audit, Audit, AuditOptions, AuditReport};
-pub use db::{open_db, open_db_with, open_for_reading, Check, Durability};
+pub use db::{open_db, open_db_inspected, open_db_with, open_for_reading, Check, Durability};
 pub use metadata::{
     Deployment, Gap, Heartbeat, MetadataStore, NewRecording, Recording, RecordingState,
     RecordingSummary,
@@ -72,6 +72,15 @@ pub enum StoreError {
         path: PathBuf,
         /// The journal mode SQLite kept.
         mode: String,
+    },
+    /// The file is another application's database: it has tables acoupi does not
+    /// know and none of its own. Nothing was written to it.
+    #[error("{} is not an acoupi metadata database: it holds other tables ({}) and none of acoupi's; nothing was written to it; point paths.db_metadata at another file (`acoupi config set paths.db_metadata /path/to/metadata.db`) or move this one away", .path.display(), .tables.join(", "))]
+    Foreign {
+        /// The database file.
+        path: PathBuf,
+        /// The tables found.
+        tables: Vec<String>,
     },
     /// The file was written by a newer acoupi whose schema this binary does not know.
     #[error("{} has schema version {found} but this acoupi knows up to {known}; upgrade acoupi or move the file aside", .path.display())]

@@ -111,6 +111,43 @@ CREATE INDEX IF NOT EXISTS idx_heartbeat_created_on ON heartbeat(created_on);
 const ACOUPI_V3: &str = "
 ALTER TABLE recording ADD COLUMN file_missing_since TEXT;
 ";
+/// Every table metadata.db may hold: upstream's and ours (SQLite's own `sqlite_*`
+/// tables aside).
+const KNOWN_TABLES: &[&str] = &[
+    "deployment",
+    "recording",
+    "model_output",
+    "detection",
+    "predicted_tag",
+    "acoupi_schema_version",
+    "gap",
+    "heartbeat",
+];
+
+/// Refuses another application's database ([`StoreError::Foreign`]): tables this
+/// schema does not know and none of those it does. Adding our tables to it would mix
+/// two programs' data in one file, and `paths.db_metadata` pointing at it is a
+/// mistake the user wants to hear about. A file with no table at all (new, or empty)
+/// is ours to fill; one with our tables and some of its own (a user's notes) is kept.
+pub fn refuse_foreign(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| StoreError::sqlite(path, "listing the tables of", e))?;
+    let ours = tables.iter().any(|t| KNOWN_TABLES.contains(&t.as_str()));
+    if !ours && !tables.is_empty() {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+            tables,
+        });
+    }
+    Ok(())
+}
 
 /// The migrations in order; a file at version `n` has had the first `n` applied.
 const MIGRATIONS: &[&str] = &[UPSTREAM_V1, ACOUPI_V2, ACOUPI_V3];

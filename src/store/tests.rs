@@ -444,3 +444,92 @@ fn reader_keeps_its_snapshot_while_writer_commits() {
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     assert!(seen.iter().all(|&c| (50..=100).contains(&c)), "{seen:?}");
 }
+
+/// Issue 11: another application's SQLite file (a `users` table) used as metadata.db
+/// got our tables added. It is refused, named, and left byte for byte as it was.
+#[test]
+fn issue_11_a_foreign_database_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+             INSERT INTO users (name) VALUES ('alice');",
+        )
+        .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let e = MetadataStore::open(&path).unwrap_err();
+    assert!(
+        matches!(&e, StoreError::Foreign { tables, .. } if tables == &["users"]),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().starts_with(&format!(
+            "{} is not an acoupi metadata database: it holds other tables (users) and none of acoupi's",
+            path.display()
+        )),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let siblings: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(siblings.len(), 1, "no -wal/-shm left: {siblings:?}");
+}
+
+/// A file holding our tables and one of the user's own is still ours.
+#[test]
+fn our_database_with_an_extra_table_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    drop(MetadataStore::open(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE field_notes (note TEXT);")
+        .unwrap();
+    let store = MetadataStore::open(&path).unwrap();
+    assert!(!store.was_empty());
+}
+
+/// A zero-length metadata.db (a truncation) becomes a new store, and says so.
+#[test]
+fn an_empty_file_is_initialised_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    std::fs::write(&path, b"").unwrap();
+    let mut store = MetadataStore::open(&path).unwrap();
+    assert!(store.was_empty());
+    store
+        .start_deployment("site", None, None, "2026-01-01T00:00:00Z".parse().unwrap())
+        .unwrap();
+    drop(store);
+    assert!(!MetadataStore::open(&path).unwrap().was_empty());
+}
+
+/// Upstream acoupi 0.8's metadata store (the same DDL as 0.6, `CREATE ... IF NOT
+/// EXISTS`, `user_version = 1`) opens our metadata.db without changing its schema.
+#[test]
+fn upstream_0_8_opens_our_metadata_db_without_changing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    drop(MetadataStore::open(&path).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    let schema = |c: &Connection| -> (Vec<(String, Option<String>)>, i64) {
+        let mut stmt = c
+            .prepare("SELECT name, sql FROM sqlite_master ORDER BY type, name")
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let v = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        (rows, v)
+    };
+    let before = schema(&conn);
+    conn.execute_batch(UPSTREAM_DDL).unwrap();
+    conn.execute_batch("PRAGMA user_version = 1;").unwrap();
+    assert_eq!(schema(&conn), before);
+}

@@ -286,6 +286,8 @@ impl Daemon {
                 if report.disk_full {
                     self.disk_full(if report.left_in_tmp > 0 {
                         "no room to keep a recording: it stays in the temporary directory"
+                    } else if report.min_free_out_of_reach {
+                        "free space is below retention.min_free_space_mb and deleting every kept recording would not restore it: nothing deleted; free space or lower retention.min_free_space_mb"
                     } else {
                         "free space is below retention.min_free_space_mb and no kept recording is left to delete"
                     });

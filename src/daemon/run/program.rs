@@ -13,7 +13,7 @@ use crate::schedule::plan::{Plan, Planner};
 use crate::schedule::{parse_time_zone, Location, SavingFilters, Schedule};
 use crate::store::metadata::Deployment;
 use crate::system::layout::{Layout, StoragePaths};
-use crate::tasks::management::{available_bytes, KeepRule, Management};
+use crate::tasks::management::{available_bytes, retention, KeepRule, Management};
 
 use super::{DISK_FULL_RETRY, ROOM_MARGIN};
 
@@ -66,15 +66,16 @@ impl Program {
                 Some(Box::new(move |t| filters.keeps(t)))
             }
         };
-        let management = Management {
-            keep,
-            recordings_root: paths.recordings.clone(),
-            min_free_bytes: config.retention.min_free_space_mb * 1024 * 1024,
-            max_age: config
-                .retention
-                .max_age_days
-                .map(|d| jiff::SignedDuration::from_hours(i64::from(d) * 24)),
-        };
+        // A threshold beyond half the disk (a typo, or a file edited by hand) is clamped
+        // with an error in the log, not refused: refusing would stop the recording.
+        let min_free =
+            retention::clamp_min_free(&paths.recordings, config.retention.min_free_space_mb);
+        let mut management = Management::new(paths.recordings.clone(), min_free);
+        management.keep = keep;
+        management.max_age = config
+            .retention
+            .max_age_days
+            .map(|d| jiff::SignedDuration::from_hours(i64::from(d) * 24));
         let mic = &config.microphone;
         let room_needed = u64::from(mic.samplerate)
             * u64::from(mic.audio_channels)

@@ -1,9 +1,11 @@
 //! The outbox: messages.db, where every message waits until each messenger has it.
 //!
-//! The `message` and `response` tables keep upstream acoupi's names and column types
-//! (UUID as a 16-byte BLOB, timestamps as `YYYY-MM-DD HH:MM:SS.ffffff+00:00` text with a
-//! space separator, response status SUCCESS=0, FAILED=1, ERROR=2, TIMEOUT=3) so upstream
-//! tooling still reads the file. What upstream lacks lives in additions: a nullable
+//! The `message` and `response` tables keep upstream acoupi 0.8's names, column types,
+//! index names and `user_version` (UUID as a 16-byte BLOB, timestamps as
+//! `YYYY-MM-DD HH:MM:SS.ffffff+00:00` text with a space separator, `message_type`,
+//! response status SUCCESS=0, FAILED=1, ERROR=2, TIMEOUT=3) so upstream's message store
+//! reads and writes the file without migrating it, and a SUCCESS response it writes
+//! counts as sent here too (`schema`). What upstream lacks lives in additions: a nullable
 //! `response.target` column (which messenger answered) and a `message_state` table
 //! (kind, attempts, next attempt, finish time, permanent failure reason). Upstream
 //! retries failed messages forever on every run; here transient failures back off
@@ -21,53 +23,12 @@ use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
+mod schema;
 mod types;
 
 pub use types::{
     status, AttemptRound, Backoff, Message, MessageState, Order, OutboxError, OutboxStats, Outcome,
 };
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS message (
-    id BLOB NOT NULL PRIMARY KEY,
-    content BLOB NOT NULL,
-    created_on TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS response (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    content TEXT,
-    message_id BLOB NOT NULL REFERENCES message (id),
-    status INTEGER NOT NULL,
-    received_on TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS idx_response__message_id ON response (message_id);
-CREATE INDEX IF NOT EXISTS idx_response__status ON response (status);
-CREATE TABLE IF NOT EXISTS message_state (
-    message_id BLOB NOT NULL PRIMARY KEY REFERENCES message (id),
-    kind TEXT NOT NULL,
-    created_on TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT NOT NULL,
-    finished_on TEXT,
-    permanent_failure TEXT
-);
--- created_on is copied from message so that these partial indexes over the pending
--- messages alone give `due` its order without sorting the whole queue.
-CREATE INDEX IF NOT EXISTS idx_message_state__pending_oldest
-    ON message_state (created_on ASC, message_id ASC) WHERE finished_on IS NULL;
-CREATE INDEX IF NOT EXISTS idx_message_state__pending_newest
-    ON message_state (created_on DESC, message_id ASC) WHERE finished_on IS NULL;
-";
-
-/// Messages written by upstream acoupi (or before `message_state` existed) get a state
-/// row: delivered if a SUCCESS response exists, else due now.
-const BACKFILL: &str = "
-INSERT INTO message_state (message_id, kind, created_on, next_attempt_at, finished_on)
-SELECT m.id, 'message', m.created_on, m.created_on,
-       (SELECT min(r.received_on) FROM response r WHERE r.message_id = m.id AND r.status = 0)
-FROM message m
-WHERE NOT EXISTS (SELECT 1 FROM message_state s WHERE s.message_id = m.id);
-";
 
 /// The outbox over one messages.db file. Cheap to share: one connection behind a std
 /// `Mutex` (never held across `.await`; every method is a short blocking SQLite call).
@@ -121,7 +82,7 @@ impl Outbox {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(open_err)?;
+        let mut conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -131,20 +92,7 @@ impl Outbox {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
-        let has_target: bool = conn
-            .query_row(
-                "SELECT count(*) FROM pragma_table_info('response') WHERE name = 'target'",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
-            .map_err(open_err)?
-            > 0;
-        if !has_target {
-            conn.execute_batch("ALTER TABLE response ADD COLUMN target TEXT;")
-                .map_err(open_err)?;
-        }
-        conn.execute_batch(BACKFILL).map_err(open_err)?;
+        schema::migrate(&mut conn).map_err(open_err)?;
         Ok(Outbox {
             path,
             conn: Mutex::new(conn),
@@ -179,9 +127,18 @@ impl Outbox {
         let err = self.query_err("queueing a message");
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(&err)?;
+        // Upstream reads `message_type` into an enum: only its own values go there.
+        let message_type = schema::UPSTREAM_MESSAGE_TYPES
+            .contains(&kind)
+            .then_some(kind);
         tx.execute(
-            "INSERT INTO message (id, content, created_on) VALUES (?1, ?2, ?3)",
-            params![id.as_bytes().as_slice(), content.as_bytes(), created],
+            "INSERT INTO message (id, content, created_on, message_type) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id.as_bytes().as_slice(),
+                content.as_bytes(),
+                created,
+                message_type
+            ],
         )
         .map_err(&err)?;
         tx.execute(
@@ -467,3 +424,6 @@ LIMIT ?2"
 
 const DUE_OLDEST: &str = due_query!("idx_message_state__pending_oldest", "ASC");
 const DUE_NEWEST: &str = due_query!("idx_message_state__pending_newest", "DESC");
+
+#[cfg(test)]
+mod tests;

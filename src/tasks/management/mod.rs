@@ -3,6 +3,8 @@
 //! Each pass takes the recordings still in the temporary directory and either keeps them
 //! (moved to `recordings/YYYY/MM/DD/`, UTC like the file names) or deletes them, as the
 //! saving filters say; then it enforces retention (free space, maximum age), oldest first.
+//! Free space is [`retention`]'s: a threshold the disk cannot meet never deletes a
+//! recording.
 //!
 //! Invariant kept at every step, crash or not: a `recording` row never points at a missing
 //! file. Moves put the file in its new place (a hard link on the same file system, else a
@@ -17,6 +19,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 
@@ -32,10 +35,14 @@ pub struct Management {
     pub keep: Option<KeepRule>,
     /// Root of the kept recordings.
     pub recordings_root: PathBuf,
-    /// Free space to keep on the recordings file system, in bytes.
+    /// Free space to keep on the recordings file system, in bytes (the daemon clamps
+    /// it with [`retention::clamp_min_free`]).
     pub min_free_bytes: u64,
     /// Kept recordings older than this are deleted.
     pub max_age: Option<jiff::SignedDuration>,
+    /// Whether the last pass found the free-space threshold out of reach: the error is
+    /// logged when this turns true, not at every pass.
+    out_of_reach: AtomicBool,
 }
 
 /// What one pass did.
@@ -52,9 +59,14 @@ pub struct PassReport {
     /// Recordings a full disk kept from moving: they stay in the temporary directory,
     /// with their rows, until a later pass.
     pub left_in_tmp: u64,
-    /// True when free space is below the minimum and nothing is left to delete, or a
-    /// move found the disk full (`left_in_tmp`): the recorder must pause.
+    /// True when free space is below the minimum and deleting kept recordings cannot
+    /// restore it (none left, or all of them would free too little:
+    /// `min_free_out_of_reach`), or a move found the disk full (`left_in_tmp`): the
+    /// recorder must pause.
     pub disk_full: bool,
+    /// Free space is below the minimum and deleting every kept recording that could
+    /// help would not restore it, so none was deleted.
+    pub min_free_out_of_reach: bool,
 }
 
 /// Why a pass failed.
@@ -101,6 +113,17 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Man
 }
 
 impl Management {
+    /// Keeps everything (no saving filters), forever, with `min_free_bytes` free.
+    pub fn new(recordings_root: PathBuf, min_free_bytes: u64) -> Management {
+        Management {
+            keep: None,
+            recordings_root,
+            min_free_bytes,
+            max_age: None,
+            out_of_reach: AtomicBool::new(false),
+        }
+    }
+
     /// One pass: filter the temporary recordings, then enforce retention.
     pub fn pass(
         &self,
@@ -239,24 +262,15 @@ impl Management {
             return Ok(());
         }
         let root = &self.recordings_root;
-        while available_bytes(root).map_err(io_err("measuring free space on", root))?
-            < self.min_free_bytes
-        {
-            let oldest = store.oldest_kept(50)?;
-            if oldest.is_empty() {
-                report.disk_full = true;
-                return Ok(());
-            }
-            for rec in oldest {
-                retire(store, &rec)?;
-                report.retired += 1;
-                // Delete no more than needed: every file is someone's data.
-                if available_bytes(root).map_err(io_err("measuring free space on", root))?
-                    >= self.min_free_bytes
-                {
-                    return Ok(());
-                }
-            }
+        let out_of_reach = retention::free_space(store, root, self.min_free_bytes, report)?;
+        report.min_free_out_of_reach = out_of_reach;
+        let was = self.out_of_reach.swap(out_of_reach, Ordering::Relaxed);
+        if out_of_reach && !was {
+            tracing::error!(
+                recordings = %root.display(),
+                min_free_bytes = self.min_free_bytes,
+                "free space is below retention.min_free_space_mb and deleting every kept recording would not restore it: nothing deleted, recording paused; free space on that disk or lower retention.min_free_space_mb"
+            );
         }
         Ok(())
     }
@@ -317,5 +331,6 @@ fn remove_if_present(path: &Path) -> Result<(), ManagementError> {
     }
 }
 
+pub mod retention;
 #[cfg(test)]
 mod tests;

@@ -79,12 +79,7 @@ impl Fixture {
     }
 
     fn management(&self) -> Management {
-        Management {
-            keep: None,
-            recordings_root: self.root.clone(),
-            min_free_bytes: 0,
-            max_age: None,
-        }
+        Management::new(self.root.clone(), 0)
     }
 
     fn pass(&mut self, m: &Management, now: Timestamp) -> PassReport {
@@ -215,22 +210,93 @@ fn free_space_retires_the_oldest_kept_recordings_and_no_more() {
     assert!(f.audit().is_clean(), "{:?}", f.audit());
 }
 
+/// Issue 11: `retention.min_free_space_mb 5120000` deleted every kept recording on a
+/// disk with 76 GB free. A threshold that deleting every kept recording could not meet
+/// deletes none of them; the recorder pauses instead.
+#[test]
+fn issue_11_an_unreachable_min_free_deletes_nothing_and_pauses() {
+    let mut f = fixture();
+    let mut kept = Vec::new();
+    for day in 2..=6 {
+        kept.push(f.kept(at(&format!("2026-01-0{day}T00:00:00Z")), 4096));
+    }
+    let mut m = f.management();
+    // A gibibyte beyond what is free: five small files cannot give that back.
+    m.min_free_bytes = available_bytes(&f.root).unwrap() + (1 << 30);
+    for pass in 0..2 {
+        let report = f.pass(&m, at("2026-01-07T00:00:00Z"));
+        assert_eq!(
+            (
+                report.retired,
+                report.disk_full,
+                report.min_free_out_of_reach
+            ),
+            (0, true, true),
+            "pass {pass}: {report:?}"
+        );
+    }
+    for rec in &kept {
+        assert!(f.row(rec.id).is_some(), "row of {rec:?} deleted");
+        assert!(rec.path.as_ref().unwrap().exists(), "{rec:?} deleted");
+    }
+    assert!(f.audit().is_clean());
+}
+
 #[test]
 fn disk_full_is_reported_once_nothing_is_left_to_delete() {
     let mut f = fixture();
-    for day in 2..=6 {
-        f.record(at(&format!("2026-01-0{day}T00:00:00Z")), 10);
-    }
-    f.pass(&f.management(), at("2026-01-07T00:00:00Z"));
+    fs::create_dir_all(&f.root).unwrap();
     let mut m = f.management();
     m.min_free_bytes = u64::MAX / 2;
     let report = f.pass(&m, at("2026-01-07T00:00:00Z"));
-    assert_eq!((report.retired, report.disk_full), (5, true), "{report:?}");
-    assert!(f.store.oldest_kept(10).unwrap().is_empty());
-    assert!(f.audit().is_clean());
+    assert_eq!((report.retired, report.disk_full), (0, true), "{report:?}");
     // Still full on the next pass, with nothing more to do.
     let again = f.pass(&m, at("2026-01-07T00:00:10Z"));
     assert_eq!((again.retired, again.disk_full), (0, true));
+}
+
+/// A file with a second hard link frees nothing when its recording goes: retention
+/// skips it and deletes the next oldest, which does help.
+#[test]
+fn free_space_skips_recordings_whose_deletion_frees_nothing() {
+    let mut f = fixture();
+    const SIZE: usize = 16 << 20;
+    let linked = f.kept(at("2026-01-02T00:00:00Z"), SIZE);
+    let linked_path = linked.path.clone().unwrap();
+    let other_name = f.root.join("linked-elsewhere.bin");
+    fs::hard_link(&linked_path, &other_name).unwrap();
+    let next = f.kept(at("2026-01-03T00:00:00Z"), SIZE);
+    let young = f.kept(at("2026-01-04T00:00:00Z"), SIZE);
+    let mut m = f.management();
+    m.min_free_bytes = available_bytes(&f.root).unwrap() + (SIZE as u64) / 2;
+    let report = f.pass(&m, at("2026-01-05T00:00:00Z"));
+    assert_eq!((report.retired, report.disk_full), (1, false), "{report:?}");
+    assert!(f.row(linked.id).is_some() && linked_path.exists());
+    assert!(f.row(next.id).is_none());
+    assert!(f.row(young.id).is_some());
+}
+
+#[test]
+fn min_free_beyond_half_the_file_system_is_refused_and_clamped() {
+    let f = fixture();
+    let (limit, _) = retention::min_free_limit(&f.root).unwrap();
+    assert!(limit.max_mib > 0 && limit.max_mib == limit.fs_total_mib / 2);
+    retention::check_min_free(&f.root, limit.max_mib).unwrap();
+    let e = retention::check_min_free(&f.root, 5_120_000_000).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.starts_with("retention.min_free_space_mb is 5120000000 MiB, more than half of the"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("set it to at most {}", limit.max_mib)),
+        "{text}"
+    );
+    assert_eq!(
+        retention::clamp_min_free(&f.root, 5_120_000_000),
+        limit.max_mib * retention::MIB
+    );
+    assert_eq!(retention::clamp_min_free(&f.root, 1), retention::MIB);
 }
 
 #[test]
