@@ -97,6 +97,34 @@ fn beat_unit_exposure_is_at_most_two() {
     assert!(exposure("acoupi-beat.service") <= MAX_EXPOSURE);
 }
 
+/// The boot-time import parses a file anyone can write from any computer, as root: it is
+/// held to the same bound as the daemons (it was 7.6 before issue 11).
+#[test]
+fn boot_import_unit_exposure_is_at_most_two() {
+    assert!(exposure("acoupi-boot-import.service") <= MAX_EXPOSURE);
+}
+
+/// Issue 11: the import may write only where an import writes, keeps only the
+/// capabilities it uses, and has no network.
+#[test]
+fn boot_import_unit_writes_only_its_paths_and_keeps_chown_and_dac_override() {
+    let text = fs::read_to_string(overlay().join("usr/lib/systemd/system/acoupi-boot-import.service"))
+        .expect("unit file");
+    for line in [
+        "ProtectSystem=strict",
+        "ReadWritePaths=/etc/acoupi /boot/firmware -/var/lib/acoupi -/run/acoupi",
+        "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE",
+        "PrivateNetwork=yes",
+        "RestrictAddressFamilies=AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=@chown",
+    ] {
+        assert!(text.lines().any(|l| l == line), "boot import lacks `{line}`");
+    }
+    // A root unit's StateDirectory= would chown /var/lib/acoupi to root.
+    assert!(!text.lines().any(|l| l.starts_with("StateDirectory=")));
+}
+
 #[test]
 fn units_are_watchdogged_notify_services_that_never_stop_restarting() {
     for (unit, watchdog) in [("acoupi.service", "30"), ("acoupi-beat.service", "180")] {
@@ -168,6 +196,10 @@ fn tmpfiles_creates_storages_tree_owned_by_acoupi_closed_to_others() {
         assert_eq!(meta.gid(), 29, "{} group audio", path.display());
         assert_ne!(meta.uid(), 0, "{} owned by acoupi", path.display());
     }
+    // The boot import's ReadWritePaths=-/run/acoupi needs it before acoupi.service runs.
+    let run = fs::metadata(root.path().join("run/acoupi")).expect("/run/acoupi created");
+    assert_eq!(run.permissions().mode() & 0o7777, 0o750);
+    assert_ne!(run.uid(), 0, "/run/acoupi owned by acoupi");
 }
 
 fn parse_config(path: &Path) -> Config {
