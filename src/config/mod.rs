@@ -8,6 +8,7 @@
 
 pub mod example;
 pub mod file;
+pub mod inspect;
 pub mod render;
 pub mod schema;
 pub mod tree;
@@ -19,7 +20,8 @@ use std::path::{Path, PathBuf};
 use ron::extensions::Extensions;
 
 pub use example::example_ron;
-pub use file::{import, save, ImportOutcome};
+pub use file::{holds_secrets, import, save, ImportOutcome};
+pub use inspect::{inspect, Inspection};
 pub use schema::Config;
 pub use validate::{validate, validate_latitude, validate_longitude, FieldError};
 
