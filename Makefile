@@ -121,7 +121,9 @@ clean: ## remove build/ and dist/
 # --- image (owned by image pipeline) ---
 # make image ARCH=arm64|armhf [BASE_IMAGE=path-or-url [BASE_SHA256=…]] [CONFIG=site.ron]
 #   [SSH_PUBKEY=key-or-file] [HOSTNAME=…] [WIFI_SSID=… WIFI_PSK=… WIFI_COUNTRY=GB]
-#   [TIMEZONE=Europe/London] [BINARY=path] [VERSION=…]
+#   [TIMEZONE=Europe/London] [BINARY=path] [VERSION=…] [HOST_ACOUPI=path]
+# HOST_ACOUPI is acoupi built for this machine (by `make build`): the bake asks it about
+# CONFIG (`acoupi config inspect --json`: valid, deployment, secrets).
 ARCH ?= arm64
 BASE_IMAGE ?=
 BASE_SHA256 ?=
@@ -132,6 +134,7 @@ WIFI_PSK ?=
 WIFI_COUNTRY ?=
 TIMEZONE ?=
 BINARY ?=
+HOST_ACOUPI ?= $(CARGO_TARGET_DIR)/release/acoupi
 VERSION ?=
 DIST ?= $(CURDIR)/dist
 # HOSTNAME only from the command line: the environment's HOSTNAME names the build machine.
@@ -144,7 +147,7 @@ image_q = '$(subst ','\'',$(1))'
 image: deps build ## Bake dist/acoupi-<version>-<arch>.img.xz (+ .img.bmap, .manifest.json, SHA256SUMS)
 	scripts/build-image.sh --arch $(call image_q,$(ARCH)) --base $(call image_q,$(BASE_IMAGE)) \
 	  --base-sha256 $(call image_q,$(BASE_SHA256)) --config $(call image_q,$(CONFIG)) \
-	  --binary $(call image_q,$(BINARY)) --version $(call image_q,$(VERSION)) --dist $(call image_q,$(DIST)) \
+	  --binary $(call image_q,$(BINARY)) --host-binary $(call image_q,$(HOST_ACOUPI)) --version $(call image_q,$(VERSION)) --dist $(call image_q,$(DIST)) \
 	  --hostname $(call image_q,$(IMAGE_HOSTNAME)) --ssh-pubkey $(call image_q,$(SSH_PUBKEY)) \
 	  --timezone $(call image_q,$(TIMEZONE)) --wifi-ssid $(call image_q,$(WIFI_SSID)) \
 	  --wifi-psk $(call image_q,$(WIFI_PSK)) --wifi-country $(call image_q,$(WIFI_COUNTRY))
