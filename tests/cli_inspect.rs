@@ -107,9 +107,9 @@ fn deployment_is_reported_with_its_name_and_a_commented_one_is_not() {
 
 #[test]
 fn invalid_value_exits_2_with_the_report_and_the_field_in_the_error() {
-    let (v, code, stderr) = report(&format!(
-        "(program: connected, microphone: (device_name: \"USB\", samplerate: 1),\n messaging: (mqtt: (host: \"b\", username: \"u\", password: r\"p\")))"
-    ));
+    let (v, code, stderr) = report(
+        "(program: connected, microphone: (device_name: \"USB\", samplerate: 1),\n messaging: (mqtt: (host: \"b\", username: \"u\", password: r\"p\")))",
+    );
     assert_eq!(code, Some(2));
     assert_eq!(v["valid"], false);
     let error = v["error"].as_str().expect("error text");

@@ -450,7 +450,8 @@ fn site_config_without_host_binary_is_refused_naming_the_fix() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("no host acoupi binary at") && stderr.contains("run make build or pass --host-binary"),
+        stderr.contains("no host acoupi binary at")
+            && stderr.contains("run make build or pass --host-binary"),
         "{stderr}"
     );
     assert!(!bench.dist().exists());

@@ -109,8 +109,9 @@ fn boot_import_unit_exposure_is_at_most_two() {
 /// capabilities it uses, and has no network.
 #[test]
 fn boot_import_unit_writes_only_its_paths_and_keeps_chown_and_dac_override() {
-    let text = fs::read_to_string(overlay().join("usr/lib/systemd/system/acoupi-boot-import.service"))
-        .expect("unit file");
+    let text =
+        fs::read_to_string(overlay().join("usr/lib/systemd/system/acoupi-boot-import.service"))
+            .expect("unit file");
     for line in [
         "ProtectSystem=strict",
         "ReadWritePaths=/etc/acoupi /boot/firmware -/var/lib/acoupi -/run/acoupi",
@@ -120,7 +121,10 @@ fn boot_import_unit_writes_only_its_paths_and_keeps_chown_and_dac_override() {
         "SystemCallFilter=@system-service",
         "SystemCallFilter=@chown",
     ] {
-        assert!(text.lines().any(|l| l == line), "boot import lacks `{line}`");
+        assert!(
+            text.lines().any(|l| l == line),
+            "boot import lacks `{line}`"
+        );
     }
     // A root unit's StateDirectory= would chown /var/lib/acoupi to root.
     assert!(!text.lines().any(|l| l.starts_with("StateDirectory=")));

@@ -109,7 +109,11 @@ mod tests {
     fn invalid_but_parsed_file_still_reports_its_facts() {
         let i = check("(microphone: (device_name: \"USB\", samplerate: 1), deployment: (name: \"w\", latitude: 1.0, longitude: 2.0))");
         assert!(!i.valid);
-        assert!(i.error.as_deref().unwrap().contains("microphone.samplerate"));
+        assert!(i
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("microphone.samplerate"));
         assert!(i.has_deployment);
         assert_eq!(i.deployment_name.as_deref(), Some("w"));
     }
