@@ -38,7 +38,15 @@ pub fn inspect(path: &Path) -> Inspection {
     match load(path) {
         Ok(config) => facts(&config, None),
         Err(e) => {
-            let error = Some(chain(&e));
+            let error = Some(match &e {
+                // The loader's "run `acoupi setup`" is for an installation's own file; here
+                // the caller named a file that is not there.
+                super::ConfigError::NotFound { path } => format!(
+                    "no file at {}: give the path of a configuration file",
+                    path.display()
+                ),
+                other => chain(other),
+            });
             match read(path) {
                 Ok(config) => facts(&config, error),
                 Err(_) => Inspection {

@@ -17,4 +17,5 @@ mod harness;
 
 mod cli_cases;
 mod config_cases;
+mod inspect_cases;
 mod store_cases;
