@@ -110,7 +110,7 @@ qemu-aarch64-static qemu-user-static
 qemu-arm-static qemu-user-static
 aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
 arm-linux-gnueabihf-gcc gcc-arm-linux-gnueabihf
-pkg-config pkg-config|pkgconf
+pkg-config pkg-config|pkgconf|pkgconf-bin
 systemd-analyze systemd
 systemd-tmpfiles systemd
 mosquitto mosquitto
