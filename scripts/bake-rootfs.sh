@@ -4,18 +4,20 @@
 # Grows the partition and file system (explicit size) when the payload does not fit.
 # Enables acoupi.service and acoupi-beat.service only with --enable; the boot-partition
 # import unit is always enabled.
-# Usage: scripts/bake-rootfs.sh --binary FILE --overlay DIR [--config FILE] [--enable]
-#          [--min-free-mib N] IMAGE
+# A --config is inspected with --host-binary (a build of acoupi for this machine): one that
+# holds a password or token is baked mode 0600, owned by the acoupi user.
+# Usage: scripts/bake-rootfs.sh --binary FILE --overlay DIR [--config FILE --host-binary FILE]
+#          [--enable] [--min-free-mib N] IMAGE
 set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-	echo "usage: ${0##*/} --binary FILE --overlay DIR [--config FILE] [--enable] [--min-free-mib N] IMAGE" >&2
+	echo "usage: ${0##*/} --binary FILE --overlay DIR [--config FILE --host-binary FILE] [--enable] [--min-free-mib N] IMAGE" >&2
 	exit 2
 }
 : "${SOURCE_DATE_EPOCH:=$(date +%s)}"
-binary='' overlay='' config='' enable=no min_free_mib=32 img=''
+binary='' host_binary='' overlay='' config='' enable=no min_free_mib=32 img=''
 while (($#)); do
 	# Every option but the flags takes a value.
 	case $1 in --enable | -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
@@ -23,6 +25,7 @@ while (($#)); do
 	--binary) binary=${2:-} && shift 2 ;;
 	--overlay) overlay=${2:-} && shift 2 ;;
 	--config) config=${2:-} && shift 2 ;;
+	--host-binary) host_binary=${2:-} && shift 2 ;;
 	--enable) enable=yes && shift ;;
 	--min-free-mib) min_free_mib=${2:-} && shift 2 ;;
 	-*) usage ;;
@@ -30,11 +33,16 @@ while (($#)); do
 	esac
 done
 [[ -n $img && -n $binary && -n $overlay && $min_free_mib =~ ^[0-9]+$ ]] || usage
+[[ -z $config || -n $host_binary ]] || usage
 [[ -f $img ]] || die "image $img not found"
 [[ -x $binary ]] || die "binary $binary not found or not executable; run make build or set BINARY"
 [[ -d $overlay ]] || die "overlay directory $overlay not found"
 [[ -z $config || -f $config ]] || die "configuration $config not found"
 need sfdisk jq debugfs dumpe2fs e2fsck resize2fs systemd-sysusers sha256sum
+secrets=false
+if [[ -n $config ]]; then
+	secrets=$(inspect_config "$host_binary" "$config" | jq -r .holds_secrets)
+fi
 export E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH
 
 tmp=$(mktemp -d)
@@ -132,8 +140,9 @@ mkdir_missing() {
 	file "$binary" /usr/bin/acoupi 0100755
 	if [[ -n $config ]]; then file "$config" /etc/acoupi/acoupi.ron 0100644; fi
 	# A configuration holding a password or token is for the service user's eyes only,
-	# as `acoupi config set` leaves it on the device (mode 0600, owned by acoupi).
-	if [[ -n $config ]] && grep -Eq '(password|bearer_token)[[:space:]]*:[[:space:]]*(Some[[:space:]]*\()?[[:space:]]*"' "$config"; then
+	# as `acoupi config set` leaves it on the device (mode 0600, owned by acoupi). The
+	# binary says so (raw strings, line breaks, comments: the real parser's answer).
+	if [[ $secrets == true ]]; then
 		read -r acoupi_uid acoupi_gid < <(awk -F: '$1 == "acoupi" { print $3, $4 }' "$tmp/root/etc/passwd")
 		printf 'sif %s mode 0100600\nsif %s uid %s\nsif %s gid %s\n' /etc/acoupi/acoupi.ron \
 			/etc/acoupi/acoupi.ron "$acoupi_uid" /etc/acoupi/acoupi.ron "$acoupi_gid"

@@ -3,22 +3,25 @@
 # directory under BUILD_DIR, bake the root and boot partitions, then package into DIST.
 # Nothing reaches DIST unless every step succeeded. The steps are the other scripts here.
 # Usage: scripts/build-image.sh --arch arm64|armhf [--base PATH|URL] [--base-sha256 SUM]
-#          [--config FILE] [--binary FILE] [--hostname NAME] [--ssh-pubkey KEY|FILE]
+#          [--config FILE] [--binary FILE] [--host-binary FILE] [--hostname NAME] [--ssh-pubkey KEY|FILE]
 #          [--wifi-ssid SSID --wifi-psk PSK --wifi-country CC] [--timezone ZONE]
 #          [--version V] [--dist DIR] [--build-dir DIR]
-# Environment: SOURCE_DATE_EPOCH (default: the commit time), ACOUPI_HOST (host binary used
-# to validate --config), ACOUPI_VALIDATE_CMD (its subcommand, default "config validate").
+# --binary is the Pi's (static musl) binary baked into the image; --host-binary is a build
+# of acoupi for THIS machine, which answers for --config (`acoupi config inspect --json`:
+# valid? deployment? secrets?) so no script re-implements the RON grammar.
+# Environment: SOURCE_DATE_EPOCH (default: the commit time), ACOUPI_HOST (default of
+# --host-binary; else $CARGO_TARGET_DIR/release/acoupi, which `make build` builds).
 set -euo pipefail
 here=$(dirname "$0")
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$here/lib.sh"
 
 usage() {
-	echo "usage: ${0##*/} --arch arm64|armhf [--base PATH|URL] [--base-sha256 SUM] [--config FILE] [--binary FILE] [--hostname NAME] [--ssh-pubkey KEY|FILE] [--wifi-ssid SSID --wifi-psk PSK --wifi-country CC] [--timezone ZONE] [--version V] [--dist DIR] [--build-dir DIR]" >&2
+	echo "usage: ${0##*/} --arch arm64|armhf [--base PATH|URL] [--base-sha256 SUM] [--config FILE] [--binary FILE] [--host-binary FILE] [--hostname NAME] [--ssh-pubkey KEY|FILE] [--wifi-ssid SSID --wifi-psk PSK --wifi-country CC] [--timezone ZONE] [--version V] [--dist DIR] [--build-dir DIR]" >&2
 	exit 2
 }
 root=$(cd "$here/.." && pwd)
-arch='' base='' base_sha='' config='' binary='' version='' dist=$root/dist build=$root/build
+arch='' base='' base_sha='' config='' binary='' host_binary=${ACOUPI_HOST:-} version='' dist=$root/dist build=$root/build
 boot_args=()
 while (($#)); do
 	# Every option but the flags takes a value.
@@ -29,6 +32,7 @@ while (($#)); do
 	--base-sha256) base_sha=${2:-} && shift 2 ;;
 	--config) config=${2:-} && shift 2 ;;
 	--binary) binary=${2:-} && shift 2 ;;
+	--host-binary) host_binary=${2:-} && shift 2 ;;
 	--version) version=${2:-} && shift 2 ;;
 	--dist) dist=${2:-} && shift 2 ;;
 	--build-dir) build=${2:-} && shift 2 ;;
@@ -64,35 +68,12 @@ fi
 export SOURCE_DATE_EPOCH
 need xz jq sha256sum debugfs
 
-# validate_config FILE: the one place that asks acoupi whether a site configuration is
-# valid, with a HOST build of the binary (the image's binary is for the Pi).
-validate_config() {
-	local host=${ACOUPI_HOST:-} c out
-	if [[ -z $host ]]; then
-		for c in "$build/target/release/acoupi" "$build/target/debug/acoupi" \
-			"$root/target/release/acoupi" "$root/target/debug/acoupi"; do
-			if [[ -x $c ]]; then host=$c && break; fi
-		done
-	fi
-	[[ -n $host && -x $host ]] || die "no host acoupi binary to validate $1; run cargo build or set ACOUPI_HOST"
-	local -a cmd
-	read -r -a cmd <<<"${ACOUPI_VALIDATE_CMD:-config validate}"
-	out=$("$host" "${cmd[@]}" "$1" 2>&1) || die "invalid site configuration $1: $out"
-}
-
-# has_deployment FILE: true when the (validated) configuration carries a deployment, i.e.
-# `deployment: Some(...)`, after dropping RON comments. Only the top-level Config has a
-# field of that name, and the file already passed the real parser.
-has_deployment() {
-	sed -e 's://.*$::' "$1" | tr '\n' ' ' | sed -e 's:/\*[^*]*\*/::g' |
-		grep -Eq '(^|[^A-Za-z0-9_])deployment[[:space:]]*:[[:space:]]*Some[[:space:]]*\('
-}
-
 enable=()
 if [[ -n $config ]]; then
-	log "validating $config"
-	validate_config "$config"
-	if has_deployment "$config"; then enable=(--enable); fi
+	: "${host_binary:=${CARGO_TARGET_DIR:-$build/target}/release/acoupi}"
+	log "inspecting $config with $host_binary"
+	report=$(inspect_config "$host_binary" "$config")
+	if [[ $(jq -r .has_deployment <<<"$report") == true ]]; then enable=(--enable); fi
 fi
 
 base_file=$("$here/fetch-base.sh" "$arch" "$base" "$base_sha")
@@ -113,7 +94,8 @@ case $base_file in
 esac
 
 t0=$(date +%s.%N)
-"$here/bake-rootfs.sh" --binary "$binary" --overlay "$root/overlay" ${config:+--config "$config"} "${enable[@]}" "$img"
+"$here/bake-rootfs.sh" --binary "$binary" --overlay "$root/overlay" \
+	${config:+--config "$config" --host-binary "$host_binary"} "${enable[@]}" "$img"
 start=$(part_field "$img" 2 start)
 codename=$(debugfs -R 'cat /etc/os-release' "$img?offset=$((start * $(sector_size "$img")))" 2>/dev/null |
 	awk -F= '$1 == "VERSION_CODENAME" { gsub(/"/, "", $2); print $2 }')

@@ -124,9 +124,23 @@ reload_both() {
   fi
 }
 
+# The hardened boot import (ProtectSystem=strict, two capabilities, no network) still did
+# its job on the first boot: it installed the baked site configuration and started the
+# deployment (the deployment row checked from outside comes from it).
+boot_import() {
+  local u=acoupi-boot-import.service result
+  result="$(prop "$u" Result) status=$(prop "$u" ExecMainStatus)"
+  if [ "$result" = "success status=0" ] && [ -f /boot/firmware/acoupi-imported.ron ] &&
+    [ ! -e /boot/firmware/acoupi-error.txt ]; then
+    check boot-import PASS "$u: $result, acoupi-imported.ron on the boot partition"
+  else
+    check boot-import FAIL "$u: $result; boot partition: $(echo /boot/firmware/acoupi*); journal: $( { journalctl -q -o cat -u "$u" 2> /dev/null || true; } | tail -n 3 | tr '\n' '|')"
+  fi
+}
+
 security() {
   local u v
-  for u in acoupi.service acoupi-beat.service; do
+  for u in acoupi.service acoupi-beat.service acoupi-boot-import.service; do
     v=$(systemd-analyze security "$u" 2> /dev/null | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
     if [ -n "$v" ] && awk -v v="$v" 'BEGIN{exit !(v <= 2.0)}'; then
       check "security:$u" PASS "exposure $v <= 2.0"
@@ -241,6 +255,7 @@ case $phase in
     services_ready
     # A property of the unit files: checked even when the daemon does not start.
     security
+    boot_import
     if [ "$(prop acoupi.service ActiveState)" != active ]; then
       for c in first-recording kill9-restart watchdog-restart status-restarts; do check "$c" FAIL "skipped: acoupi.service is not active"; done
       status_json 1

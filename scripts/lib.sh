@@ -46,3 +46,18 @@ run_debugfs() {
 			-e 'File not found by ext2_lookup' || true)
 	[[ -z $errs ]] || die "debugfs on $spec failed: $errs"
 }
+
+# inspect_config HOST_BINARY FILE: the JSON report of `acoupi config inspect` on FILE
+# (valid, error, has_deployment, deployment_name, holds_secrets, program), from a build of
+# acoupi for this machine; dies with the loader's reason when FILE is not valid. The one
+# place the image scripts learn anything about a configuration's content.
+inspect_config() {
+	local host=$1 file=$2 report
+	[[ -x $host ]] || die "no host acoupi binary at $host to inspect $file; run make build or pass --host-binary"
+	report=$("$host" config inspect --json "$file" 2>/dev/null) || true
+	jq -e 'type == "object" and has("valid")' <<<"$report" >/dev/null 2>&1 ||
+		die "$host config inspect gave no report on $file (is it a host build of acoupi?)"
+	[[ $(jq -r .valid <<<"$report") == true ]] ||
+		die "invalid site configuration $file: $(jq -r .error <<<"$report")"
+	printf '%s\n' "$report"
+}

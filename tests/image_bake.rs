@@ -4,9 +4,10 @@
 //! `xz` for the release files, `debugfs` and `e2fsck -fn` for the root file system, mtools
 //! for the boot partition. Bad inputs must fail with a clear message and leave `dist/` empty.
 //!
-//! Validation of a site configuration is the host binary's job: the pipeline runs this
-//! crate's own `acoupi config validate FILE` (the same validator as `acoupi config`), so a
-//! rejected file fails the bake with the validator's reason.
+//! What a site configuration holds is the host binary's answer: the pipeline runs this
+//! crate's own `acoupi config inspect --json FILE` (the same loader as the device), so a
+//! rejected file fails the bake with the loader's reason, and the deployment and secrets
+//! it reports decide which units are enabled and the configuration's mode.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -102,7 +103,9 @@ impl Bench {
             .args(args)
             .env("SOURCE_DATE_EPOCH", EPOCH)
             .env("XZ_LEVEL", "0")
-            .env("ACOUPI_HOST", env!("CARGO_BIN_EXE_acoupi"))
+            .arg("--host-binary")
+            .arg(env!("CARGO_BIN_EXE_acoupi"))
+            .env_remove("ACOUPI_HOST")
             .output()
             .expect("run build-image.sh")
     }
@@ -379,6 +382,79 @@ fn site_config_with_a_password_is_readable_by_the_service_user_only() {
         ("0600".into(), acoupi[0], acoupi[1])
     );
     assert_eq!(text(&debugfs(&img, "cat /etc/acoupi/acoupi.ron")), site);
+}
+
+/// Issue 11: the bake's grep missed a raw string (`r"hunter2"`) and a line break after
+/// `password:`, and baked such a file world-readable; the binary's answer catches both.
+#[test]
+fn issue_11_raw_string_password_after_a_line_break_is_baked_0600_for_acoupi() {
+    let bench = Bench::new();
+    let base = bench.base(&[]);
+    let site = "(program: connected, microphone: (device_name: \"USB\"),\n messaging: (mqtt: (host: \"broker.example\", username: \"pi\",\n  password:\n   r\"hunter2\")),\n deployment: (name: \"wood\", latitude: 51.5, longitude: -0.1))\n";
+    let config = bench.write("site.ron", site);
+    bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
+    let img = bench.restored();
+    let passwd = text(&debugfs(&img, "cat /etc/passwd"));
+    let acoupi: Vec<u32> = passwd
+        .lines()
+        .find(|l| l.starts_with("acoupi:"))
+        .expect("acoupi user")
+        .split(':')
+        .skip(2)
+        .take(2)
+        .map(|n| n.parse().expect("uid/gid"))
+        .collect();
+    assert_eq!(
+        inode(&img, "/etc/acoupi/acoupi.ron"),
+        ("0600".into(), acoupi[0], acoupi[1])
+    );
+    // The deployment, on its own line after `deployment:`, enabled the recorder too.
+    let wants = wants(&img);
+    assert!(wants.contains(" acoupi.service"), "{wants}");
+}
+
+/// A configuration whose only `password` is in a comment or a topic holds no secret: it
+/// stays readable by operators (0644, root), as the device would write it.
+#[test]
+fn password_only_in_a_comment_is_not_a_secret() {
+    let bench = Bench::new();
+    let base = bench.base(&[]);
+    let site = "(program: connected, microphone: (device_name: \"USB\"),\n // password: \"old\"\n messaging: (mqtt: (host: \"b\", topic: \"password: \\\"x\\\"\")))\n";
+    let config = bench.write("site.ron", site);
+    bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
+    let img = bench.restored();
+    assert_eq!(inode(&img, "/etc/acoupi/acoupi.ron"), ("0644".into(), 0, 0));
+}
+
+#[test]
+fn site_config_without_host_binary_is_refused_naming_the_fix() {
+    let bench = Bench::new();
+    let base = bench.base(&[]);
+    let config = bench.write("site.ron", "(microphone: (device_name: \"USB\"))\n");
+    let out = script("build-image.sh")
+        .args(["--arch", "arm64", "--version", "9.9.9", "--base"])
+        .arg(&base)
+        .arg("--binary")
+        .arg(bench.path("acoupi"))
+        .arg("--host-binary")
+        .arg(bench.path("no-such-acoupi"))
+        .arg("--dist")
+        .arg(bench.dist())
+        .arg("--build-dir")
+        .arg(bench.path("build"))
+        .arg("--config")
+        .arg(&config)
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .output()
+        .expect("run build-image.sh");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no host acoupi binary at")
+            && stderr.contains("run make build or pass --host-binary"),
+        "{stderr}"
+    );
+    assert!(!bench.dist().exists());
 }
 
 #[test]

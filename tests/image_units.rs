@@ -1,7 +1,8 @@
 //! The system files baked into the image (`overlay/`), checked with the real systemd tools:
 //! `systemd-analyze verify` and `security --offline=yes` on the units, `systemd-sysusers`
 //! and `systemd-tmpfiles` against a scratch root, and the shipped RON files against the
-//! configuration schema.
+//! configuration schema. Also `scripts/check-deps.sh`: the host programs and data files
+//! the scripts use all come from `make deps`.
 //!
 //! `systemd-analyze verify` insists that `ExecStart=` names an existing executable, and
 //! `/usr/bin/acoupi` is not installed on a build host. The units are therefore verified as a
@@ -97,6 +98,38 @@ fn beat_unit_exposure_is_at_most_two() {
     assert!(exposure("acoupi-beat.service") <= MAX_EXPOSURE);
 }
 
+/// The boot-time import parses a file anyone can write from any computer, as root: it is
+/// held to the same bound as the daemons (it was 7.6 before issue 11).
+#[test]
+fn boot_import_unit_exposure_is_at_most_two() {
+    assert!(exposure("acoupi-boot-import.service") <= MAX_EXPOSURE);
+}
+
+/// Issue 11: the import may write only where an import writes, keeps only the
+/// capabilities it uses, and has no network.
+#[test]
+fn boot_import_unit_writes_only_its_paths_and_keeps_chown_and_dac_override() {
+    let text =
+        fs::read_to_string(overlay().join("usr/lib/systemd/system/acoupi-boot-import.service"))
+            .expect("unit file");
+    for line in [
+        "ProtectSystem=strict",
+        "ReadWritePaths=/etc/acoupi /boot/firmware -/var/lib/acoupi -/run/acoupi",
+        "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE",
+        "PrivateNetwork=yes",
+        "RestrictAddressFamilies=AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=@chown",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "boot import lacks `{line}`"
+        );
+    }
+    // A root unit's StateDirectory= would chown /var/lib/acoupi to root.
+    assert!(!text.lines().any(|l| l.starts_with("StateDirectory=")));
+}
+
 #[test]
 fn units_are_watchdogged_notify_services_that_never_stop_restarting() {
     for (unit, watchdog) in [("acoupi.service", "30"), ("acoupi-beat.service", "180")] {
@@ -168,6 +201,10 @@ fn tmpfiles_creates_storages_tree_owned_by_acoupi_closed_to_others() {
         assert_eq!(meta.gid(), 29, "{} group audio", path.display());
         assert_ne!(meta.uid(), 0, "{} owned by acoupi", path.display());
     }
+    // The boot import's ReadWritePaths=-/run/acoupi needs it before acoupi.service runs.
+    let run = fs::metadata(root.path().join("run/acoupi")).expect("/run/acoupi created");
+    assert_eq!(run.permissions().mode() & 0o7777, 0o750);
+    assert_ne!(run.uid(), 0, "/run/acoupi owned by acoupi");
 }
 
 fn parse_config(path: &Path) -> Config {
@@ -208,4 +245,70 @@ fn hardware_watchdog_fits_the_bcm2835_limit() {
         .expect("RuntimeWatchdogSec in seconds");
     // bcm2835_wdt cannot time out later than about 15 s.
     assert!((1..=15).contains(&secs), "RuntimeWatchdogSec={secs}");
+}
+
+/// Runs `scripts/check-deps.sh` in `root` (the repository, or a copy of its scripts).
+fn check_deps(root: &Path) -> Output {
+    Command::new(root.join("scripts/check-deps.sh"))
+        .output()
+        .expect("run scripts/check-deps.sh")
+}
+
+/// A copy of the files check-deps.sh reads (scripts/, .ci/, the Makefile) to break.
+fn repo_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    run(Command::new("cp")
+        .arg("-r")
+        .args(["scripts", ".ci", "Makefile"].map(|p| repo.join(p)))
+        .arg(dir.path()));
+    dir
+}
+
+/// Issue 11: every program and data file the scripts use comes from a package `make deps`
+/// installs (the e2e run failed on a fresh machine for want of ipxe-qemu's ROM).
+#[test]
+fn every_program_and_data_file_the_scripts_use_comes_from_make_deps() {
+    let out = check_deps(Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn issue_11_check_deps_fails_without_ipxe_qemu_naming_the_rom() {
+    let copy = repo_copy();
+    let makefile = copy.path().join("Makefile");
+    let text = fs::read_to_string(&makefile).expect("Makefile");
+    assert!(text.contains(" ipxe-qemu "), "APT_PACKAGES has ipxe-qemu");
+    fs::write(&makefile, text.replacen(" ipxe-qemu ", " ", 1)).expect("write Makefile");
+    let out = check_deps(copy.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: /usr/lib/ipxe/qemu/efi-virtio.rom")
+            && stderr.contains("comes from ipxe-qemu, which make deps does not install"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_deps_fails_on_a_program_missing_from_its_list() {
+    let copy = repo_copy();
+    let script = copy.path().join("scripts/fetch-base.sh");
+    let mut text = fs::read_to_string(&script).expect("script");
+    let line = text.lines().count() + 1;
+    text.push_str("out=$(frobnicate-tool --fast \"$x\" | sort)\n");
+    fs::write(&script, text).expect("write script");
+    let out = check_deps(copy.path());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "scripts/fetch-base.sh:{line} uses `frobnicate-tool`, which is not in scripts/check-deps.sh"
+        )),
+        "{stderr}"
+    );
 }

@@ -37,6 +37,8 @@ pub enum ConfigCommand {
     Example,
     /// Check a configuration file without installing it (exit 0 when it is valid).
     Validate(ValidateArgs),
+    /// Report on a file for scripts: valid, deployment, secrets, program (exit 2 if invalid).
+    Inspect(super::inspect::InspectArgs),
 }
 
 /// `acoupi config validate FILE`
@@ -92,6 +94,7 @@ pub fn run(args: ConfigArgs) -> anyhow::Result<()> {
             print!("{}", config::example_ron());
             Ok(())
         }
+        ConfigCommand::Inspect(a) => super::inspect::run(a),
         ConfigCommand::Validate(a) => {
             config::load(&a.file)?;
             println!("{} is a valid configuration", a.file.display());

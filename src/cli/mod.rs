@@ -33,6 +33,7 @@ pub mod check;
 pub mod config;
 pub mod deployment;
 pub mod devices;
+pub mod inspect;
 pub mod setup;
 pub mod status;
 pub mod style;

@@ -22,15 +22,20 @@ const CONFIG_MODE: u32 = 0o644;
 /// Mode of a configuration file holding a password or token: owner only.
 const SECRET_CONFIG_MODE: u32 = 0o600;
 
-/// The mode `config` must be written with: 0600 as soon as it holds a secret.
-pub fn mode_for(config: &Config) -> u32 {
-    let holds_secret = config.messaging.as_ref().is_some_and(|m| {
+/// True when `config` holds a password or token (MQTT password, HTTP password or bearer
+/// token): such a file is for its owner's eyes only.
+pub fn holds_secrets(config: &Config) -> bool {
+    config.messaging.as_ref().is_some_and(|m| {
         m.mqtt.as_ref().is_some_and(|q| q.password.is_some())
             || m.http
                 .as_ref()
                 .is_some_and(|h| h.password.is_some() || h.bearer_token.is_some())
-    });
-    if holds_secret {
+    })
+}
+
+/// The mode `config` must be written with: 0600 as soon as it holds a secret.
+pub fn mode_for(config: &Config) -> u32 {
+    if holds_secrets(config) {
         SECRET_CONFIG_MODE
     } else {
         CONFIG_MODE

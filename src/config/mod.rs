@@ -8,6 +8,7 @@
 
 pub mod example;
 pub mod file;
+pub mod inspect;
 pub mod render;
 pub mod schema;
 pub mod tree;
@@ -23,7 +24,8 @@ use std::path::{Path, PathBuf};
 use ron::extensions::Extensions;
 
 pub use example::example_ron;
-pub use file::{import, import_with, lock, save, ConfigLock, ImportOutcome};
+pub use file::{holds_secrets, import, import_with, lock, save, ConfigLock, ImportOutcome};
+pub use inspect::{inspect, Inspection};
 pub use schema::Config;
 pub use validate::{
     validate, validate_deployment_name, validate_latitude, validate_longitude, FieldError,

@@ -18,4 +18,5 @@ mod harness;
 mod audit_cases;
 mod cli_cases;
 mod config_cases;
+mod inspect_cases;
 mod store_cases;
