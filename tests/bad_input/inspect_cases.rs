@@ -43,7 +43,7 @@ fn inspect_of_a_missing_file_names_it() {
     );
 }
 
-/// A directory is not a configuration: the read error names it and its cause.
+/// A directory is not a configuration: the error names it and says what to give instead.
 #[test]
 fn inspect_of_a_directory_names_it_and_the_cause() {
     let install = Install::new();
@@ -53,7 +53,7 @@ fn inspect_of_a_directory_names_it_and_the_cause() {
     Case::new(&install).refused(
         &["config", "inspect", "--json", path],
         2,
-        &format!("error: reading {path}: Is a directory (os error 21)"),
+        &format!("error: {path} is a directory, not a regular file: give the path of a configuration file"),
     );
 }
 
