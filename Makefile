@@ -124,7 +124,7 @@ bench: deps ## benchmarks: capture vs arecord, metadata store, status latency (s
 # SOAK_SEED repeats a run; the report goes to stderr (figures in docs/benchmarks.md).
 SOAK_SECONDS ?= 300
 soak: deps ## the real daemons under a randomized fault loop, then an account of what was lost
-	SOAK_SECONDS=$(SOAK_SECONDS) cargo test --release --test soak -- --ignored --nocapture
+	SOAK_SECONDS=$(SOAK_SECONDS) cargo test --test soak -- --ignored --nocapture
 
 clean: ## remove build/ and dist/
 	rm -rf $(BUILD) dist target

@@ -33,7 +33,7 @@ use jiff::Timestamp;
 
 pub use device::{list_devices, resolve_device, test_capture, DeviceInfo, TestCaptureReport};
 pub use recorder::{spawn_recorder, RecorderConfig, RecorderHandle};
-pub use repair::{repair_tmp_dir, GuanoContext, RepairOutcome};
+pub use repair::{add_missing_guano, repair_tmp_dir, GuanoContext, RepairOutcome};
 pub use status::{GapReason, Progress, RecorderEvent, RecorderState};
 
 /// The version of the alsa-lib this binary runs with (the static one on the device).

@@ -15,7 +15,7 @@ use crate::daemon::control;
 use crate::schedule::{parse_time_zone, Location, Schedule};
 use crate::store::metadata::{Deployment, MetadataStore};
 use crate::store::outbox::Outbox;
-use crate::store::{Check, Durability, StoreError};
+use crate::store::StoreError;
 use crate::system::layout::{Layout, StoragePaths};
 use crate::system::metrics::disk_space;
 use crate::system::storage;
@@ -267,8 +267,8 @@ fn deployment_section(
     if !paths.db_metadata.exists() {
         return Ok(inactive());
     }
-    // A quick check keeps status fast; start-up and `acoupi check` do the full one.
-    let section = match MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)
+    // Read only: no check, no migration, no write lock, whatever the size of the file.
+    let section = match MetadataStore::open_for_reading(&paths.db_metadata)
         .and_then(|s| s.active_deployment().map(|d| (s, d)))
     {
         Ok((store, Some(d))) => Ok(active_status(&store, &d, config, &paths.recordings)),

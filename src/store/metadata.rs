@@ -87,6 +87,22 @@ impl MetadataStore {
         })
     }
 
+    /// Opens an existing metadata.db for the read-only commands (`deployment status`,
+    /// `check`): no integrity check, no migration, no write lock
+    /// ([`super::db::open_for_reading`]), so their cost does not grow with the file and
+    /// they never hold up the recorder. Another program's database is still refused
+    /// ([`StoreError::Foreign`]). The integrity checks run where they belong: the
+    /// recorder's start-up and `acoupi audit`.
+    pub fn open_for_reading(path: &Path) -> Result<Self, StoreError> {
+        let conn = super::db::open_for_reading(path)?;
+        schema::refuse_foreign(&conn, path)?;
+        Ok(MetadataStore {
+            conn,
+            path: path.to_path_buf(),
+            was_empty: false,
+        })
+    }
+
     /// Whether the file was empty (0 bytes) when opened, and is now a new store.
     pub fn was_empty(&self) -> bool {
         self.was_empty

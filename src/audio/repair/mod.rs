@@ -37,6 +37,30 @@ pub struct GuanoContext {
     pub deployment_name: Option<String>,
 }
 
+impl GuanoContext {
+    /// The chunk the writer would have written for this recording.
+    pub fn guano(
+        &self,
+        start: Timestamp,
+        samplerate: u32,
+        frames: u64,
+        original_filename: String,
+        time_expansion: f64,
+    ) -> Guano {
+        Guano {
+            timestamp: start,
+            position: self.position,
+            samplerate,
+            length_seconds: frames as f64 / f64::from(samplerate.max(1)),
+            model: self.model.clone(),
+            serial: self.serial.clone(),
+            original_filename,
+            time_expansion,
+            deployment_name: self.deployment_name.clone(),
+        }
+    }
+}
+
 /// What happened to one leftover `.part` file.
 #[derive(Debug)]
 pub enum RepairOutcome {
@@ -311,40 +335,28 @@ fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavE
         }
         None => {
             // The chunk `finish` would have written, with the length that survived.
-            let text = Guano {
-                timestamp: start,
-                position: context.position,
-                samplerate,
-                length_seconds: frames as f64 / f64::from(samplerate.max(1)),
-                model: context.model.clone(),
-                serial: context.serial.clone(),
-                original_filename: format!("{stem}.wav"),
-                time_expansion,
-                deployment_name: context.deployment_name.clone(),
-            }
-            .to_text();
-            let chunk = wav::guano_chunk(data_bytes, &text);
-            let end = h.data_at + data_bytes;
-            file.set_len(end).map_err(io("truncating"))?;
-            match file.write_all_at(&chunk, end) {
-                Ok(()) => chunk.len() as u64 - (data_bytes & 1),
+            let text = context
+                .guano(
+                    start,
+                    samplerate,
+                    frames,
+                    format!("{stem}.wav"),
+                    time_expansion,
+                )
+                .to_text();
+            match append_guano(&file, &h, data_bytes, &text) {
+                Ok(trailer) => trailer,
                 Err(e) => {
                     // As in `finish`: the audio matters more than its metadata.
                     tracing::warn!(path = ?part, error = %e, "GUANO chunk left out of a repaired recording");
-                    file.set_len(end).map_err(io("truncating"))?;
+                    file.set_len(h.data_at + data_bytes)
+                        .map_err(io("truncating"))?;
                     0
                 }
             }
         }
     };
-    let riff = (h.data_at - 8 + data_bytes + (data_bytes & 1) + trailer).min(u64::from(u32::MAX));
-    file.write_all_at(&(riff as u32).to_le_bytes(), 4)
-        .map_err(io("writing header of"))?;
-    file.write_all_at(
-        &(data_bytes.min(u64::from(u32::MAX)) as u32).to_le_bytes(),
-        h.data_at - 4,
-    )
-    .map_err(io("writing header of"))?;
+    write_sizes(&file, &h, data_bytes, trailer).map_err(io("writing header of"))?;
     file.sync_all().map_err(io("syncing"))?;
 
     let done = part.with_file_name(format!("{stem}.wav"));
@@ -359,6 +371,80 @@ fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavE
         time_expansion,
         start_approximate,
     }))
+}
+
+/// Adds the GUANO chunk to a finished recording that has none: the writer leaves it out
+/// when the disk is full (the audio matters more), and the management pass puts it back
+/// before keeping the file, once there is room. Returns whether a chunk was added; a
+/// file that has one is left as it is. On failure the file is as it was.
+pub fn add_missing_guano(
+    path: &Path,
+    context: &GuanoContext,
+    start: Timestamp,
+) -> Result<bool, WavError> {
+    let io = |what| {
+        move |source| WavError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io("opening"))?;
+    let len = file.metadata().map_err(io("reading size of"))?.len();
+    let mut head = vec![0u8; 128.min(len as usize)];
+    file.read_exact(&mut head).map_err(io("reading"))?;
+    let h = wav::parse_header(path, &head)?;
+    if read_guano(&file, &h, len).map_err(io("reading"))?.is_some() {
+        return Ok(false);
+    }
+    let data_bytes =
+        h.data_bytes.min(len.saturating_sub(h.data_at)) / h.block_align * h.block_align;
+    let frames = data_bytes / h.block_align;
+    let (samplerate, time_expansion) = rate_and_te(&h, None);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let text = context
+        .guano(start, samplerate, frames, name, time_expansion)
+        .to_text();
+    let undo = |e: std::io::Error| {
+        // Back to the audio alone: a chunk half written is worse than none.
+        let _ = file.set_len(h.data_at + data_bytes);
+        e
+    };
+    let trailer = append_guano(&file, &h, data_bytes, &text)
+        .map_err(undo)
+        .map_err(io("writing the GUANO chunk of"))?;
+    write_sizes(&file, &h, data_bytes, trailer)
+        .map_err(undo)
+        .map_err(io("writing header of"))?;
+    Ok(true)
+}
+
+/// Writes the GUANO chunk with `text` right after `data_bytes` of audio (dropping
+/// anything after them); returns the trailer length the RIFF size counts.
+fn append_guano(file: &File, h: &wav::Parsed, data_bytes: u64, text: &str) -> std::io::Result<u64> {
+    let chunk = wav::guano_chunk(data_bytes, text);
+    let end = h.data_at + data_bytes;
+    file.set_len(end)?;
+    file.write_all_at(&chunk, end)?;
+    Ok(chunk.len() as u64 - (data_bytes & 1))
+}
+
+/// Sets the RIFF and data sizes for `data_bytes` of audio and a `trailer`, then syncs.
+fn write_sizes(file: &File, h: &wav::Parsed, data_bytes: u64, trailer: u64) -> std::io::Result<()> {
+    let riff = (h.data_at - 8 + data_bytes + (data_bytes & 1) + trailer).min(u64::from(u32::MAX));
+    file.write_all_at(&(riff as u32).to_le_bytes(), 4)?;
+    file.write_all_at(
+        &(data_bytes.min(u64::from(u32::MAX)) as u32).to_le_bytes(),
+        h.data_at - 4,
+    )?;
+    file.sync_all()
 }
 
 #[cfg(test)]

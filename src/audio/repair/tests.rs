@@ -259,3 +259,45 @@ fn a_non_wav_part_is_reported_and_left_alone() {
     ));
     assert!(p.exists() && short.exists());
 }
+
+// Issue 11 (found by `make soak`): a file finished on a full disk has no GUANO chunk (the
+// writer leaves it out); the management pass adds it later, and the file is then byte for
+// byte the one a roomy disk would have given.
+#[test]
+fn a_missing_guano_chunk_is_added_back_as_the_writer_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let start: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+    let mut w = WavWriter::create(dir.path(), start, spec()).unwrap();
+    w.write(&frames(1001)).unwrap();
+    let c = context();
+    let (expected, _) = w
+        .finish(|name, n| c.guano(start, 8000, n, name.into(), 1.0))
+        .unwrap();
+    let full = std::fs::read(&expected).unwrap();
+    // What `finish` leaves on a full disk: the audio, a header that counts only it.
+    let data = 1001 * 4;
+    let mut cut = full[..44 + data].to_vec();
+    cut[4..8].copy_from_slice(&(36 + data as u32).to_le_bytes());
+    let path = dir.path().join("cut.wav");
+    std::fs::write(&path, &cut).unwrap();
+    assert_eq!(read_guano_text(&path).unwrap(), None);
+
+    assert!(add_missing_guano(&path, &c, start).unwrap());
+    let fixed = std::fs::read(&path).unwrap();
+    let g = guano_of(&path);
+    assert_eq!(field(&g, "Original Filename"), Some("cut.wav"));
+    // Audio and sizes as the writer leaves them; the RIFF size counts the new chunk.
+    assert!(
+        fixed[8..44 + data] == full[8..44 + data],
+        "audio or data size changed"
+    );
+    let riff = u32::from_le_bytes(fixed[4..8].try_into().unwrap()) as usize;
+    assert_eq!(riff + 8, fixed.len());
+    assert_eq!(hound::WavReader::open(&path).unwrap().duration(), 1001);
+    assert_eq!(field(&g, "Length"), Some("0.125125"));
+    assert_eq!(field(&g, "Acoupi|Deployment Name"), Some("wood"));
+    // A file that has its chunk is left alone.
+    let before = std::fs::read(&path).unwrap();
+    assert!(!add_missing_guano(&path, &c, start).unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}

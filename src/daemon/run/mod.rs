@@ -150,7 +150,7 @@ impl Daemon {
         let serial = device_id::device_id(&SysRoot::default())
             .map(|d| d.id)
             .unwrap_or_else(|_| "unknown".into());
-        let program = Program::new(config, &layout, &deployment)?;
+        let program = Program::new(config, &layout, &deployment, &serial)?;
         let errors = Arc::new(ErrorTally::default());
         let messaging =
             MessagingService::start(&layout, &program.config, &program.paths, &serial, &errors)?;
@@ -314,7 +314,7 @@ impl Daemon {
         notify::reloading();
         let result = crate::config::load(&self.layout.config_file)
             .map_err(anyhow::Error::from)
-            .and_then(|c| Program::new(c, &self.layout, &self.deployment));
+            .and_then(|c| Program::new(c, &self.layout, &self.deployment, &self.serial));
         match result {
             Ok(program) => {
                 self.stop_capture().await;

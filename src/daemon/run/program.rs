@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use crate::audio::RecorderConfig;
+use crate::audio::{GuanoContext, RecorderConfig};
 use crate::config::schema::Config;
 use crate::schedule::plan::{Plan, Planner};
 use crate::schedule::{parse_time_zone, Location, SavingFilters, Schedule};
@@ -48,6 +48,7 @@ impl Program {
         config: Config,
         layout: &Layout,
         deployment: &Deployment,
+        serial: &str,
     ) -> anyhow::Result<Program> {
         let paths = layout.storage_paths(&config.paths);
         let tz = parse_time_zone(&config.timezone)?;
@@ -77,6 +78,12 @@ impl Program {
             .max_age_days
             .map(|d| jiff::SignedDuration::from_hours(i64::from(d) * 24));
         let mic = &config.microphone;
+        management.guano = GuanoContext {
+            model: mic.device_name.clone(),
+            serial: Some(serial.to_string()),
+            position: deployment.latitude.zip(deployment.longitude),
+            deployment_name: Some(deployment.name.clone()),
+        };
         let room_needed = u64::from(mic.samplerate)
             * u64::from(mic.audio_channels)
             * u64::from(mic.bit_depth / 8)

@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::audio::device::error_chain;
-use crate::audio::{repair_tmp_dir, FinishedFile, GuanoContext, RepairOutcome};
+use crate::audio::{repair_tmp_dir, FinishedFile, RepairOutcome};
 use crate::daemon::errors::ErrorKind;
 use crate::store::metadata::{Gap, NewRecording};
 use crate::store::StoreError;
@@ -38,15 +38,9 @@ impl Daemon {
     /// Registers what a crash left in the temporary directory: repaired `.part` files and
     /// finished `.wav` files whose row was never written.
     pub(super) fn recover_tmp_dir(&mut self) -> anyhow::Result<()> {
-        let cfg = self.program.recorder_config(&self.deployment, &self.serial);
-        let context = GuanoContext {
-            model: cfg.device_name,
-            serial: cfg.serial,
-            position: cfg.position,
-            deployment_name: cfg.deployment_name,
-        };
         // Every whole frame that reached the disk is kept, however short the file.
-        for outcome in repair_tmp_dir(&self.program.paths.tmp_audio, &context) {
+        let context = &self.program.management.guano;
+        for outcome in repair_tmp_dir(&self.program.paths.tmp_audio, context) {
             match outcome {
                 RepairOutcome::Recovered(file) => {
                     tracing::warn!(path = %file.path.display(), frames = file.frames, start = %file.start, approximate = file.start_approximate, "recovered an interrupted recording");

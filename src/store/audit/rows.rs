@@ -39,9 +39,14 @@ fn err<'a>(db: &'a Path, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreE
     move |e| StoreError::sqlite(db, op, e)
 }
 
-/// Every recording row with a path. A file not yet migrated to the version with the
-/// missing mark (opened read-only, so not migrated now) has no marked rows.
-pub(super) fn audit_rows(conn: &Connection, db: &Path) -> Result<Vec<AuditRow>, StoreError> {
+/// Every recording row with a path (that started at or after `since`, when given: the
+/// `datetime` index makes that a range read). A file not yet migrated to the version
+/// with the missing mark (opened read-only, so not migrated now) has no marked rows.
+pub(super) fn audit_rows(
+    conn: &Connection,
+    db: &Path,
+    since: Option<jiff::Timestamp>,
+) -> Result<Vec<AuditRow>, StoreError> {
     let mark = if schema::stored_version(conn, db)? >= MISSING_MARK_VERSION {
         "file_missing_since"
     } else {
@@ -49,13 +54,17 @@ pub(super) fn audit_rows(conn: &Connection, db: &Path) -> Result<Vec<AuditRow>, 
     };
     let sql = format!(
         "SELECT id, path, duration_s, samplerate_hz, audio_channels, time_expansion, frames, {mark}
-         FROM recording WHERE path IS NOT NULL ORDER BY path"
+         FROM recording WHERE path IS NOT NULL AND datetime >= ?1 ORDER BY path"
     );
+    // Every stored datetime (ours and upstream's spellings) sorts after the empty text.
+    let from = since
+        .map(|t| crate::store::db::format_timestamp(t, crate::store::db::TimestampStyle::T))
+        .unwrap_or_default();
     let mut stmt = conn
         .prepare(&sql)
         .map_err(err(db, "reading recordings in"))?;
     let rows = stmt
-        .query_map([], |r| {
+        .query_map([&from], |r| {
             Ok(AuditRow {
                 id: r.get(0)?,
                 path: PathBuf::from(r.get::<_, String>(1)?),

@@ -277,3 +277,53 @@ fn a_file_being_moved_into_the_recordings_root_is_not_an_orphan() {
         ]
     );
 }
+
+#[test]
+fn a_bounded_audit_reads_only_recent_rows_and_day_folders() {
+    let mut site = Site::new();
+    let now = Timestamp::now();
+    let recent = (now - jiff::SignedDuration::from_hours(1)).to_string();
+    let old_gone = site.record("2026-01-10T03:00:00Z", 800, true, true);
+    let recent_gone = site.record(&recent, 800, true, true);
+    std::fs::remove_file(&old_gone).unwrap();
+    std::fs::remove_file(&recent_gone).unwrap();
+    // Orphans in an old and in today's day folder of the kept recordings.
+    let source = site.record("2026-01-11T03:00:00Z", 800, true, false);
+    let utc = jiff::tz::TimeZone::UTC;
+    let folder = |day: jiff::civil::Date| {
+        let dir = site
+            .dir
+            .path()
+            .join("recordings")
+            .join(day.strftime("%Y/%m/%d").to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    let old_orphan = folder(jiff::civil::date(2026, 1, 11)).join("old.wav");
+    let new_orphan = folder(utc.to_datetime(now).date()).join("new.wav");
+    std::fs::copy(&source, &old_orphan).unwrap();
+    std::fs::rename(&source, &new_orphan).unwrap();
+
+    let mut opts = site.opts();
+    opts.since = Some(now - jiff::SignedDuration::from_hours(48));
+    let bounded = run_audit(&opts).unwrap();
+    assert_eq!(
+        kinds(&bounded),
+        [
+            (FindingKind::MissingFile, recent_gone.clone()),
+            (FindingKind::OrphanFile, new_orphan.clone())
+        ]
+    );
+    opts.since = None;
+    let full = run_audit(&opts).unwrap();
+    let mut want = vec![
+        (FindingKind::MissingFile, old_gone),
+        (FindingKind::MissingFile, recent_gone),
+        (FindingKind::OrphanFile, new_orphan),
+        (FindingKind::OrphanFile, old_orphan),
+    ];
+    want.sort();
+    let mut got = kinds(&full);
+    got.sort();
+    assert_eq!(got, want);
+}

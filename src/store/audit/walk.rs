@@ -34,6 +34,31 @@ pub fn wav_files(recordings_root: &Path, tmp_dir: &Path) -> Result<Vec<WavFile>,
     Ok(found.into_values().collect())
 }
 
+/// [`wav_files`] limited to the kept recordings' day folders (`YYYY/MM/DD`, UTC, the
+/// management task's layout) from the date of `since` to tomorrow, and the temporary
+/// directory: what a bounded audit needs, listed without walking the whole archive.
+pub fn wav_files_since(
+    recordings_root: &Path,
+    tmp_dir: &Path,
+    since: jiff::Timestamp,
+) -> Result<Vec<WavFile>, StoreError> {
+    let mut found = BTreeMap::new();
+    let utc = jiff::tz::TimeZone::UTC;
+    let today = utc.to_datetime(jiff::Timestamp::now()).date();
+    let last = today.tomorrow().unwrap_or(today);
+    let mut day = utc.to_datetime(since).date();
+    while day <= last {
+        let folder = recordings_root.join(day.strftime("%Y/%m/%d").to_string());
+        collect(&folder, true, false, &mut found)?;
+        match day.tomorrow() {
+            Ok(next) => day = next,
+            Err(_) => break,
+        }
+    }
+    collect(tmp_dir, false, true, &mut found)?;
+    Ok(found.into_values().collect())
+}
+
 fn collect(
     dir: &Path,
     recursive: bool,

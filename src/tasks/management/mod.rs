@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 
+use crate::audio::{add_missing_guano, GuanoContext};
 use crate::store::metadata::{MetadataStore, Recording};
 use crate::store::StoreError;
 
@@ -40,6 +41,9 @@ pub struct Management {
     pub min_free_bytes: u64,
     /// Kept recordings older than this are deleted.
     pub max_age: Option<jiff::SignedDuration>,
+    /// What a GUANO chunk says beyond the audio: a file kept without one (the writer
+    /// leaves it out on a full disk) gets it before the move.
+    pub guano: GuanoContext,
     /// Whether the last pass found the free-space threshold out of reach: the error is
     /// logged when this turns true, not at every pass.
     out_of_reach: AtomicBool,
@@ -120,6 +124,7 @@ impl Management {
             recordings_root,
             min_free_bytes,
             max_age: None,
+            guano: GuanoContext::default(),
             out_of_reach: AtomicBool::new(false),
         }
     }
@@ -174,6 +179,17 @@ impl Management {
         rec: &Recording,
         path: &Path,
     ) -> Result<(), ManagementError> {
+        // The metadata a full disk cut off goes back in while there is room; failing that,
+        // the audio is kept without it (`acoupi audit` reports it).
+        match add_missing_guano(path, &self.guano, rec.datetime) {
+            Ok(true) => {
+                tracing::info!(path = %path.display(), "added the GUANO chunk a full disk left out")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not add the missing GUANO chunk; keeping the audio without it")
+            }
+        }
         let dest = self.destination(store, rec, path)?;
         if dest == path {
             // Registered where it already lies (start-up found it in the recordings root
