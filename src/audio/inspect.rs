@@ -38,13 +38,7 @@ impl WavFacts {
 /// Reads the header of the finished WAV at `path` and measures the file against it.
 /// [`WavError::Malformed`] when it is not a RIFF/WAVE file with `fmt ` and `data` chunks.
 pub fn inspect(path: &Path) -> Result<WavFacts, WavError> {
-    let io = |what| {
-        move |source| WavError::Io {
-            what,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
+    let io = |what| wav::io_err(what, path);
     let mut file = std::fs::File::open(path).map_err(io("opening"))?;
     let len = file.metadata().map_err(io("reading size of"))?.len();
     // The header of a file this recorder wrote is 44 or 68 bytes; 128 covers both plus a

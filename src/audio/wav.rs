@@ -58,7 +58,11 @@ impl WavError {
     }
 }
 
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WavError + 'a {
+/// The I/O error constructor for `path`, naming what was being done.
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> WavError + 'a {
     move |source| WavError::Io {
         what,
         path: path.to_path_buf(),

@@ -221,13 +221,7 @@ fn is_cut_header(head: &[u8], len: u64) -> bool {
 /// The GUANO text of a WAV file this recorder wrote (or repaired), `None` when it has no
 /// complete GUANO chunk after its audio: what `acoupi audit` and the tests look for.
 pub fn read_guano_text(path: &Path) -> Result<Option<String>, WavError> {
-    let io = |what| {
-        move |source| WavError::Io {
-            what,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
+    let io = |what| wav::io_err(what, path);
     let mut file = File::open(path).map_err(io("opening"))?;
     let len = file.metadata().map_err(io("reading size of"))?.len();
     let mut head = vec![0u8; 128.min(len as usize)];
@@ -239,13 +233,7 @@ pub fn read_guano_text(path: &Path) -> Result<Option<String>, WavError> {
 /// Reads a finished `*.wav` back from its header (and GUANO chunk): the daemon registers
 /// files a crash left without a database row.
 pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
-    let io = |what| {
-        move |source| WavError::Io {
-            what,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
+    let io = |what| wav::io_err(what, path);
     let mut file = File::open(path).map_err(io("opening"))?;
     let len = file.metadata().map_err(io("reading size of"))?.len();
     let mut head = vec![0u8; 128.min(len as usize)];
@@ -274,24 +262,26 @@ pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
     })
 }
 
-fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavError> {
-    let io = |what| {
-        move |source| WavError::Io {
-            what,
-            path: part.to_path_buf(),
-            source,
-        }
-    };
+/// Opens a recording to fix it in place: the file, its length and its first bytes
+/// (enough for any header the writer makes).
+fn open_for_fixing(path: &Path) -> Result<(File, u64, Vec<u8>), WavError> {
+    let io = |what| wav::io_err(what, path);
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
-        .open(part)
+        .open(path)
         .map_err(io("opening"))?;
     let len = file.metadata().map_err(io("reading size of"))?.len();
-    // Taken before anything is written: the repair itself would move it to now.
-    let last_write = mtime(&file);
     let mut head = vec![0u8; 128.min(len as usize)];
     file.read_exact(&mut head).map_err(io("reading"))?;
+    Ok((file, len, head))
+}
+
+fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavError> {
+    let io = |what| wav::io_err(what, part);
+    let (file, len, head) = open_for_fixing(part)?;
+    // Taken before anything is written: the repair itself would move it to now.
+    let last_write = mtime(&file);
     let remove = || -> Result<RepairOutcome, WavError> {
         std::fs::remove_file(part).map_err(io("removing"))?;
         Ok(RepairOutcome::Deleted {
@@ -382,21 +372,8 @@ pub fn add_missing_guano(
     context: &GuanoContext,
     start: Timestamp,
 ) -> Result<bool, WavError> {
-    let io = |what| {
-        move |source| WavError::Io {
-            what,
-            path: path.to_path_buf(),
-            source,
-        }
-    };
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(io("opening"))?;
-    let len = file.metadata().map_err(io("reading size of"))?.len();
-    let mut head = vec![0u8; 128.min(len as usize)];
-    file.read_exact(&mut head).map_err(io("reading"))?;
+    let io = |what| wav::io_err(what, path);
+    let (file, len, head) = open_for_fixing(path)?;
     let h = wav::parse_header(path, &head)?;
     if read_guano(&file, &h, len).map_err(io("reading"))?.is_some() {
         return Ok(false);
