@@ -127,7 +127,7 @@ fn free_space_below_the_minimum_is_an_error_with_both_numbers() {
     };
     assert_eq!(*min_mb, u64::MAX);
     let text = err.to_string();
-    assert!(text.contains(&format!("has {free_mb} MB free")), "{text}");
+    assert!(text.contains(&format!("has {free_mb} MiB free")), "{text}");
     assert!(text.contains(&dir.path().display().to_string()), "{text}");
 }
 

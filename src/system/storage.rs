@@ -59,11 +59,12 @@ pub enum StorageError {
         source: io::Error,
     },
     /// Too little free space.
-    #[error("storage folder {} has {free_mb} MB free, less than the required {min_mb} MB; delete or move old recordings", dir.display())]
+    #[error("storage folder {} has {free_mb} MiB free, less than the required {min_mb} MiB (retention.min_free_space_mb); delete or move old recordings", dir.display())]
     LowSpace {
         /// The folder.
         dir: PathBuf,
-        /// Free megabytes (10^6 bytes) available to unprivileged users.
+        /// Free MiB (2^20 bytes, the unit of `retention.min_free_space_mb`) available to
+        /// unprivileged users.
         free_mb: u64,
         /// The configured minimum.
         min_mb: u64,
@@ -271,7 +272,7 @@ fn current_user() -> String {
 /// Fails when the file system holding `dir` has less than `min_mb` megabytes free.
 pub fn free_space_ok(dir: &Path, min_mb: u64) -> Result<(), StorageError> {
     let space = metrics::disk_space(dir).map_err(StorageError::Space)?;
-    let free_mb = space.free_bytes / 1_000_000;
+    let free_mb = space.free_bytes / (1024 * 1024);
     if free_mb < min_mb {
         return Err(StorageError::LowSpace {
             dir: dir.to_path_buf(),
