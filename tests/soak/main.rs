@@ -11,8 +11,8 @@
 //! whole frame it had; every accepted `config set` is in the file; every stop took under
 //! [`STOP_LIMIT`].
 //!
-//! `SOAK_SECONDS` (default 120) bounds the loop and `SOAK_SEED` (default: the clock)
-//! repeats a run. Mounting the tmpfs needs root with `CAP_SYS_ADMIN`. Ignored by
+//! `SOAK_SECONDS` (default 120) bounds the loop, `SOAK_SEED` (default: the clock)
+//! repeats the sequence of faults and `SOAK_FAULTS` (e.g. `Kill9,DiskFull`) limits them. Mounting the tmpfs needs root with `CAP_SYS_ADMIN`. Ignored by
 //! `cargo test`; `make soak` runs it in release mode.
 
 #[path = "../connected_support/mod.rs"]
@@ -316,6 +316,23 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The faults to draw from: all, or those `SOAK_FAULTS` names (`Kill9,DiskFull`), to
+/// chase one finding.
+fn chosen_faults() -> Vec<Fault> {
+    let Ok(names) = std::env::var("SOAK_FAULTS") else {
+        return FAULTS.to_vec();
+    };
+    let chosen: Vec<Fault> = FAULTS
+        .into_iter()
+        .filter(|f| names.split(',').any(|n| n.trim() == format!("{f:?}")))
+        .collect();
+    assert!(
+        !chosen.is_empty(),
+        "SOAK_FAULTS={names:?} names none of {FAULTS:?}"
+    );
+    chosen
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -335,14 +352,20 @@ fn nothing_is_lost_under_a_random_fault_loop() {
             .as_nanos() as u64,
     );
     eprintln!("soak: {seconds} s, SOAK_SEED={seed}");
+    let faults = chosen_faults();
+    eprintln!("soak: faults {faults:?}");
     let mut rng = Rng(seed | 1);
     let mut log = Log::default();
     let mut station = Station::new();
     let began = Instant::now();
     while began.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(rng.millis(2000, 6000));
-        let fault = FAULTS[rng.range(0, FAULTS.len() as u64 - 1) as usize];
-        eprintln!("soak: {:>5.1} s: {fault:?}", began.elapsed().as_secs_f64());
+        let fault = faults[rng.range(0, faults.len() as u64 - 1) as usize];
+        eprintln!(
+            "soak: {:>5.1} s ({}): {fault:?}",
+            began.elapsed().as_secs_f64(),
+            jiff::Timestamp::now().strftime("%H:%M:%S%.3f")
+        );
         station.inject(fault, &mut rng, &mut log);
     }
     // Let the last files finish and the management pass keep them, then stop.

@@ -57,6 +57,7 @@ impl Account {
             audit_cli: None,
         };
         let mut next: Option<u16> = None;
+        let mut previous: Option<&Path> = None;
         for f in files.iter().filter(|f| !is_torn(f)) {
             account.files += 1;
             let samples = wav_samples(f);
@@ -69,13 +70,16 @@ impl Account {
                         account.holes += 1;
                         account.hole_samples += u64::from(ahead);
                     } else {
-                        account
-                            .breaks
-                            .push(format!("{} sample {i}: {s}, expected {want}", f.display()));
+                        account.breaks.push(format!(
+                            "{} sample {i}: {s}, expected {want} (previous file {:?})",
+                            f.display(),
+                            previous.and_then(|p| p.file_name())
+                        ));
                     }
                 }
                 next = Some(s.wrapping_add(1));
             }
+            previous = Some(f.as_path());
         }
         for (name, frames) in &log.torn {
             let found = files
