@@ -4,10 +4,9 @@
 //! Read-only and tolerant: it never changes a file, and reports what it finds rather than
 //! judging it (the audit compares the facts with the file's database row).
 
-use std::io::Read;
 use std::path::Path;
 
-use super::repair::read_guano;
+use super::repair::{open_with_head, read_guano};
 use super::wav::{self, WavError};
 
 /// What a WAV file on disk says about itself.
@@ -39,12 +38,7 @@ impl WavFacts {
 /// [`WavError::Malformed`] when it is not a RIFF/WAVE file with `fmt ` and `data` chunks.
 pub fn inspect(path: &Path) -> Result<WavFacts, WavError> {
     let io = |what| wav::io_err(what, path);
-    let mut file = std::fs::File::open(path).map_err(io("opening"))?;
-    let len = file.metadata().map_err(io("reading size of"))?.len();
-    // The header of a file this recorder wrote is 44 or 68 bytes; 128 covers both plus a
-    // small chunk before `data` that another tool may have written.
-    let mut head = vec![0u8; 128.min(len as usize)];
-    file.read_exact(&mut head).map_err(io("reading"))?;
+    let (file, len, head) = open_with_head(path, false)?;
     let h = wav::parse_header(path, &head)?;
     let frames = h.data_bytes / h.block_align;
     let present = len.saturating_sub(h.data_at).min(h.data_bytes) / h.block_align;

@@ -234,10 +234,7 @@ pub fn read_guano_text(path: &Path) -> Result<Option<String>, WavError> {
 /// files a crash left without a database row.
 pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
     let io = |what| wav::io_err(what, path);
-    let mut file = File::open(path).map_err(io("opening"))?;
-    let len = file.metadata().map_err(io("reading size of"))?.len();
-    let mut head = vec![0u8; 128.min(len as usize)];
-    file.read_exact(&mut head).map_err(io("reading"))?;
+    let (file, len, head) = open_with_head(path, false)?;
     let h = wav::parse_header(path, &head)?;
     let guano_text = read_guano(&file, &h, len).map_err(io("reading"))?;
     let (samplerate, time_expansion) = rate_and_te(&h, guano_text.as_deref());
@@ -262,13 +259,17 @@ pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
     })
 }
 
-/// Opens a recording to fix it in place: the file, its length and its first bytes
-/// (enough for any header the writer makes).
-fn open_for_fixing(path: &Path) -> Result<(File, u64, Vec<u8>), WavError> {
+/// Opens a recording (for writing too when it is to be fixed in place): the file, its
+/// length and its first bytes. The header of a file this recorder wrote is 44 or 68
+/// bytes; 128 covers both plus a small chunk before `data` another tool may have written.
+pub(super) fn open_with_head(
+    path: &Path,
+    writable: bool,
+) -> Result<(File, u64, Vec<u8>), WavError> {
     let io = |what| wav::io_err(what, path);
     let mut file = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(writable)
         .open(path)
         .map_err(io("opening"))?;
     let len = file.metadata().map_err(io("reading size of"))?.len();
@@ -279,7 +280,7 @@ fn open_for_fixing(path: &Path) -> Result<(File, u64, Vec<u8>), WavError> {
 
 fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavError> {
     let io = |what| wav::io_err(what, part);
-    let (file, len, head) = open_for_fixing(part)?;
+    let (file, len, head) = open_with_head(part, true)?;
     // Taken before anything is written: the repair itself would move it to now.
     let last_write = mtime(&file);
     let remove = || -> Result<RepairOutcome, WavError> {
@@ -347,7 +348,6 @@ fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavE
         }
     };
     write_sizes(&file, &h, data_bytes, trailer).map_err(io("writing header of"))?;
-    file.sync_all().map_err(io("syncing"))?;
 
     let done = part.with_file_name(format!("{stem}.wav"));
     std::fs::rename(part, &done).map_err(io("renaming"))?;
@@ -373,7 +373,7 @@ pub fn add_missing_guano(
     start: Timestamp,
 ) -> Result<bool, WavError> {
     let io = |what| wav::io_err(what, path);
-    let (file, len, head) = open_for_fixing(path)?;
+    let (file, len, head) = open_with_head(path, true)?;
     let h = wav::parse_header(path, &head)?;
     if read_guano(&file, &h, len).map_err(io("reading"))?.is_some() {
         return Ok(false);
