@@ -215,22 +215,8 @@ fn issue_11_a_refused_restart_never_kills_the_stranger_a_stale_pid_file_names() 
         .arg("600")
         .spawn()
         .expect("sleep");
-    std::fs::create_dir_all(i.home.join("run")).unwrap();
-    std::fs::write(
-        i.home.join("run/acoupi.pid"),
-        format!("{}\n", stranger.id()),
-    )
-    .unwrap();
-    let log = i.root().join("beat-stale.log");
-    let child = i
-        .cmd(&["beat"])
-        .env("ACOUPI_LOG", "info")
-        .env("FAKE_SYSTEMCTL_FAIL", "restart")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawning the beat");
-    let beat = support::Daemon { child, log };
+    write_recorder_pid(&i, stranger.id());
+    let beat = beat_with_restart_refused(&i, "beat-stale.log");
     let refused = "no running `acoupi run` process found";
     assert!(
         support::wait_until(Duration::from_secs(35), || beat
@@ -287,28 +273,14 @@ fn issue_11_a_refused_restart_kills_the_main_pid_systemd_names_when_it_is_acoupi
         .arg("600")
         .spawn()
         .expect("sleep");
-    std::fs::create_dir_all(i.home.join("run")).unwrap();
-    std::fs::write(
-        i.home.join("run/acoupi.pid"),
-        format!("{}\n", stranger.id()),
-    )
-    .unwrap();
+    write_recorder_pid(&i, stranger.id());
     std::fs::create_dir_all(&i.state).unwrap();
     std::fs::write(
         i.state.join("acoupi.service.prop.MainPID"),
         format!("{}\n", recorder.id()),
     )
     .unwrap();
-    let log = i.root().join("beat-main-pid.log");
-    let child = i
-        .cmd(&["beat"])
-        .env("ACOUPI_LOG", "info")
-        .env("FAKE_SYSTEMCTL_FAIL", "restart")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("spawning the beat");
-    let beat = support::Daemon { child, log };
+    let beat = beat_with_restart_refused(&i, "beat-main-pid.log");
     let mut killed = None;
     support::wait_until(Duration::from_secs(35), || {
         killed = recorder.try_wait().unwrap();
@@ -332,4 +304,24 @@ fn issue_11_a_refused_restart_kills_the_main_pid_systemd_names_when_it_is_acoupi
         "the beat killed the pid file's stranger; log:\n{}",
         beat.log_text()
     );
+}
+
+/// The recorder's pid file, naming `pid` (a stale one, in these tests).
+fn write_recorder_pid(i: &Install, pid: u32) {
+    std::fs::create_dir_all(i.home.join("run")).unwrap();
+    std::fs::write(i.home.join("run/acoupi.pid"), format!("{pid}\n")).unwrap();
+}
+
+/// `acoupi beat` with a `systemctl restart` that is refused, logging to `log_name`.
+fn beat_with_restart_refused(i: &Install, log_name: &str) -> support::Daemon {
+    let log = i.root().join(log_name);
+    let child = i
+        .cmd(&["beat"])
+        .env("ACOUPI_LOG", "info")
+        .env("FAKE_SYSTEMCTL_FAIL", "restart")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("spawning the beat");
+    support::Daemon { child, log }
 }
