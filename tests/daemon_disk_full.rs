@@ -205,7 +205,7 @@ impl Station {
     /// After the last stop: no `.part`, nothing left in tmp/, every file has its row and
     /// every row its file, each row's frame count is its file's, each file's header
     /// matches its length, and metadata.db passes `integrity_check`. Returns the kept
-    /// files.
+    /// files. Every kept file has its GUANO chunk.
     fn assert_store_matches_disk(&self, log: &str) -> Vec<PathBuf> {
         assert!(
             part_files(&self.tmp).is_empty(),
@@ -232,6 +232,12 @@ impl Station {
             let frames = hound::WavReader::open(f).unwrap().duration();
             assert_eq!(row.frames, Some(u64::from(frames)), "{}", f.display());
             assert_riff_matches_length(f);
+            // The chunk a full disk cut off went back in before the file was kept.
+            assert!(
+                acoupi::audio::repair::read_guano_text(f).unwrap().is_some(),
+                "{} was kept without GUANO\nlog:\n{log}",
+                f.display()
+            );
         }
         drop(store);
         let conn = rusqlite::Connection::open(&self.db).unwrap();
@@ -517,4 +523,88 @@ fn a_restart_on_a_full_disk_waits_for_room_and_loses_no_file() {
     let files = s.assert_store_matches_disk(&log);
     assert!(files.iter().any(|f| stem(f) == cut_stem), "{files:?}");
     assert_eq!(s.disk_full_gaps().len(), 1, "{:?}", s.disk_full_gaps());
+}
+
+/// Issue 11, a soak finding: a file a full disk cut before its GUANO chunk waits in the
+/// temporary directory, with its row, while the disk stays full, and is kept with its
+/// GUANO once there is room. Kept at once it would have stayed without GUANO for good:
+/// nothing looks at a kept file again.
+#[test]
+fn a_file_cut_before_its_guano_is_kept_only_once_the_guano_is_in() {
+    use acoupi::store::metadata::NewRecording;
+    use acoupi::tasks::management::Management;
+
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(dir.path().join("disk"), "2m");
+    let tmp = disk.dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    // metadata.db lies elsewhere, with room: the row can follow the file.
+    let mut store = MetadataStore::open(&dir.path().join("metadata.db")).unwrap();
+    let deployment = store
+        .start_deployment("guano", Some(51.5), Some(-0.1), jiff::Timestamp::now())
+        .unwrap()
+        .id;
+    // A file that ends on a page boundary: the chunk needs a new page, so a full tmpfs
+    // refuses it (a file with slack in its last page would take it even then).
+    let frames: u64 = (8192 - 44) / 2;
+    let start = jiff::Timestamp::now();
+    let path = tmp.join(format!("{}.wav", acoupi::audio::wav::file_stem(start)));
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE as u32,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).unwrap();
+    for i in 0..frames {
+        w.write_sample(ramp(i)).unwrap();
+    }
+    w.finalize().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
+    let row = store
+        .insert_recording(&NewRecording {
+            id: uuid::Uuid::new_v4(),
+            path: path.clone(),
+            datetime: start,
+            duration_s: frames as f64 / RATE as f64,
+            samplerate_hz: RATE as u32,
+            audio_channels: 1,
+            deployment_id: deployment,
+            clock_synced: true,
+            time_expansion: 1.0,
+            bit_depth: 16,
+            frames,
+        })
+        .unwrap();
+    // The day folder exists already, as it does after the first file of a day: the move
+    // itself needs no room.
+    let day = start.strftime("%Y/%m/%d").to_string();
+    std::fs::create_dir_all(disk.dir.join("recordings").join(day)).unwrap();
+    let filler = disk.dir.join("filler");
+    fill(&filler);
+
+    let management = Management::new(disk.dir.join("recordings"), 0);
+    let full = management.pass(&mut store, jiff::Timestamp::now()).unwrap();
+    assert_eq!(
+        (full.kept, full.left_in_tmp, full.disk_full),
+        (0, 1, true),
+        "{full:?}"
+    );
+    assert!(
+        path.exists(),
+        "the file left the temporary directory without GUANO"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    let room = management.pass(&mut store, jiff::Timestamp::now()).unwrap();
+    assert_eq!((room.kept, room.disk_full), (1, false), "{room:?}");
+    let kept = store.recording(row.id).unwrap().unwrap().path.unwrap();
+    assert!(
+        acoupi::audio::repair::read_guano_text(&kept)
+            .unwrap()
+            .is_some(),
+        "{} was kept without GUANO",
+        kept.display()
+    );
+    assert_eq!(wav_samples(&kept).len() as u64, frames);
 }

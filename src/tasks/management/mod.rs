@@ -79,6 +79,9 @@ pub enum ManagementError {
     /// The metadata store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Adding the GUANO chunk a full disk left out failed.
+    #[error(transparent)]
+    Guano(#[from] crate::audio::wav::WavError),
     /// A file operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -98,6 +101,7 @@ impl ManagementError {
     pub fn is_disk_full(&self) -> bool {
         match self {
             ManagementError::Store(e) => e.is_disk_full(),
+            ManagementError::Guano(e) => e.is_disk_full(),
             ManagementError::Io { source, .. } => is_no_space(source),
         }
     }
@@ -179,13 +183,17 @@ impl Management {
         rec: &Recording,
         path: &Path,
     ) -> Result<(), ManagementError> {
-        // The metadata a full disk cut off goes back in while there is room; failing that,
-        // the audio is kept without it (`acoupi audit` reports it).
+        // The metadata a full disk cut off goes back in before the file is kept. While the
+        // disk is still full the file waits in the temporary directory (the pass stops at
+        // a full disk and a later one tries again): a kept file is never looked at again,
+        // so keeping it now would leave it without GUANO for good (a soak finding). Any
+        // other failure keeps the audio without it (`acoupi audit` reports it).
         match add_missing_guano(path, &self.guano, rec.datetime) {
             Ok(true) => {
                 tracing::info!(path = %path.display(), "added the GUANO chunk a full disk left out")
             }
             Ok(false) => {}
+            Err(e) if e.is_disk_full() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "could not add the missing GUANO chunk; keeping the audio without it")
             }
