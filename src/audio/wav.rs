@@ -52,9 +52,20 @@ pub enum WavError {
 }
 
 impl WavError {
-    /// True when the cause is a full file system (`ENOSPC`).
+    /// True when the cause is a full file system ([`crate::files::is_disk_full`]: a
+    /// quota too).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, WavError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
+        matches!(self, WavError::Io { source, .. } if crate::files::is_disk_full(source))
+    }
+}
+
+impl From<crate::files::FsError> for WavError {
+    fn from(e: crate::files::FsError) -> WavError {
+        WavError::Io {
+            what: e.op,
+            path: e.path,
+            source: e.source,
+        }
     }
 }
 
@@ -297,10 +308,8 @@ impl WavWriter {
         self.file
             .sync_all()
             .map_err(io_err("syncing", &self.part))?;
-        let dir = self.part.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let done = dir.join(&name);
-        std::fs::rename(&self.part, &done).map_err(io_err("renaming", &self.part))?;
-        sync_dir(&dir)?;
+        let done = self.part.with_file_name(&name);
+        crate::files::rename_durably(&self.part, &done)?;
         Ok((done, frames))
     }
 }
@@ -320,13 +329,6 @@ pub(crate) fn guano_chunk(data_bytes: u64, text: &str) -> Vec<u8> {
         chunk.push(0);
     }
     chunk
-}
-
-/// fsync a directory so a rename in it survives power loss.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), WavError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("syncing directory", dir))
 }
 
 /// Header facts read back from a file this writer produced.

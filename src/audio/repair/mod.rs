@@ -123,8 +123,9 @@ pub fn repair_tmp_dir(dir: &Path, context: &GuanoContext) -> Vec<RepairOutcome> 
         .iter()
         .any(|o| !matches!(o, RepairOutcome::Failed { .. }))
     {
-        if let Err(e) = wav::sync_dir(dir) {
-            tracing::warn!(error = %e, "syncing the temporary directory after repair failed");
+        // One directory sync for every rename above.
+        if let Err(e) = crate::files::sync_dir(dir) {
+            tracing::warn!(error = %crate::error::chain(&e), "syncing the temporary directory after repair failed");
         }
     }
     outcomes

@@ -34,7 +34,6 @@ use jiff::Timestamp;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use crate::audio::device::error_chain;
 use crate::audio::recorder::Stopped;
 use crate::audio::{spawn_recorder, RecorderEvent, RecorderHandle};
 use crate::daemon::control;
@@ -244,7 +243,7 @@ impl Daemon {
                 tracing::info!(%pcm, "microphone back");
             }
             RecorderEvent::DiskFull { error } => {
-                let error = error_chain(error.as_ref());
+                let error = crate::error::chain(error.as_ref());
                 tracing::error!(%error, "disk full while writing a recording; what was written is kept");
                 self.disk_full(&error);
             }
@@ -298,7 +297,7 @@ impl Daemon {
                 }
             }
             Err(e) if e.is_disk_full() => {
-                let error = error_chain(&e);
+                let error = crate::error::chain(&e);
                 tracing::warn!(%error, "management pass stopped by the full disk");
                 self.last_pass = Some(std::time::Instant::now());
                 self.disk_full(&error);
@@ -395,7 +394,7 @@ impl Daemon {
             m.shutdown().await;
         }
         if let Err(e) = self.store.checkpoint() {
-            tracing::warn!(error = %error_chain(&e), "checkpointing metadata.db at the stop failed");
+            tracing::warn!(error = %crate::error::chain(&e), "checkpointing metadata.db at the stop failed");
         }
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&pid_file);

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::audio::device::error_chain;
 use crate::audio::{repair_tmp_dir, FinishedFile, RepairOutcome};
 use crate::daemon::errors::ErrorKind;
 use crate::store::metadata::{Gap, NewRecording};
@@ -109,7 +108,7 @@ impl Daemon {
         let Err(e) = self.store_row(&item) else {
             return;
         };
-        let error = error_chain(&e);
+        let error = crate::error::chain(&e);
         if e.is_disk_full() {
             tracing::warn!(what = %item.describe(), %error, "metadata.db is full: the row waits for space");
             self.disk_full(&error);
@@ -136,7 +135,7 @@ impl Daemon {
                     self.unstored.push(item);
                 }
                 Err(e) => {
-                    let error = error_chain(&e);
+                    let error = crate::error::chain(&e);
                     tracing::error!(what = %item.describe(), %error, "storing a row failed");
                     self.failed(ErrorKind::StoreFailed, error);
                 }

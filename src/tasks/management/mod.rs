@@ -93,19 +93,24 @@ pub enum ManagementError {
 }
 
 impl ManagementError {
-    /// True when the cause is a full file system (`ENOSPC`, `EDQUOT`, or SQLite's
-    /// `SQLITE_FULL`): space, not the pass, is what is missing.
+    /// True when the cause is a full file system ([`crate::files::is_disk_full`], or
+    /// SQLite's `SQLITE_FULL`): space, not the pass, is what is missing.
     pub fn is_disk_full(&self) -> bool {
         match self {
             ManagementError::Store(e) => e.is_disk_full(),
-            ManagementError::Io { source, .. } => is_no_space(source),
+            ManagementError::Io { source, .. } => crate::files::is_disk_full(source),
         }
     }
 }
 
-/// `ENOSPC`, or `EDQUOT` (a quota is a full disk for this user).
-fn is_no_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+impl From<crate::files::FsError> for ManagementError {
+    fn from(e: crate::files::FsError) -> ManagementError {
+        ManagementError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ManagementError + 'a {
@@ -152,7 +157,7 @@ impl Management {
                     Err(e) if e.is_disk_full() => {
                         // The file stays in the temporary directory with its row; the
                         // others would meet the same full disk. Retention may free some.
-                        tracing::warn!(path = %path.display(), error = %crate::audio::device::error_chain(&e), "disk full: recording left in the temporary directory");
+                        tracing::warn!(path = %path.display(), error = %crate::error::chain(&e), "disk full: recording left in the temporary directory");
                         report.left_in_tmp += 1;
                         report.disk_full = true;
                         break;
@@ -308,7 +313,7 @@ pub fn available_bytes(path: &Path) -> io::Result<u64> {
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
-/// Puts `src` at `dest` durably (temporary name, rename, fsync the directory), leaving
+/// Puts `src` at `dest` durably (temporary name, [`crate::files::rename_durably`]), leaving
 /// `src` in place. On the same file system the temporary name is a hard link: no data is
 /// copied and no space is needed, so a full disk does not stop the move. Across file
 /// systems (the temporary directory is usually a tmpfs) it is a copy, fsynced; a copy
@@ -333,11 +338,7 @@ fn move_file(src: &Path, dest: &Path) -> Result<(), ManagementError> {
             return Err(e);
         }
     }
-    fs::rename(&part, dest).map_err(io_err("renaming into place", dest))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("syncing", dir))?;
-    Ok(())
+    Ok(crate::files::rename_durably(&part, dest)?)
 }
 
 fn remove_if_present(path: &Path) -> Result<(), ManagementError> {
