@@ -417,7 +417,7 @@ fn a_full_disk_cuts_the_file_pauses_recording_and_loses_no_file_or_row() {
     let (first, n) = assert_contiguous_ramp(&before);
     assert_eq!(first, ramp(0));
     assert!(
-        stem(&after[0]) >= acoupi::audio::wav::file_stem(freed_wall),
+        stem(&after[0]) >= acoupi::audio::name::file_stem(freed_wall),
         "{} was recorded while the disk was full",
         after[0].display()
     );

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 use super::guano::{self, Guano};
+use super::name;
 
 /// Extension of a file still being written.
 pub const PART_SUFFIX: &str = ".wav.part";
@@ -162,11 +163,6 @@ impl WavSpec {
     }
 }
 
-/// The UTC file name stem of a recording starting at `t`: `YYYYMMDD_HHMMSS_mmm`.
-pub fn file_stem(t: Timestamp) -> String {
-    t.strftime("%Y%m%d_%H%M%S_%3f").to_string()
-}
-
 /// A WAV file being written in the temporary directory.
 #[derive(Debug)]
 pub struct WavWriter {
@@ -180,18 +176,14 @@ pub struct WavWriter {
 }
 
 impl WavWriter {
-    /// Creates `<dir>/<stem>.wav.part` for a recording starting at `start`. If that name
-    /// (or its `.wav`) already exists — the clock jumped back — a `_1`, `_2`, … suffix
-    /// keeps names unique; `create_new` makes the check race-free.
+    /// Creates `<dir>/<stem>.wav.part` for a recording starting at `start`, named by
+    /// [`name`]. If that name (or its `.wav`) already exists — the clock jumped back — a
+    /// `_1`, `_2`, … suffix keeps names unique; `create_new` makes the check race-free.
     pub fn create(dir: &Path, start: Timestamp, spec: WavSpec) -> Result<WavWriter, WavError> {
-        let base = file_stem(start);
+        let base = name::file_stem(start);
         let mut n = 0u32;
         loop {
-            let stem = if n == 0 {
-                base.clone()
-            } else {
-                format!("{base}_{n}")
-            };
+            let stem = name::numbered(&base, n);
             let part = dir.join(format!("{stem}{PART_SUFFIX}"));
             let done = dir.join(format!("{stem}.wav"));
             n += 1;
@@ -416,12 +408,6 @@ mod tests {
             time_expansion: 1.0,
             deployment_name: None,
         }
-    }
-
-    #[test]
-    fn stem_is_utc_with_milliseconds() {
-        let t: Timestamp = "2026-01-02T03:04:05.678Z".parse().unwrap();
-        assert_eq!(file_stem(t), "20260102_030405_678");
     }
 
     #[test]

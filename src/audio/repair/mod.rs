@@ -131,13 +131,6 @@ pub fn repair_tmp_dir(dir: &Path, context: &GuanoContext) -> Vec<RepairOutcome> 
     outcomes
 }
 
-/// The start instant encoded in a `YYYYMMDD_HHMMSS_mmm[_n]` name.
-fn start_from_name(stem: &str) -> Option<Timestamp> {
-    let base = stem.get(..19)?;
-    let dt = jiff::civil::DateTime::strptime("%Y%m%d_%H%M%S_%3f", base).ok()?;
-    jiff::tz::TimeZone::UTC.to_timestamp(dt).ok()
-}
-
 /// The start of a recording whose name holds no time: its GUANO `Timestamp` (exact), else
 /// its last write (`mtime`) minus its length (approximate). Returns the instant and
 /// whether it is approximate.
@@ -244,7 +237,7 @@ pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let frames = h.data_bytes / h.block_align;
-    let (start, start_approximate) = match start_from_name(&stem) {
+    let (start, start_approximate) = match super::name::start_of(&stem) {
         Some(t) => (t, false),
         None => start_otherwise(guano_text.as_deref(), mtime(&file), frames, samplerate),
     };
@@ -316,7 +309,7 @@ fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavE
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let stem = name.trim_end_matches(PART_SUFFIX).to_string();
-    let (start, start_approximate) = match start_from_name(&stem) {
+    let (start, start_approximate) = match super::name::start_of(&stem) {
         Some(t) => (t, false),
         None => start_otherwise(guano_text.as_deref(), last_write, frames, samplerate),
     };

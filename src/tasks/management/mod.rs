@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 
-use crate::audio::{add_missing_guano, GuanoContext};
+use crate::audio::{add_missing_guano, name, GuanoContext};
 use crate::store::metadata::{MetadataStore, Recording};
 use crate::store::StoreError;
 
@@ -229,7 +229,7 @@ impl Management {
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| rec.datetime.strftime("%Y%m%d_%H%M%S").to_string());
+            .unwrap_or_else(|| name::file_stem(rec.datetime));
         let dir = self
             .recordings_root
             .join(format!("{:04}", day.year()))
@@ -237,12 +237,7 @@ impl Management {
             .join(format!("{:02}", day.day()));
         let mut n = 0u32;
         loop {
-            let name = if n == 0 {
-                format!("{stem}.wav")
-            } else {
-                format!("{stem}_{n}.wav")
-            };
-            let dest = dir.join(name);
+            let dest = dir.join(format!("{}.wav", name::numbered(&stem, n)));
             match store.find_by_path(&dest)? {
                 Some(other) if other.id != rec.id => n += 1,
                 _ => return Ok(dest),
