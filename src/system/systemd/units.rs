@@ -290,7 +290,8 @@ fn quote_word(word: &str) -> String {
 }
 
 /// Writes the user versions of `sources` into `dir` (created if missing), replacing any
-/// previous ones atomically and durably ([`files::replace`]). Returns the files written, in `sources` order.
+/// previous ones atomically and durably ([`files::replace`]). Returns the files written,
+/// in `sources` order.
 pub fn write_user_units(
     dir: &Path,
     home: &Path,

@@ -308,10 +308,10 @@ pub fn available_bytes(path: &Path) -> io::Result<u64> {
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
-/// Puts `src` at `dest` durably (temporary name, [`crate::files::rename_durably`]), leaving
-/// `src` in place. On the same file system the temporary name is a hard link: no data is
-/// copied and no space is needed, so a full disk does not stop the move. Across file
-/// systems (the temporary directory is usually a tmpfs) it is a copy, fsynced; a copy
+/// Puts `src` at `dest` durably (a temporary name, then
+/// [`crate::files::rename_durably`]), leaving `src` in place. On the same file system
+/// the temporary name is a hard link: no data is copied and no space is needed, so a
+/// full disk does not stop the move. Across file systems (the temporary directory is usually a tmpfs) it is a copy, fsynced; a copy
 /// that fails is removed, since on a full disk it holds the last free blocks.
 fn move_file(src: &Path, dest: &Path) -> Result<(), ManagementError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
