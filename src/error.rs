@@ -1,5 +1,5 @@
 //! The one way an error becomes a line of text: the error and every cause below it,
-//! joined by `: ` as anyhow's `{:#}` and `main` print them.
+//! joined by `: `, the shape of the chain `main` prints with anyhow's `{:#}`.
 //!
 //! For messages built from a library error where no `anyhow` is at hand: a log field, a
 //! finding of `acoupi check`, a status line, the boot import's error file. The top-level
