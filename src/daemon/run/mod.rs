@@ -107,6 +107,7 @@ struct Daemon {
     /// Events from the capture thread. The daemon keeps the sender too, so the thread a
     /// reload starts reports on the same channel and no event of the old one is lost.
     events: UnboundedReceiver<RecorderEvent>,
+    /// The sender each capture thread gets a clone of.
     events_tx: tokio::sync::mpsc::UnboundedSender<RecorderEvent>,
     /// When this process started, for `status` (and the watchdog's grace before the
     /// first read, while no capture thread runs).
