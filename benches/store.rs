@@ -18,7 +18,7 @@ fn recording(deployment: Uuid, i: i64, dir: &Path) -> NewRecording {
         + SignedDuration::from_millis(60_000 * i + i % 1000);
     NewRecording {
         id: Uuid::new_v4(),
-        path: dir.join(format!("{}.wav", start.strftime("%Y%m%d_%H%M%S_%3f"))),
+        path: dir.join(format!("{}.wav", acoupi::audio::name::file_stem(start))),
         datetime: start,
         duration_s: 60.0,
         samplerate_hz: 48_000,

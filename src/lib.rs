@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`cli`]: the commands, one file per group; the only place that prints.
 //! - [`config`]: the RON program configuration.
+//! - [`files`]: facts about files: a full disk, the crash-safe replacement.
+//! - [`error`]: an error and its causes as one line of text.
 //! - [`audio`]: ALSA capture and WAV files.
 //! - [`schedule`]: when to record (pure).
 //! - [`store`]: metadata.db (upstream schema + migrations); the only SQL.
@@ -19,6 +21,8 @@ pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod error;
+pub mod files;
 pub mod messaging;
 pub mod schedule;
 pub mod store;

@@ -467,7 +467,7 @@ fn concurrent_sets_on_different_fields_all_keep_their_value() {
             .unwrap()
             .file_name()
             .to_string_lossy()
-            .contains(".tmp."))
+            .contains(".tmp"))
     );
 }
 

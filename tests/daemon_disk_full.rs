@@ -423,7 +423,7 @@ fn a_full_disk_cuts_the_file_pauses_recording_and_loses_no_file_or_row() {
     let (first, n) = assert_contiguous_ramp(&before);
     assert_eq!(first, ramp(0));
     assert!(
-        stem(&after[0]) >= acoupi::audio::wav::file_stem(freed_wall),
+        stem(&after[0]) >= acoupi::audio::name::file_stem(freed_wall),
         "{} was recorded while the disk was full",
         after[0].display()
     );
@@ -548,7 +548,7 @@ fn a_file_cut_before_its_guano_is_kept_only_once_the_guano_is_in() {
     // refuses it (a file with slack in its last page would take it even then).
     let frames: u64 = (8192 - 44) / 2;
     let start = jiff::Timestamp::now();
-    let path = tmp.join(format!("{}.wav", acoupi::audio::wav::file_stem(start)));
+    let path = tmp.join(format!("{}.wav", acoupi::audio::name::file_stem(start)));
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: RATE as u32,

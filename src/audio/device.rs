@@ -215,7 +215,7 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, AudioError> {
 pub fn probe_pcm(pcm: &str) -> DeviceInfo {
     let (capabilities, probe_error) = match capabilities(pcm) {
         Ok(c) => (Some(c), None),
-        Err(e) => (None, Some(error_chain(&e))),
+        Err(e) => (None, Some(crate::error::chain(&e))),
     };
     DeviceInfo {
         pcm: pcm.to_string(),
@@ -225,18 +225,6 @@ pub fn probe_pcm(pcm: &str) -> DeviceInfo {
         capabilities,
         probe_error,
     }
-}
-
-/// `e` and its causes on one line, for reports that are plain text.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn open_pcm(pcm: &str, nonblock: bool) -> Result<PCM, AudioError> {

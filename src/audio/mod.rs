@@ -10,6 +10,7 @@
 //!   the test capture.
 //! - [`recorder`]: the capture thread ("recording worker") and its progress counters.
 //! - [`wav`]: the `.wav.part` writer; [`repair`]: start-up repair of leftovers;
+//!   [`name`]: a recording's file name (its UTC start), written and read back;
 //!   [`inspect`]: a finished file's header, length and GUANO read back for the audit.
 //! - [`guano`]: the GUANO metadata chunk; [`convert`]: sample format conversion.
 //! - [`status`]: progress counters and events the recorder reports.
@@ -20,6 +21,7 @@ pub mod device;
 pub mod format;
 pub mod guano;
 pub mod inspect;
+pub mod name;
 pub mod recorder;
 pub mod repair;
 pub mod status;

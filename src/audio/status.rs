@@ -164,3 +164,48 @@ pub enum RecorderEvent {
     /// The planner said "never again"; the thread has ended.
     ScheduleEnded,
 }
+
+impl RecorderEvent {
+    /// The event a failed write of a recording is: [`RecorderEvent::DiskFull`] when the
+    /// file system had no room ([`WavError::is_disk_full`]), so the daemon pauses,
+    /// else [`RecorderEvent::WriteFailed`].
+    pub fn write_failure(error: WavError) -> RecorderEvent {
+        let error = Arc::new(error);
+        if error.is_disk_full() {
+            RecorderEvent::DiskFull { error }
+        } else {
+            RecorderEvent::WriteFailed { error }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_write(errno: i32) -> RecorderEvent {
+        RecorderEvent::write_failure(WavError::Io {
+            what: "writing",
+            path: "/run/acoupi/tmp/20260102_030405_678.wav.part".into(),
+            source: std::io::Error::from_raw_os_error(errno),
+        })
+    }
+
+    /// Issue 12: the WAV writer knew only `ENOSPC`, so a write refused by a quota was a
+    /// plain write failure and recording did not pause.
+    #[test]
+    fn issue_12_a_write_refused_by_a_quota_pauses_like_a_full_disk() {
+        for errno in [libc::ENOSPC, libc::EDQUOT] {
+            let event = failed_write(errno);
+            assert!(
+                matches!(event, RecorderEvent::DiskFull { .. }),
+                "{errno}: {event:?}"
+            );
+        }
+        let event = failed_write(libc::ENOENT);
+        assert!(
+            matches!(event, RecorderEvent::WriteFailed { .. }),
+            "{event:?}"
+        );
+    }
+}

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 
 use super::guano::{self, Guano};
+use super::name;
 
 /// Extension of a file still being written.
 pub const PART_SUFFIX: &str = ".wav.part";
@@ -52,9 +53,20 @@ pub enum WavError {
 }
 
 impl WavError {
-    /// True when the cause is a full file system (`ENOSPC`).
+    /// True when the cause is a full file system ([`crate::files::is_disk_full`]: a
+    /// quota too).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, WavError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
+        matches!(self, WavError::Io { source, .. } if crate::files::is_disk_full(source))
+    }
+}
+
+impl From<crate::files::FsError> for WavError {
+    fn from(e: crate::files::FsError) -> WavError {
+        WavError::Io {
+            what: e.op,
+            path: e.path,
+            source: e.source,
+        }
     }
 }
 
@@ -151,11 +163,6 @@ impl WavSpec {
     }
 }
 
-/// The UTC file name stem of a recording starting at `t`: `YYYYMMDD_HHMMSS_mmm`.
-pub fn file_stem(t: Timestamp) -> String {
-    t.strftime("%Y%m%d_%H%M%S_%3f").to_string()
-}
-
 /// A WAV file being written in the temporary directory.
 #[derive(Debug)]
 pub struct WavWriter {
@@ -169,18 +176,14 @@ pub struct WavWriter {
 }
 
 impl WavWriter {
-    /// Creates `<dir>/<stem>.wav.part` for a recording starting at `start`. If that name
-    /// (or its `.wav`) already exists — the clock jumped back — a `_1`, `_2`, … suffix
-    /// keeps names unique; `create_new` makes the check race-free.
+    /// Creates `<dir>/<stem>.wav.part` for a recording starting at `start`, named by
+    /// [`name`]. If that name (or its `.wav`) already exists — the clock jumped back — a
+    /// `_1`, `_2`, … suffix keeps names unique; `create_new` makes the check race-free.
     pub fn create(dir: &Path, start: Timestamp, spec: WavSpec) -> Result<WavWriter, WavError> {
-        let base = file_stem(start);
+        let base = name::file_stem(start);
         let mut n = 0u32;
         loop {
-            let stem = if n == 0 {
-                base.clone()
-            } else {
-                format!("{base}_{n}")
-            };
+            let stem = name::numbered(&base, n);
             let part = dir.join(format!("{stem}{PART_SUFFIX}"));
             let done = dir.join(format!("{stem}.wav"));
             n += 1;
@@ -297,10 +300,8 @@ impl WavWriter {
         self.file
             .sync_all()
             .map_err(io_err("syncing", &self.part))?;
-        let dir = self.part.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let done = dir.join(&name);
-        std::fs::rename(&self.part, &done).map_err(io_err("renaming", &self.part))?;
-        sync_dir(&dir)?;
+        let done = self.part.with_file_name(&name);
+        crate::files::rename_durably(&self.part, &done)?;
         Ok((done, frames))
     }
 }
@@ -320,13 +321,6 @@ pub(crate) fn guano_chunk(data_bytes: u64, text: &str) -> Vec<u8> {
         chunk.push(0);
     }
     chunk
-}
-
-/// fsync a directory so a rename in it survives power loss.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), WavError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("syncing directory", dir))
 }
 
 /// Header facts read back from a file this writer produced.
@@ -414,12 +408,6 @@ mod tests {
             time_expansion: 1.0,
             deployment_name: None,
         }
-    }
-
-    #[test]
-    fn stem_is_utc_with_milliseconds() {
-        let t: Timestamp = "2026-01-02T03:04:05.678Z".parse().unwrap();
-        assert_eq!(file_stem(t), "20260102_030405_678");
     }
 
     #[test]

@@ -14,8 +14,6 @@
 //! through a symbolic link (a temporary file created with `O_EXCL|O_NOFOLLOW`, then
 //! renamed over the name, which replaces a link rather than writing through it).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -23,6 +21,7 @@ use clap::Args;
 
 use super::deployment::{self, DeploymentCommand, StartArgs};
 use crate::config::{Config, ConfigError};
+use crate::files::{self, DirSync, Mode};
 use crate::system::layout::Layout;
 
 /// Options of `boot-import`.
@@ -46,7 +45,7 @@ pub fn run(layout: &Layout, args: BootImportArgs) -> anyhow::Result<()> {
     match crate::config::import_with(&args.source, &layout.config_file, &overlaps) {
         Err(e) => {
             let text = error_text(&args.source, &e);
-            write_replacing(&args.error_file, text.as_bytes())
+            write_to_card(&args.error_file, text.as_bytes())
                 .with_context(|| format!("writing {}", args.error_file.display()))?;
             Err(anyhow::Error::new(e).context(format!(
                 "rejected {}; the reason is in {}",
@@ -59,7 +58,7 @@ pub fn run(layout: &Layout, args: BootImportArgs) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(&args.error_file);
             let done = args.source.with_file_name("acoupi-imported.ron");
             let copy = card_copy(&outcome.config, &args.source, &layout.config_file)?;
-            write_replacing(&done, &copy).with_context(|| format!("writing {}", done.display()))?;
+            write_to_card(&done, &copy).with_context(|| format!("writing {}", done.display()))?;
             std::fs::remove_file(&args.source)
                 .with_context(|| format!("removing {}", args.source.display()))?;
             tracing::info!(config = %layout.config_file.display(), "installed the boot-partition configuration");
@@ -94,7 +93,7 @@ fn error_text(source: &Path, e: &ConfigError) -> String {
         "acoupi could not use {} ({}):\n\n{}\n\n{what_to_do}\nEvery field is explained in acoupi.ron.example on this card.\n\nFix the file and boot again; the recorder keeps its previous configuration.\n",
         source.display(),
         jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC"),
-        super::chain(e),
+        crate::error::chain(e),
     )
 }
 
@@ -117,43 +116,11 @@ fn card_copy(config: &Config, source: &Path, installed: &Path) -> anyhow::Result
     .into_bytes())
 }
 
-/// Replaces `path` with `contents` without following a symbolic link at `path`: a new
-/// file created beside it (`O_EXCL|O_NOFOLLOW`), synced, then renamed over the name.
-fn write_replacing(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "acoupi".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    // A leftover of a crash (or anything else at that name) goes; unlinking a link never
-    // touches its target.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written?;
-    // FAT may refuse to sync a directory; the rename is done either way.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+/// Replaces `path` on the boot partition with `contents` ([`files::replace`]: never
+/// through a symbolic link). The mode is left to the umask and the mount (FAT refuses a
+/// `chmod`), and FAT may refuse to sync a directory: the rename is done either way.
+fn write_to_card(path: &Path, contents: &[u8]) -> Result<(), files::FsError> {
+    files::replace(path, contents, Mode::Umask(0o644), DirSync::BestEffort)
 }
 
 /// Starts the deployment described in the configuration, unless one is active already.

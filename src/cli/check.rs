@@ -66,7 +66,7 @@ pub fn config_findings(layout: &Layout) -> Result<Config, Vec<Finding>> {
         let missing = matches!(e, crate::config::ConfigError::NotFound { .. });
         let mut findings = match e {
             crate::config::ConfigError::Invalid { path, errors } => in_file(errors, &path),
-            other => vec![Finding::error(super::chain(&other))],
+            other => vec![Finding::error(crate::error::chain(&other))],
         };
         if !missing || !super::broken::backups(layout).is_empty() {
             findings.push(Finding::warning(format!(
@@ -94,11 +94,11 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
     let mut findings = Vec::new();
     let paths = layout.storage_paths(&config.paths);
     match storage::storage_owner(layout).and_then(|owner| storage::ensure_storages(&paths, owner)) {
-        Err(e) => findings.push(Finding::error(super::chain(&e))),
+        Err(e) => findings.push(Finding::error(crate::error::chain(&e))),
         Ok(()) => {
             for dir in [&paths.recordings, &paths.tmp_audio] {
                 if let Err(e) = storage::check_writable(dir) {
-                    findings.push(Finding::error(super::chain(&e)));
+                    findings.push(Finding::error(crate::error::chain(&e)));
                 }
             }
             if let Err(e) =
@@ -108,7 +108,7 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
             } else if let Err(e) =
                 storage::free_space_ok(&paths.recordings, config.retention.min_free_space_mb)
             {
-                findings.push(Finding::error(super::chain(&e)));
+                findings.push(Finding::error(crate::error::chain(&e)));
             }
             let metadata = metadata_findings(&paths.db_metadata);
             if metadata.is_empty() {
@@ -116,7 +116,7 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
             }
             findings.extend(metadata);
             if let Err(e) = storage::hand_over_db_to_service(layout, &paths.db_metadata) {
-                findings.push(Finding::error(super::chain(&e)));
+                findings.push(Finding::error(crate::error::chain(&e)));
             }
         }
     }
@@ -127,7 +127,7 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
         Ok(_) => findings.push(Finding::warning(
             "the system clock is not synchronised: file times may be wrong until it is (connect to a network with NTP, or add an RTC module)",
         )),
-        Err(e) => findings.push(Finding::warning(format!("cannot tell whether the clock is synchronised: {}", super::chain(&e)))),
+        Err(e) => findings.push(Finding::warning(format!("cannot tell whether the clock is synchronised: {}", crate::error::chain(&e)))),
     }
     if !units_installed(layout) {
         let fix = match layout.mode {
@@ -158,7 +158,7 @@ fn audit_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
         Err(e) => {
             return vec![Finding::error(format!(
                 "auditing the recordings: {}",
-                crate::audio::device::error_chain(&e)
+                crate::error::chain(&e)
             ))]
         }
     };
@@ -214,7 +214,7 @@ fn metadata_findings(db: &std::path::Path) -> Vec<Finding> {
         .and_then(|store| store.active_deployment())
     {
         Ok(_) => Vec::new(),
-        Err(e) => vec![Finding::error(super::chain(&e))],
+        Err(e) => vec![Finding::error(crate::error::chain(&e))],
     }
 }
 
@@ -242,7 +242,7 @@ fn microphone_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
         Err(e) => vec![Finding::error(format!(
             "microphone {:?}: {}; run `acoupi devices` to see what is connected",
             mic.device_name,
-            super::chain(&e)
+            crate::error::chain(&e)
         ))],
     }
 }
@@ -261,8 +261,8 @@ fn messaging_findings(layout: &Layout, config: &Config, paths: &StoragePaths) ->
     match crate::daemon::messaging::open_outbox(layout, paths, messaging) {
         Err(e) => findings.push(Finding::error(format!("{e:#}"))),
         Ok(outbox) => match storage::hand_over_db_to_service(layout, outbox.path())
-            .map_err(|e| super::chain(&e))
-            .and_then(|()| outbox.stats().map_err(|e| super::chain(&e)))
+            .map_err(|e| crate::error::chain(&e))
+            .and_then(|()| outbox.stats().map_err(|e| crate::error::chain(&e)))
         {
             Ok(stats) if stats.failed_permanent > 0 => findings.push(Finding::warning(format!(
                 "{} message(s) in {} were rejected for good by a receiver: see `journalctl -u acoupi` for the reason",

@@ -240,7 +240,7 @@ fn stop(layout: &Layout) -> anyhow::Result<()> {
             eprintln!(
                 "{} the configuration does not load ({}); stopping the deployment recorded at the last known storages. To repair the configuration: {}",
                 style::yellow("warning:"),
-                super::chain(&e),
+                crate::error::chain(&e),
                 broken::restore_hint(layout)
             );
             broken::last_known_config(layout)

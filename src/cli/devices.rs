@@ -79,7 +79,7 @@ pub fn configured_device() -> anyhow::Result<Option<String>> {
 pub fn report(configured: Option<&str>) -> DevicesReport {
     let (infos, list_error) = match device::list_devices() {
         Ok(d) => (d, None),
-        Err(e) => (Vec::new(), Some(device::error_chain(&e))),
+        Err(e) => (Vec::new(), Some(crate::error::chain(&e))),
     };
     let mut devices: Vec<ListedDevice> = infos
         .into_iter()
@@ -98,7 +98,7 @@ pub fn report(configured: Option<&str>) -> DevicesReport {
                     configured: true,
                 }),
             },
-            Err(e) => configured_error = Some(device::error_chain(&e)),
+            Err(e) => configured_error = Some(crate::error::chain(&e)),
         }
     }
     DevicesReport {

@@ -85,24 +85,6 @@ pub enum Command {
 #[error("{0}")]
 pub struct Refused(pub String);
 
-/// `e` and every cause below it, joined by `: ` as anyhow's `{:#}` does, for messages
-/// built from a library error (a finding, a status line, the boot error file): the
-/// top-level text alone ("reading …/acoupi.ron") hides what went wrong.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        // Some errors repeat their source's text in their own; say it once.
-        if !text.ends_with(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 /// `--version` text: what this binary is, for a field report months later.
 pub fn version_text() -> String {
     format!(

@@ -274,7 +274,7 @@ fn deployment_section(
         Ok((store, Some(d))) => Ok(active_status(&store, &d, config, &paths.recordings)),
         // No storages yet: nothing was ever deployed.
         Ok((_, None)) | Err(StoreError::ParentMissing { .. }) => Ok(inactive()),
-        Err(e) => Err(super::chain(&e)),
+        Err(e) => Err(crate::error::chain(&e)),
     };
     // Opened as root, SQLite may have made `-wal`/`-shm` files the services could not
     // write: they go to the service user, as after `check`.

@@ -9,12 +9,12 @@
 //! recorders; reloading one is the caller's decision.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::schema::{Config, Site};
 use super::{parse, read_text, to_ron, validate, ConfigError, FieldError};
+use crate::files;
 
 /// Mode of a configuration file without secrets: readable by the recorder's user and by
 /// operators.
@@ -218,7 +218,8 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// Replaces `path` with `contents` atomically, with file `mode` (see [`mode_for`]); the
 /// previous file, if any, is kept at `backup` (hard link, so `path` never disappears,
 /// even for an instant). A backup of a file with secrets keeps its 0600 mode. A `path`
-/// that exists and is not a regular file is refused ([`check_destination`]).
+/// that exists and is not a regular file is refused ([`check_destination`]). The new
+/// file is written and renamed by [`files::NewFile`].
 pub fn write_atomic(
     path: &Path,
     contents: &[u8],
@@ -229,51 +230,28 @@ pub fn write_atomic(
         let p = p.to_path_buf();
         move |source| ConfigError::Write { path: p, source }
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
+    let from_fs = |e: files::FsError| ConfigError::Write {
+        path: e.path,
+        source: e.source,
     };
     check_destination(path)?;
-    fs::create_dir_all(&dir).map_err(werr(&dir))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "acoupi.ron".into());
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(werr(&tmp))?;
-        f.write_all(contents).map_err(werr(&tmp))?;
-        f.sync_all().map_err(werr(&tmp))?;
-        // `mode` above is filtered by the umask; the file mode is part of the contract.
-        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .map_err(werr(&tmp))?;
-        if path.exists() {
-            match fs::remove_file(backup) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(werr(backup)(e)),
-            }
-            if fs::hard_link(path, backup).is_err() {
-                // File systems without hard links (FAT boot partitions) get a copy.
-                fs::copy(path, backup).map_err(werr(backup))?;
-            }
-        }
-        fs::rename(&tmp, path).map_err(werr(path))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(werr(&dir))
-    })();
-    if result.is_err() {
-        // Best effort: the temporary file is ours and useless once the write failed.
-        let _ = fs::remove_file(&tmp);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(werr(dir))?;
     }
-    result
+    let mut new = files::NewFile::create(path, files::Mode::Exact(mode)).map_err(from_fs)?;
+    new.write_all(contents).map_err(from_fs)?;
+    if path.exists() {
+        match fs::remove_file(backup) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(werr(backup)(e)),
+        }
+        if fs::hard_link(path, backup).is_err() {
+            // File systems without hard links (FAT boot partitions) get a copy.
+            fs::copy(path, backup).map_err(werr(backup))?;
+        }
+    }
+    new.commit(files::DirSync::Required).map_err(from_fs)
 }
 
 #[cfg(test)]
@@ -304,7 +282,7 @@ mod tests {
         let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains(".tmp."))
+            .filter(|n| n.contains(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }

@@ -45,7 +45,7 @@ pub fn inspect(path: &Path) -> Inspection {
                     "no file at {}: give the path of a configuration file",
                     path.display()
                 ),
-                other => chain(other),
+                other => crate::error::chain(other),
             });
             match read(path) {
                 Ok(config) => facts(&config, error),
@@ -71,18 +71,6 @@ fn facts(config: &Config, error: Option<String>) -> Inspection {
         holds_secrets: super::file::holds_secrets(config),
         program: Some(config.program),
     }
-}
-
-/// `error` and its causes joined by ": ", as `main` prints an error chain.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

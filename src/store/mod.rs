@@ -209,16 +209,15 @@ impl StoreError {
         }
     }
 
-    /// True when SQLite or the file system had no room (`SQLITE_FULL`, `ENOSPC`): the
-    /// same write can succeed once space is back, so the caller keeps it and retries.
+    /// True when SQLite or the file system had no room (`SQLITE_FULL`, or
+    /// [`crate::files::is_disk_full`]): the same write can succeed once space is back,
+    /// so the caller keeps it and retries.
     pub fn is_disk_full(&self) -> bool {
         match self {
             StoreError::Sqlite { source, .. } => {
                 source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
             }
-            StoreError::Io { source, .. } => {
-                matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-            }
+            StoreError::Io { source, .. } => crate::files::is_disk_full(source),
             _ => false,
         }
     }

@@ -60,7 +60,7 @@ impl Device {
     fn write_file(&mut self, rng: &mut Rng) -> NewRecording {
         let start = self.next_start;
         self.next_start = start + SignedDuration::from_millis(60_000 + rng.below(999) as i64);
-        let name = format!("{}.wav", start.strftime("%Y%m%d_%H%M%S_%3f"));
+        let name = format!("{}.wav", crate::audio::name::file_stem(start));
         let new = new_recording(self.deployment, start, self.tmp().join(name));
         std::fs::write(&new.path, b"RIFF....WAVE").unwrap();
         self.headers.insert(new.path.clone(), new.clone());

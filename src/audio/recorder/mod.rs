@@ -348,7 +348,7 @@ impl Recorder {
                     self.progress.set_state(RecorderState::DeviceMissing);
                     if lost_since.is_none() {
                         lost_since = Some(Timestamp::now());
-                        tracing::warn!(device = %self.cfg.device_name, error = %device::error_chain(&e), "capture device unavailable; retrying");
+                        tracing::warn!(device = %self.cfg.device_name, error = %crate::error::chain(&e), "capture device unavailable; retrying");
                         self.emit(RecorderEvent::DeviceLost {
                             device: self.cfg.device_name.clone(),
                             error: Arc::new(e),
@@ -384,7 +384,7 @@ impl Recorder {
                 }
                 StreamEnd::Lost(e) => {
                     drop(cap);
-                    tracing::warn!(device = %self.cfg.device_name, error = %device::error_chain(&e), "capture device failed; reopening");
+                    tracing::warn!(device = %self.cfg.device_name, error = %crate::error::chain(&e), "capture device failed; reopening");
                     lost_since = Some(Timestamp::now());
                     self.progress.set_state(RecorderState::DeviceMissing);
                     self.emit(RecorderEvent::DeviceLost {

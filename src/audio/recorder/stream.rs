@@ -3,13 +3,10 @@
 //! stream time after a stall, and finishing a file (GUANO chunk, rename, event) — from
 //! the capture thread, or from a stop that took a stuck thread's file over.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 
 use super::{ts, OpenFile, Recorder, StreamClock, StreamEnd, NANOS_PER_SEC, STALL_REANCHOR_NS};
 use crate::audio::convert::Converter;
-use crate::audio::device;
 use crate::audio::guano::Guano;
 use crate::audio::status::{GapReason, RecorderEvent, RecorderState};
 use crate::audio::wav::{WavError, WavSpec, WavWriter};
@@ -164,14 +161,12 @@ impl Stream<'_> {
 impl Recorder {
     /// Reports a write that failed (the capture thread also skips the rest of its slot).
     pub(super) fn report_write_failure(&self, e: WavError) {
-        tracing::error!(error = %device::error_chain(&e), "writing a recording failed; skipping the rest of this slot");
-        let error = Arc::new(e);
-        if error.is_disk_full() {
+        tracing::error!(error = %crate::error::chain(&e), "writing a recording failed; skipping the rest of this slot");
+        let event = RecorderEvent::write_failure(e);
+        if matches!(event, RecorderEvent::DiskFull { .. }) {
             self.progress.set_state(RecorderState::DiskFull);
-            self.emit(RecorderEvent::DiskFull { error });
-        } else {
-            self.emit(RecorderEvent::WriteFailed { error });
         }
+        self.emit(event);
     }
 
     /// Finishes `f` (GUANO chunk, rename) and reports it; the error comes back with the

@@ -123,18 +123,12 @@ pub fn repair_tmp_dir(dir: &Path, context: &GuanoContext) -> Vec<RepairOutcome> 
         .iter()
         .any(|o| !matches!(o, RepairOutcome::Failed { .. }))
     {
-        if let Err(e) = wav::sync_dir(dir) {
-            tracing::warn!(error = %e, "syncing the temporary directory after repair failed");
+        // One directory sync for every rename above.
+        if let Err(e) = crate::files::sync_dir(dir) {
+            tracing::warn!(error = %crate::error::chain(&e), "syncing the temporary directory after repair failed");
         }
     }
     outcomes
-}
-
-/// The start instant encoded in a `YYYYMMDD_HHMMSS_mmm[_n]` name.
-fn start_from_name(stem: &str) -> Option<Timestamp> {
-    let base = stem.get(..19)?;
-    let dt = jiff::civil::DateTime::strptime("%Y%m%d_%H%M%S_%3f", base).ok()?;
-    jiff::tz::TimeZone::UTC.to_timestamp(dt).ok()
 }
 
 /// The start of a recording whose name holds no time: its GUANO `Timestamp` (exact), else
@@ -243,7 +237,7 @@ pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let frames = h.data_bytes / h.block_align;
-    let (start, start_approximate) = match start_from_name(&stem) {
+    let (start, start_approximate) = match super::name::start_of(&stem) {
         Some(t) => (t, false),
         None => start_otherwise(guano_text.as_deref(), mtime(&file), frames, samplerate),
     };
@@ -315,7 +309,7 @@ fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavE
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let stem = name.trim_end_matches(PART_SUFFIX).to_string();
-    let (start, start_approximate) = match start_from_name(&stem) {
+    let (start, start_approximate) = match super::name::start_of(&stem) {
         Some(t) => (t, false),
         None => start_otherwise(guano_text.as_deref(), last_write, frames, samplerate),
     };

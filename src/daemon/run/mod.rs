@@ -16,10 +16,12 @@
 //! gap. One pause counts as one error.
 //!
 //! This module has the daemon's life cycle and event loop; `program` what it derives
-//! from a configuration, `rows` files and their rows (crash recovery, rows kept while
-//! metadata.db cannot take them, the disk-full pause), `report` what it says about
-//! itself (control socket, `STATUS=`, the watchdog's observation).
+//! from a configuration, `pause` the disk-full pause (one value, shared with the capture
+//! thread's schedule), `rows` files and their rows (crash recovery, rows kept while
+//! metadata.db cannot take them, when the pause begins and ends), `report` what it says
+//! about itself (control socket, `STATUS=`, the watchdog's observation).
 
+mod pause;
 mod program;
 mod report;
 mod rows;
@@ -34,7 +36,6 @@ use jiff::Timestamp;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use crate::audio::device::error_chain;
 use crate::audio::recorder::Stopped;
 use crate::audio::{spawn_recorder, RecorderEvent, RecorderHandle};
 use crate::daemon::control;
@@ -48,18 +49,12 @@ use crate::system::layout::Layout;
 use crate::system::{device_id, storage, sysroot::SysRoot};
 use crate::tasks::management::{available_bytes, PassReport};
 
+use pause::Pause;
 use program::Program;
 use rows::Unstored;
 
 /// How often the management task runs.
 const MANAGEMENT_INTERVAL: Duration = Duration::from_secs(10);
-/// How far ahead a disk-full pause tells the capture thread it is idle: at that point
-/// it opens the microphone to ask the plan again. It is not how long the pause lasts:
-/// the management pass that finds room again lifts it (run at the next tick once the
-/// storages have room, at the latest at the next interval), and the idle capture thread
-/// asks the plan every second meanwhile, so recording resumes about two seconds after
-/// space is back. It used to sleep through the whole 30 s whatever happened meanwhile.
-const DISK_FULL_RETRY: Duration = Duration::from_secs(30);
 /// How long a stop waits for the capture thread to finish its file itself. It checks
 /// its shutdown flag at least every 0.5 s (`WAIT_MS`) unless a device call blocks;
 /// past this the file is finished without it, so SIGTERM → exit stays within 2 s even
@@ -86,28 +81,59 @@ struct Capture {
     started: Timestamp,
 }
 
+/// The recorder's default worker: everything `acoupi run` holds between events.
+///
+/// Owned by the one task of the current-thread runtime, so no field needs a lock of its
+/// own; what another thread also sees is behind an `Arc`, and its comment says which
+/// thread and why.
 struct Daemon {
+    /// Where the configuration, the pid file and the control socket are: a reload reads
+    /// the configuration again from here.
     layout: Layout,
+    /// metadata.db, opened once at start-up (integrity check, migrations) and written
+    /// only from this task, so the capture thread never waits on SQLite.
     store: MetadataStore,
+    /// The active deployment: every row carries its id, and its place feeds the solar
+    /// schedule and the GUANO position.
     deployment: Deployment,
+    /// The device's serial (Pi serial, else machine-id), read once: it names the
+    /// recorder in GUANO chunks and messages and does not change while running.
     serial: String,
+    /// Everything derived from the configuration in force; replaced whole on a reload
+    /// that loads, kept on one that does not.
     program: Program,
+    /// The capture thread; `None` only while a reload swaps it or after the stop.
     capture: Option<Capture>,
+    /// Events from the capture thread. The daemon keeps the sender too, so the thread a
+    /// reload starts reports on the same channel and no event of the old one is lost.
     events: UnboundedReceiver<RecorderEvent>,
+    /// The sender each capture thread gets a clone of.
     events_tx: tokio::sync::mpsc::UnboundedSender<RecorderEvent>,
+    /// When this process started, for `status` (and the watchdog's grace before the
+    /// first read, while no capture thread runs).
     started_at: Timestamp,
+    /// Files finished since start-up, for `status` and `STATUS=`.
     files: u64,
+    /// When the last management pass completed: the watchdog's evidence that the default
+    /// worker is making progress.
     last_pass: Option<std::time::Instant>,
+    /// The latest error's text for `deployment status`; a pass that succeeds clears it.
     last_error: Option<String>,
+    /// The planner said "never again": an idle capture thread is then no stall.
     schedule_ended: bool,
+    /// How long the capture may go without audio before it counts as stalled, derived
+    /// once from systemd's `WatchdogSec`.
     stall_after: Duration,
+    /// The connected program's delivery thread; `None` for the standalone program.
     messaging: Option<MessagingService>,
-    /// Every error met, by kind, for the connected program's summaries.
+    /// Every error met, by kind, for the connected program's summaries. Shared with the
+    /// messaging thread, which reads and resets it when it sends a summary.
     errors: Arc<ErrorTally>,
     /// Rows waiting for metadata.db to take them, oldest first.
     unstored: Vec<Unstored>,
-    /// When the current disk-full pause began; `None` while there is room.
-    disk_full_since: Option<Timestamp>,
+    /// The disk-full pause. Shared with the capture thread, which plans through the
+    /// gate that reads it; begun and ended only here (`disk_full`, `disk_has_room`).
+    pause: Arc<Pause>,
 }
 
 impl Daemon {
@@ -150,7 +176,8 @@ impl Daemon {
         let serial = device_id::device_id(&SysRoot::default())
             .map(|d| d.id)
             .unwrap_or_else(|_| "unknown".into());
-        let program = Program::new(config, &layout, &deployment, &serial)?;
+        let pause = Arc::new(Pause::default());
+        let program = Program::new(config, &layout, &deployment, &serial, pause.clone())?;
         let errors = Arc::new(ErrorTally::default());
         let messaging =
             MessagingService::start(&layout, &program.config, &program.paths, &serial, &errors)?;
@@ -173,7 +200,7 @@ impl Daemon {
             messaging,
             errors,
             unstored: Vec::new(),
-            disk_full_since: None,
+            pause,
         };
         daemon.recover_tmp_dir()?;
         daemon.start_capture()?;
@@ -244,7 +271,7 @@ impl Daemon {
                 tracing::info!(%pcm, "microphone back");
             }
             RecorderEvent::DiskFull { error } => {
-                let error = error_chain(error.as_ref());
+                let error = crate::error::chain(error.as_ref());
                 tracing::error!(%error, "disk full while writing a recording; what was written is kept");
                 self.disk_full(&error);
             }
@@ -293,12 +320,12 @@ impl Daemon {
                     });
                 } else if rows_fit && self.program.room_for_a_file() {
                     self.disk_has_room();
-                } else if self.disk_full_since.is_some() {
+                } else if self.pause.is_paused() {
                     self.last_error = Some("disk full: waiting for room for a file".into());
                 }
             }
             Err(e) if e.is_disk_full() => {
-                let error = error_chain(&e);
+                let error = crate::error::chain(&e);
                 tracing::warn!(%error, "management pass stopped by the full disk");
                 self.last_pass = Some(std::time::Instant::now());
                 self.disk_full(&error);
@@ -312,15 +339,15 @@ impl Daemon {
 
     async fn reload(&mut self) {
         notify::reloading();
-        let result = crate::config::load(&self.layout.config_file)
+        // A disk-full pause outlives the configuration it began under: the new gate
+        // reads the same pause.
+        let (layout, deployment, serial) = (&self.layout, &self.deployment, &self.serial);
+        let result = crate::config::load(&layout.config_file)
             .map_err(anyhow::Error::from)
-            .and_then(|c| Program::new(c, &self.layout, &self.deployment, &self.serial));
+            .and_then(|c| Program::new(c, layout, deployment, serial, self.pause.clone()));
         match result {
             Ok(program) => {
                 self.stop_capture().await;
-                // A disk-full pause outlives the configuration it began under.
-                let paused = self.disk_full_since.is_some();
-                program.gate.paused.store(paused, Ordering::Relaxed);
                 self.program = program;
                 let capture = self.start_capture();
                 // Messaging only after capture runs again: stopping the old service
@@ -395,7 +422,7 @@ impl Daemon {
             m.shutdown().await;
         }
         if let Err(e) = self.store.checkpoint() {
-            tracing::warn!(error = %error_chain(&e), "checkpointing metadata.db at the stop failed");
+            tracing::warn!(error = %crate::error::chain(&e), "checkpointing metadata.db at the stop failed");
         }
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(&pid_file);
@@ -407,7 +434,7 @@ impl Daemon {
     fn tick(&mut self) {
         // While paused, a pass as soon as there is room again rather than at the next
         // interval: every second waited is audio lost. Only a few statvfs calls a tick.
-        if self.disk_full_since.is_some() && self.program.room_for_a_file() {
+        if self.pause.is_paused() && self.program.room_for_a_file() {
             self.management_pass();
         }
         let now = Timestamp::now();

@@ -2,36 +2,17 @@
 //! behind the disk-full gate, the management task, and the recorder's settings.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use jiff::Timestamp;
 
 use crate::audio::{GuanoContext, RecorderConfig};
 use crate::config::schema::Config;
-use crate::schedule::plan::{Plan, Planner};
 use crate::schedule::{parse_time_zone, Location, SavingFilters, Schedule};
 use crate::store::metadata::Deployment;
 use crate::system::layout::{Layout, StoragePaths};
 use crate::tasks::management::{available_bytes, retention, KeepRule, Management};
 
-use super::{DISK_FULL_RETRY, ROOM_MARGIN};
-
-/// The schedule with a switch the management task throws when the disk is full.
-pub(super) struct Gate {
-    pub(super) schedule: Schedule,
-    pub(super) paused: AtomicBool,
-}
-
-impl Planner for Gate {
-    fn plan_at(&self, t: Timestamp) -> Plan {
-        if self.paused.load(Ordering::Relaxed) {
-            let until = t.checked_add(DISK_FULL_RETRY).ok();
-            return Plan::Idle { until };
-        }
-        self.schedule.plan_at(t)
-    }
-}
+use super::pause::{Gate, Pause};
+use super::ROOM_MARGIN;
 
 /// Everything derived from one version of the configuration.
 pub(super) struct Program {
@@ -44,11 +25,14 @@ pub(super) struct Program {
 }
 
 impl Program {
+    /// The program of `config`; its gate closes while `pause` lasts (the daemon's one
+    /// pause, which outlives the configuration).
     pub(super) fn new(
         config: Config,
         layout: &Layout,
         deployment: &Deployment,
         serial: &str,
+        pause: Arc<Pause>,
     ) -> anyhow::Result<Program> {
         let paths = layout.storage_paths(&config.paths);
         let tz = parse_time_zone(&config.timezone)?;
@@ -92,10 +76,7 @@ impl Program {
         Ok(Program {
             config,
             paths,
-            gate: Arc::new(Gate {
-                schedule,
-                paused: AtomicBool::new(false),
-            }),
+            gate: Arc::new(Gate { schedule, pause }),
             management,
             room_needed,
         })

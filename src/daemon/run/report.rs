@@ -1,8 +1,6 @@
 //! What the recorder says about itself: the control socket's `status` answer, the
 //! `STATUS=` line, and the observation the watchdog judges.
 
-use std::sync::atomic::Ordering;
-
 use jiff::Timestamp;
 
 use crate::audio::RecorderState;
@@ -37,7 +35,7 @@ impl Daemon {
         let obs = self.observation();
         let progress = self.capture.as_ref().map(|c| &c.handle.progress);
         let last_pass_age = self.last_pass.map(|t| t.elapsed());
-        let paused = self.program.gate.paused.load(Ordering::Relaxed);
+        let paused = self.pause.is_paused();
         let recording_health = if paused {
             WorkerHealth::Notok
         } else {
@@ -79,7 +77,7 @@ impl Daemon {
                 .strftime("%Y-%m-%d %H:%M:%S %Z")
                 .to_string()
         };
-        if self.program.gate.paused.load(Ordering::Relaxed) {
+        if self.pause.is_paused() {
             return "disk full: recording paused until space returns".into();
         }
         if watchdog::is_stalled(obs, now) {

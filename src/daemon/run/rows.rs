@@ -2,9 +2,6 @@
 //! and rows metadata.db could not take yet (kept and retried), with the disk-full pause
 //! they start and end.
 
-use std::sync::atomic::Ordering;
-
-use crate::audio::device::error_chain;
 use crate::audio::{repair_tmp_dir, FinishedFile, RepairOutcome};
 use crate::daemon::errors::ErrorKind;
 use crate::store::metadata::{Gap, NewRecording};
@@ -109,7 +106,7 @@ impl Daemon {
         let Err(e) = self.store_row(&item) else {
             return;
         };
-        let error = error_chain(&e);
+        let error = crate::error::chain(&e);
         if e.is_disk_full() {
             tracing::warn!(what = %item.describe(), %error, "metadata.db is full: the row waits for space");
             self.disk_full(&error);
@@ -136,7 +133,7 @@ impl Daemon {
                     self.unstored.push(item);
                 }
                 Err(e) => {
-                    let error = error_chain(&e);
+                    let error = crate::error::chain(&e);
                     tracing::error!(what = %item.describe(), %error, "storing a row failed");
                     self.failed(ErrorKind::StoreFailed, error);
                 }
@@ -149,11 +146,9 @@ impl Daemon {
     /// many writes are refused meanwhile.
     pub(super) fn disk_full(&mut self, cause: &str) {
         self.last_error = Some(format!("disk full: {cause}"));
-        if self.disk_full_since.is_some() {
+        if !self.pause.begin(Timestamp::now()) {
             return;
         }
-        self.disk_full_since = Some(Timestamp::now());
-        self.program.gate.paused.store(true, Ordering::Relaxed);
         self.errors.record(ErrorKind::DiskFull);
         tracing::error!(
             cause,
@@ -164,10 +159,9 @@ impl Daemon {
 
     /// There is room again: resume recording and store the pause as a gap.
     pub(super) fn disk_has_room(&mut self) {
-        let Some(since) = self.disk_full_since.take() else {
+        let Some(since) = self.pause.end() else {
             return;
         };
-        self.program.gate.paused.store(false, Ordering::Relaxed);
         let now = Timestamp::now();
         tracing::info!(
             paused_s = now.duration_since(since).as_secs(),

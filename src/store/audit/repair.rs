@@ -21,7 +21,6 @@ use serde::Serialize;
 
 use super::report::{AuditOptions, AuditReport, FindingKind};
 use super::rows;
-use crate::audio::device::error_chain;
 use crate::audio::repair::read_finished;
 use crate::store::db::{Check, Durability};
 use crate::store::{MetadataStore, NewRecording, StoreError};
@@ -103,14 +102,14 @@ fn register(store: &mut MetadataStore, opts: &AuditOptions, path: &Path) -> Resu
     if !path.is_file()
         || store
             .find_by_path(path)
-            .map_err(|e| error_chain(&e))?
+            .map_err(|e| crate::error::chain(&e))?
             .is_some()
     {
         return Ok(false);
     }
-    let file = read_finished(path).map_err(|e| error_chain(&e))?;
+    let file = read_finished(path).map_err(|e| crate::error::chain(&e))?;
     let deployment = rows::deployment_for(store.conn(), store.path(), file.start)
-        .map_err(|e| error_chain(&e))?
+        .map_err(|e| crate::error::chain(&e))?
         .ok_or_else(|| {
             "no deployment in metadata.db to attach it to; start one with `acoupi deployment start`"
                 .to_string()
@@ -119,6 +118,6 @@ fn register(store: &mut MetadataStore, opts: &AuditOptions, path: &Path) -> Resu
     let kept = path.starts_with(&opts.recordings);
     store
         .register_recording(&row, kept)
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| crate::error::chain(&e))?;
     Ok(true)
 }

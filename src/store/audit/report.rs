@@ -369,12 +369,7 @@ fn check_file(path: &Path, row: Option<&AuditRow>) -> Vec<AuditFinding> {
         Err(WavError::Malformed { why, .. }) => {
             return vec![finding(FindingKind::UnreadableWav, why.to_string())]
         }
-        Err(e) => {
-            return vec![finding(
-                FindingKind::UnreadableWav,
-                crate::audio::device::error_chain(&e),
-            )]
-        }
+        Err(e) => return vec![finding(FindingKind::UnreadableWav, crate::error::chain(&e))],
     };
     let mut found = Vec::new();
     if facts.is_truncated() {

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::UNITS;
+use crate::files::{self, DirSync};
 use crate::system::layout::{Layout, Mode};
 
 /// Installing the user units failed.
@@ -289,7 +290,8 @@ fn quote_word(word: &str) -> String {
 }
 
 /// Writes the user versions of `sources` into `dir` (created if missing), replacing any
-/// previous ones atomically. Returns the files written, in `sources` order.
+/// previous ones atomically and durably ([`files::replace`]). Returns the files written,
+/// in `sources` order.
 pub fn write_user_units(
     dir: &Path,
     home: &Path,
@@ -303,14 +305,19 @@ pub fn write_user_units(
     let mut written = Vec::new();
     for unit in sources {
         let path = dir.join(unit.name);
-        let tmp = dir.join(format!(".{}.tmp", unit.name));
-        // Rename over the old file so systemd never reads half a unit.
-        std::fs::write(&tmp, user_unit_text(unit.text, home, exe))
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| InstallError::Write {
-                path: path.clone(),
-                source,
-            })?;
+        // Replaced, never rewritten in place: systemd never reads half a unit, and a
+        // power cut leaves the old unit or the new one.
+        let text = user_unit_text(unit.text, home, exe);
+        files::replace(
+            &path,
+            text.as_bytes(),
+            files::Mode::Umask(0o644),
+            DirSync::Required,
+        )
+        .map_err(|e| InstallError::Write {
+            path: path.clone(),
+            source: e.source,
+        })?;
         written.push(path);
     }
     Ok(written)

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 
-use crate::audio::{add_missing_guano, GuanoContext};
+use crate::audio::{add_missing_guano, name, GuanoContext};
 use crate::store::metadata::{MetadataStore, Recording};
 use crate::store::StoreError;
 
@@ -96,20 +96,25 @@ pub enum ManagementError {
 }
 
 impl ManagementError {
-    /// True when the cause is a full file system (`ENOSPC`, `EDQUOT`, or SQLite's
-    /// `SQLITE_FULL`): space, not the pass, is what is missing.
+    /// True when the cause is a full file system ([`crate::files::is_disk_full`], or
+    /// SQLite's `SQLITE_FULL`): space, not the pass, is what is missing.
     pub fn is_disk_full(&self) -> bool {
         match self {
             ManagementError::Store(e) => e.is_disk_full(),
             ManagementError::Guano(e) => e.is_disk_full(),
-            ManagementError::Io { source, .. } => is_no_space(source),
+            ManagementError::Io { source, .. } => crate::files::is_disk_full(source),
         }
     }
 }
 
-/// `ENOSPC`, or `EDQUOT` (a quota is a full disk for this user).
-fn is_no_space(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+impl From<crate::files::FsError> for ManagementError {
+    fn from(e: crate::files::FsError) -> ManagementError {
+        ManagementError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ManagementError + 'a {
@@ -156,7 +161,7 @@ impl Management {
                     Err(e) if e.is_disk_full() => {
                         // The file stays in the temporary directory with its row; the
                         // others would meet the same full disk. Retention may free some.
-                        tracing::warn!(path = %path.display(), error = %crate::audio::device::error_chain(&e), "disk full: recording left in the temporary directory");
+                        tracing::warn!(path = %path.display(), error = %crate::error::chain(&e), "disk full: recording left in the temporary directory");
                         report.left_in_tmp += 1;
                         report.disk_full = true;
                         break;
@@ -232,7 +237,7 @@ impl Management {
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| rec.datetime.strftime("%Y%m%d_%H%M%S").to_string());
+            .unwrap_or_else(|| name::file_stem(rec.datetime));
         let dir = self
             .recordings_root
             .join(format!("{:04}", day.year()))
@@ -240,12 +245,7 @@ impl Management {
             .join(format!("{:02}", day.day()));
         let mut n = 0u32;
         loop {
-            let name = if n == 0 {
-                format!("{stem}.wav")
-            } else {
-                format!("{stem}_{n}.wav")
-            };
-            let dest = dir.join(name);
+            let dest = dir.join(format!("{}.wav", name::numbered(&stem, n)));
             match store.find_by_path(&dest)? {
                 Some(other) if other.id != rec.id => n += 1,
                 _ => return Ok(dest),
@@ -316,10 +316,10 @@ pub fn available_bytes(path: &Path) -> io::Result<u64> {
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
-/// Puts `src` at `dest` durably (temporary name, rename, fsync the directory), leaving
-/// `src` in place. On the same file system the temporary name is a hard link: no data is
-/// copied and no space is needed, so a full disk does not stop the move. Across file
-/// systems (the temporary directory is usually a tmpfs) it is a copy, fsynced; a copy
+/// Puts `src` at `dest` durably (a temporary name, then
+/// [`crate::files::rename_durably`]), leaving `src` in place. On the same file system
+/// the temporary name is a hard link: no data is copied and no space is needed, so a
+/// full disk does not stop the move. Across file systems (the temporary directory is usually a tmpfs) it is a copy, fsynced; a copy
 /// that fails is removed, since on a full disk it holds the last free blocks.
 fn move_file(src: &Path, dest: &Path) -> Result<(), ManagementError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
@@ -341,11 +341,7 @@ fn move_file(src: &Path, dest: &Path) -> Result<(), ManagementError> {
             return Err(e);
         }
     }
-    fs::rename(&part, dest).map_err(io_err("renaming into place", dest))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("syncing", dir))?;
-    Ok(())
+    Ok(crate::files::rename_durably(&part, dest)?)
 }
 
 fn remove_if_present(path: &Path) -> Result<(), ManagementError> {

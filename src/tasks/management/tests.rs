@@ -44,7 +44,7 @@ impl Fixture {
     fn record(&mut self, start: Timestamp, bytes: usize) -> Recording {
         let path = self
             .tmp
-            .join(format!("{}.wav", crate::audio::wav::file_stem(start)));
+            .join(format!("{}.wav", crate::audio::name::file_stem(start)));
         fs::write(&path, vec![start.subsec_millisecond() as u8; bytes]).unwrap();
         self.register(&path, start, bytes)
     }
@@ -102,11 +102,7 @@ impl Fixture {
         let tmp = self.tmp.clone();
         for path in orphans.into_iter().filter(|p| p.starts_with(&tmp)) {
             let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-            let start = jiff::civil::DateTime::strptime("%Y%m%d_%H%M%S_%3f", &stem)
-                .unwrap()
-                .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-                .unwrap()
-                .timestamp();
+            let start = crate::audio::name::start_of(&stem).unwrap();
             let bytes = fs::metadata(&path).unwrap().len() as usize;
             self.register(&path, start, bytes);
         }
@@ -337,7 +333,7 @@ fn a_name_another_recording_holds_gets_a_suffix_and_nothing_is_overwritten() {
     // The clock stepped back: a new file with the same name, one microsecond apart.
     let path = f
         .tmp
-        .join(format!("{}.wav", crate::audio::wav::file_stem(start)));
+        .join(format!("{}.wav", crate::audio::name::file_stem(start)));
     fs::write(&path, b"second").unwrap();
     let second = f.register(&path, start + SignedDuration::from_micros(1), 6);
     f.pass(&f.management(), start);
