@@ -15,6 +15,9 @@
 //! - [`system`]: the operating system around us (paths, systemd, metrics, clock).
 //! - [`messaging`]: MQTT and HTTP messengers, delivery from the messages.db outbox, heartbeat payloads.
 
+#[macro_use]
+mod words;
+
 pub mod audio;
 pub mod cli;
 pub mod config;
