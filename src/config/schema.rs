@@ -67,7 +67,7 @@ pub struct Microphone {
     /// How the device is found: a card id or name substring (`UltraMic`), or a full PCM
     /// name (`hw:CARD=UltraMic,DEV=0`, `plughw:…`, `dsnoop:…`). Never a bare card number.
     pub device_name: String,
-    /// Sample rate in Hz, 8000..=384000.
+    /// Sample rate in Hz, within `audio::device::RATE_RANGE` (8000..=384000).
     pub samplerate: u32,
     /// Number of channels, at least 1.
     pub audio_channels: u16,
@@ -76,7 +76,7 @@ pub struct Microphone {
     /// Device sample format; `None` picks the first the device supports of
     /// S16_LE, S24_LE, S24_3LE, S32_LE that can hold `bit_depth`.
     pub sample_format: Option<SampleFormat>,
-    /// Bits per sample stored in the WAV file: 16, 24 or 32.
+    /// Bits per sample stored in the WAV file: one of `audio::wav::BIT_DEPTHS` (16, 24, 32).
     pub bit_depth: u16,
 }
 
