@@ -4,7 +4,8 @@
 //! Time inside the stream is *stream time*: the instant the stream started plus
 //! frames / rate, in integer nanoseconds, so cuts never drift by rounding and files with
 //! `interval == duration` join without a lost or repeated sample. The thread asks the
-//! [`Planner`] what to do at the stream time of the next sample; it never touches the
+//! [`Planner`] whether a window is open before it opens the PCM (so the PCM is open only
+//! while one is), then what to do at the stream time of the next sample; it never touches the
 //! database, the network or tokio, and reports through [`RecorderEvent`]s.
 //! Overruns and a missing device are states it recovers from, never reasons to stop.
 //!
@@ -298,7 +299,7 @@ impl Recorder {
     /// Sleeps until `until` (the end of an idle stretch), with the PCM closed; wakes
     /// early on shutdown, or when the planner, asked every [`IDLE_RECHECK`], no longer
     /// says idle (a disk-full pause lifted). At `until` itself it does not ask: the
-    /// stream that opens next does.
+    /// capture loop does, before it opens the PCM.
     fn idle_until(&self, until: Timestamp) {
         while !self.stopping() {
             let now = Timestamp::now();
