@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -18,14 +18,23 @@ use acoupi::audio::{spawn_recorder, RecorderConfig, RecorderEvent};
 use acoupi::schedule::plan::{Plan, Planner};
 use jiff::{SignedDuration, Timestamp};
 
-/// Gapless 10-second files from the first question on, `total` seconds in all.
+/// Gapless 10-second files from the first frame on, `total` seconds in all.
 struct Gapless {
     origin: OnceLock<Timestamp>,
+    /// The recorder asks once before it opens the PCM; that answer ("record") fixes no
+    /// origin, the stream time of the first frame does.
+    asked_before_open: AtomicBool,
     total_s: i64,
 }
 
 impl Planner for Gapless {
     fn plan_at(&self, t: Timestamp) -> Plan {
+        if self.origin.get().is_none() && !self.asked_before_open.swap(true, Ordering::Relaxed) {
+            return Plan::Record {
+                start: t,
+                end: t + SignedDuration::from_secs(10),
+            };
+        }
         let origin = *self.origin.get_or_init(|| t);
         let k = t.duration_since(origin).as_secs() / 10;
         if k * 10 >= self.total_s {
@@ -41,7 +50,7 @@ impl Planner for Gapless {
 
 /// The child side: record `seconds` of `pcm` at `rate` into `dir`.
 fn child(pcm: &str, rate: u32, seconds: i64, dir: &Path) -> Result<(), String> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     let cfg = RecorderConfig {
         device_name: pcm.into(),
         samplerate: rate,
@@ -56,9 +65,11 @@ fn child(pcm: &str, rate: u32, seconds: i64, dir: &Path) -> Result<(), String> {
     };
     let planner = Arc::new(Gapless {
         origin: OnceLock::new(),
+        asked_before_open: AtomicBool::new(false),
         total_s: seconds,
     });
-    let h = spawn_recorder(cfg, planner, tx, Arc::new(AtomicBool::new(false)))
+    let sink = move |e| drop(tx.send(e));
+    let h = spawn_recorder(cfg, planner, sink, Arc::new(AtomicBool::new(false)))
         .map_err(|e| e.to_string())?;
     h.join()
         .map_err(|_| "recorder thread panicked".to_string())?;

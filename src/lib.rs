@@ -16,6 +16,10 @@
 //! - [`daemon`]: `acoupi run`, `acoupi beat` and the control socket.
 //! - [`system`]: the operating system around us (paths, systemd, metrics, clock).
 //! - [`messaging`]: MQTT and HTTP messengers, delivery from the messages.db outbox, heartbeat payloads.
+//! - `words` (private): `word_enum!`, the one table of each status enum's words.
+
+#[macro_use]
+mod words;
 
 pub mod audio;
 pub mod cli;

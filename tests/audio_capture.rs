@@ -20,8 +20,9 @@ use acoupi::schedule::plan::{Plan, Planner};
 use jiff::{SignedDuration, Timestamp};
 
 /// PCMs defined in the test config, one per test so tests can run in parallel.
-const PCMS: [&str; 8] = [
+const PCMS: [&str; 9] = [
     "reopen8k",
+    "idle8k",
     "gapless8k",
     "gapless48k",
     "duty8k",
@@ -56,10 +57,29 @@ fn input(pcm: &str, bytes: &[u8]) {
     std::fs::write(alsa_dir().join(format!("{pcm}.raw")), bytes).unwrap();
 }
 
-/// Slots relative to the stream time of the first question: `count` files of
-/// `duration` every `interval`, then never again.
+/// Where a planner here puts its first slot. The recorder asks once before it opens the
+/// PCM ("is a window open now?") and then at the stream time of every period; slots
+/// start at the first stream-time question, so files hold whole seconds of the input.
+/// The opening question gets `None` (answer "record") and fixes nothing.
+#[derive(Default)]
+struct Origin {
+    at: Option<Timestamp>,
+    asked_before_open: bool,
+}
+
+impl Origin {
+    fn at(&mut self, t: Timestamp) -> Option<Timestamp> {
+        if self.at.is_none() && !std::mem::replace(&mut self.asked_before_open, true) {
+            return None;
+        }
+        Some(*self.at.get_or_insert(t))
+    }
+}
+
+/// Slots relative to the stream time of the first frame: `count` files of `duration`
+/// every `interval`, then never again.
 struct Slots {
-    origin: OnceLock<Timestamp>,
+    origin: std::sync::Mutex<Origin>,
     duration: SignedDuration,
     interval: SignedDuration,
     count: i64,
@@ -70,7 +90,7 @@ struct Slots {
 impl Slots {
     fn new(duration_ms: i64, interval_ms: i64, count: i64) -> Slots {
         Slots {
-            origin: OnceLock::new(),
+            origin: std::sync::Mutex::new(Origin::default()),
             duration: SignedDuration::from_millis(duration_ms),
             interval: SignedDuration::from_millis(interval_ms),
             count,
@@ -81,7 +101,12 @@ impl Slots {
 
 impl Planner for Slots {
     fn plan_at(&self, t: Timestamp) -> Plan {
-        let origin = *self.origin.get_or_init(|| t);
+        let Some(origin) = self.origin.lock().unwrap().at(t) else {
+            return Plan::Record {
+                start: t,
+                end: t + self.duration,
+            };
+        };
         let since = t.duration_since(origin);
         if let Some((at, flag)) = &self.stop {
             if since >= *at {
@@ -128,8 +153,9 @@ fn record(
     planner: Arc<dyn Planner>,
     shutdown: Arc<AtomicBool>,
 ) -> Vec<RecorderEvent> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let handle = acoupi::audio::spawn_recorder(cfg, planner, tx, shutdown).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = move |e| drop(tx.send(e));
+    let handle = acoupi::audio::spawn_recorder(cfg, planner, sink, shutdown).unwrap();
     let progress = handle.progress.clone();
     handle.join().unwrap();
     assert_eq!(progress.state(), RecorderState::Stopped);
@@ -374,16 +400,16 @@ fn shutdown_mid_file_finishes_it_cleanly() {
 fn missing_device_is_reported_and_retried_until_shutdown() {
     alsa_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     let shutdown = Arc::new(AtomicBool::new(false));
     let handle = acoupi::audio::spawn_recorder(
         config("NoSuchMic", tmp.path(), 8000, 1, 16),
         Arc::new(Slots::new(1000, 1000, 1000)),
-        tx,
+        move |e| drop(tx.send(e)),
         shutdown.clone(),
     )
     .unwrap();
-    let first = rx.blocking_recv().unwrap();
+    let first = rx.recv().unwrap();
     match &first {
         RecorderEvent::DeviceLost { device, error } => {
             assert_eq!(device, "NoSuchMic");
@@ -399,6 +425,51 @@ fn missing_device_is_reported_and_retried_until_shutdown() {
     assert_eq!(handle.progress.state(), RecorderState::DeviceMissing);
     shutdown.store(true, Ordering::Relaxed);
     handle.join().unwrap();
+}
+
+/// Idle until one second after the first question, then done: a window never opens.
+struct NeverOpen {
+    origin: OnceLock<Timestamp>,
+}
+
+impl Planner for NeverOpen {
+    fn plan_at(&self, t: Timestamp) -> Plan {
+        let origin = *self.origin.get_or_init(|| t);
+        let until = origin + SignedDuration::from_secs(1);
+        Plan::Idle {
+            until: (t < until).then_some(until),
+        }
+    }
+}
+
+/// The PCM is open only while a window is open: outside one the recorder asks the
+/// planner before it opens the microphone, so not one period is read (it used to open
+/// it, read a period, ask, and throw the period away).
+#[test]
+fn outside_a_window_the_microphone_is_never_read() {
+    input("idle8k", &[0; 8000 * 2 * 4]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = acoupi::audio::spawn_recorder(
+        config("idle8k", tmp.path(), 8000, 1, 16),
+        Arc::new(NeverOpen {
+            origin: OnceLock::new(),
+        }),
+        move |e| drop(tx.send(e)),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .unwrap();
+    let progress = handle.progress.clone();
+    handle.join().unwrap();
+    assert_eq!(progress.frames(), 0, "audio was read outside every window");
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    assert!(
+        matches!(events.as_slice(), [RecorderEvent::ScheduleEnded]),
+        "{events:?}"
+    );
 }
 
 #[test]
@@ -497,19 +568,24 @@ fn marked_index(r: &acoupi::cli::devices::DevicesReport) -> usize {
 
 /// Record 0.5 s, go idle for a moment, record 0.5 s in a new stream, then end.
 struct TwoWindows {
-    phase: std::sync::Mutex<(u8, Option<Timestamp>)>,
+    phase: std::sync::Mutex<(u8, Origin)>,
 }
 
 impl Planner for TwoWindows {
     fn plan_at(&self, t: Timestamp) -> Plan {
         let mut p = self.phase.lock().unwrap();
         let half = SignedDuration::from_millis(500);
-        // Phases: 0 first window, 1 idle, 2 second window (its first question sets
-        // its origin), 3 done.
+        // Phases: 0 first window, 1 idle, 2 second window (each window's first stream
+        // question sets its origin), 3 done.
         if p.0 == 1 {
-            *p = (2, Some(t));
+            *p = (2, Origin::default());
         }
-        let origin = *p.1.get_or_insert(t);
+        let Some(origin) = p.1.at(t) else {
+            return Plan::Record {
+                start: t,
+                end: t + half,
+            };
+        };
         if t < origin + half && p.0 != 3 {
             return Plan::Record {
                 start: origin,
@@ -517,7 +593,7 @@ impl Planner for TwoWindows {
             };
         }
         if p.0 == 0 {
-            *p = (1, None);
+            *p = (1, Origin::default());
             return Plan::Idle {
                 until: Some(Timestamp::now() + SignedDuration::from_millis(20)),
             };
@@ -541,7 +617,7 @@ fn pcm_is_closed_while_idle_and_reopened_for_the_next_window() {
     let events = record(
         config("reopen8k", tmp.path(), 8000, 1, 16),
         Arc::new(TwoWindows {
-            phase: std::sync::Mutex::new((0, None)),
+            phase: std::sync::Mutex::new((0, Origin::default())),
         }),
         Arc::new(AtomicBool::new(false)),
     );

@@ -18,7 +18,9 @@ use super::AudioError;
 pub const STANDARD_RATES: [u32; 13] = [
     8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 192000, 250000, 384000,
 ];
-/// The sample rates the recorder accepts.
+/// The sample rates the recorder accepts, in Hz (up to the fastest ultrasonic USB
+/// microphones): the one home of this limit; configuration validation and every
+/// message about a rate read it from here.
 pub const RATE_RANGE: std::ops::RangeInclusive<u32> = 8000..=384_000;
 
 /// Target period: short enough that a shutdown or a file cut is never far away, long

@@ -112,13 +112,13 @@ pub enum AudioError {
         source: alsa::Error,
     },
     /// Rate outside what the recorder supports.
-    #[error("sample rate {0} Hz is out of range; use 8000..=384000")]
+    #[error("sample rate {0} Hz is out of range; use {min}..={max}", min = device::RATE_RANGE.start(), max = device::RATE_RANGE.end())]
     InvalidRate(u32),
     /// Zero channels requested.
     #[error("audio_channels must be at least 1")]
     InvalidChannels,
-    /// The stored bit depth is not 16, 24 or 32.
-    #[error("bit depth {0} is not supported; use 16, 24 or 32")]
+    /// The stored bit depth is not one of [`wav::BIT_DEPTHS`].
+    #[error("bit depth {0} is not supported; use {depths}", depths = wav::bit_depths_phrase())]
     InvalidBitDepth(u16),
     /// The device does not offer the rate.
     #[error("PCM {pcm:?} does not support {rate} Hz; it supports {supported}")]

@@ -378,14 +378,34 @@ pub(crate) fn parse_header(path: &Path, head: &[u8]) -> Result<Parsed, WavError>
     Err(bad("no data chunk in the header"))
 }
 
-/// Stored WAV sample layout for `bits`: 16, 24 or 32.
+/// The bit depths a WAV file is stored in: the one list of them (the recorder refuses
+/// others, and configuration validation and every message read it from here).
+pub const BIT_DEPTHS: [u16; 3] = [16, 24, 32];
+
+/// Whether [`BIT_DEPTHS`] has `bits`.
 pub fn valid_bit_depth(bits: u16) -> bool {
-    matches!(bits, 16 | 24 | 32)
+    BIT_DEPTHS.contains(&bits)
+}
+
+/// [`BIT_DEPTHS`] as messages list them: "16, 24 or 32".
+pub fn bit_depths_phrase() -> String {
+    let [a, b, c] = BIT_DEPTHS;
+    format!("{a}, {b} or {c}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bit_depth_messages_list_the_one_list() {
+        assert_eq!(bit_depths_phrase(), "16, 24 or 32");
+        assert_eq!(
+            crate::audio::AudioError::InvalidBitDepth(20).to_string(),
+            "bit depth 20 is not supported; use 16, 24 or 32"
+        );
+        assert!(BIT_DEPTHS.iter().all(|&b| valid_bit_depth(b)) && !valid_bit_depth(20));
+    }
 
     fn spec(rate: u32, channels: u16, bits: u16) -> WavSpec {
         WavSpec {

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{broken, check, style};
 use crate::config::schema::Program;
-use crate::daemon::control;
+use crate::daemon::control::{self, WorkerHealth};
 use crate::schedule::{parse_time_zone, Location, Schedule};
 use crate::store::metadata::{Deployment, MetadataStore};
 use crate::store::outbox::Outbox;
@@ -19,7 +19,7 @@ use crate::store::StoreError;
 use crate::system::layout::{Layout, StoragePaths};
 use crate::system::metrics::disk_space;
 use crate::system::storage;
-use crate::system::systemd::{Systemctl, UNITS};
+use crate::system::systemd::{Systemctl, UnitState, UNITS};
 
 /// Everything `deployment status` shows, also its `--json` form.
 #[derive(Debug, Clone, Serialize)]
@@ -38,9 +38,9 @@ pub struct Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct Services {
     /// `acoupi.service`: `active`, `inactive`, `failed`, `activating`, … or `unknown`.
-    pub acoupi: String,
+    pub acoupi: UnitState,
     /// `acoupi-beat.service`, the same way.
-    pub beat: String,
+    pub beat: UnitState,
     /// How often systemd restarted `acoupi.service` on its own (crash, watchdog) since it
     /// was last started by hand; `None` when systemd did not say.
     pub acoupi_restarts: Option<u32>,
@@ -55,7 +55,7 @@ pub struct Services {
 
 /// One unit as `collect_status` reports it.
 struct ServiceState {
-    state: String,
+    state: UnitState,
     restarts: Option<u32>,
     failure: Option<String>,
 }
@@ -63,15 +63,47 @@ struct ServiceState {
 fn service_state(systemctl: &Systemctl, unit: &str) -> ServiceState {
     match systemctl.status(unit) {
         Ok(s) => ServiceState {
-            state: s.state.as_str().to_string(),
+            state: s.state,
             restarts: s.restarts,
             failure: Some(s.result).filter(|r| !r.is_empty() && r != "success"),
         },
         Err(_) => ServiceState {
-            state: "unknown".into(),
+            state: UnitState::Unknown,
             restarts: None,
             failure: None,
         },
+    }
+}
+
+word_enum! {
+    /// Whether the recorder answers on its control socket.
+    pub enum Availability {
+        /// It answered.
+        Available => "available",
+        /// No answer (not running, or stuck).
+        Unavailable => "unavailable",
+    }
+}
+
+word_enum! {
+    /// The program section's verdict.
+    pub enum ProgramHealth {
+        /// The configuration loads and metadata.db reads.
+        Ok => "ok",
+        /// Something stops the program (see `problem`).
+        Unhealthy => "unhealthy",
+    }
+}
+
+word_enum! {
+    /// Whether a deployment is running, as metadata.db says.
+    pub enum DeploymentState {
+        /// A deployment is started and not ended.
+        Active => "active",
+        /// None is (or nothing was ever deployed).
+        Inactive => "inactive",
+        /// metadata.db cannot be read.
+        Unknown => "unknown",
     }
 }
 
@@ -79,11 +111,11 @@ fn service_state(systemctl: &Systemctl, unit: &str) -> ServiceState {
 #[derive(Debug, Clone, Serialize)]
 pub struct Workers {
     /// `available` when the recorder answers on its control socket, else `unavailable`.
-    pub status: String,
+    pub status: Availability,
     /// `ok` / `notok`, when available.
-    pub recording: Option<String>,
+    pub recording: Option<WorkerHealth>,
     /// `ok` / `notok`, when available.
-    pub default: Option<String>,
+    pub default: Option<WorkerHealth>,
     /// What the recording worker is doing.
     pub detail: Option<String>,
 }
@@ -92,7 +124,7 @@ pub struct Workers {
 #[derive(Debug, Clone, Serialize)]
 pub struct ProgramStatus {
     /// `ok` or `unhealthy`.
-    pub status: String,
+    pub status: ProgramHealth,
     /// The first problem, when unhealthy, with its causes.
     pub problem: Option<String>,
     /// What to do about it, when there is something specific to say.
@@ -145,7 +177,7 @@ fn messages_status(
 #[derive(Debug, Clone, Serialize)]
 pub struct DeploymentStatus {
     /// `active`, `inactive`, or `unknown` when metadata.db cannot be read.
-    pub status: String,
+    pub status: DeploymentState,
     /// Deployment name.
     pub name: Option<String>,
     /// Latitude in degrees.
@@ -182,13 +214,13 @@ pub fn collect_status(layout: &Layout) -> Status {
     };
     let workers = match control::query(&layout.control_socket(), Duration::from_secs(2)) {
         Ok(s) => Workers {
-            status: "available".into(),
-            recording: Some(health_word(s.recording.health).into()),
-            default: Some(health_word(s.default.health).into()),
+            status: Availability::Available,
+            recording: Some(s.recording.health),
+            default: Some(s.default.health),
             detail: Some(s.recording.detail),
         },
         Err(_) => Workers {
-            status: "unavailable".into(),
+            status: Availability::Unavailable,
             recording: None,
             default: None,
             detail: None,
@@ -206,7 +238,7 @@ pub fn collect_status(layout: &Layout) -> Status {
                 |f| format!("the configuration is broken: {}", f.message),
             );
             let program = ProgramStatus {
-                status: "unhealthy".into(),
+                status: ProgramHealth::Unhealthy,
                 problem: Some(problem),
                 fix: Some(broken::restore_hint(layout)),
                 messages: None,
@@ -214,7 +246,7 @@ pub fn collect_status(layout: &Layout) -> Status {
             let deployment = match deployment_section(layout, &config, &paths) {
                 Ok(d) => d,
                 Err(_) => DeploymentStatus {
-                    status: "unknown".into(),
+                    status: DeploymentState::Unknown,
                     ..inactive()
                 },
             };
@@ -225,7 +257,7 @@ pub fn collect_status(layout: &Layout) -> Status {
             match deployment_section(layout, &config, &paths) {
                 Ok(deployment) => (
                     ProgramStatus {
-                        status: "ok".into(),
+                        status: ProgramHealth::Ok,
                         problem: None,
                         fix: None,
                         messages: messages_status(layout, &config, &paths),
@@ -235,13 +267,13 @@ pub fn collect_status(layout: &Layout) -> Status {
                 // A damaged or unreadable metadata.db must not read as "not deployed".
                 Err(problem) => (
                     ProgramStatus {
-                        status: "unhealthy".into(),
+                        status: ProgramHealth::Unhealthy,
                         problem: Some(problem),
                         fix: None,
                         messages: None,
                     },
                     DeploymentStatus {
-                        status: "unknown".into(),
+                        status: DeploymentState::Unknown,
                         ..inactive()
                     },
                 ),
@@ -282,16 +314,9 @@ fn deployment_section(
     section
 }
 
-fn health_word(h: control::WorkerHealth) -> &'static str {
-    match h {
-        control::WorkerHealth::Ok => "ok",
-        control::WorkerHealth::Notok => "notok",
-    }
-}
-
 fn inactive() -> DeploymentStatus {
     DeploymentStatus {
-        status: "inactive".into(),
+        status: DeploymentState::Inactive,
         name: None,
         latitude: None,
         longitude: None,
@@ -337,7 +362,7 @@ fn active_status(
         })
     });
     DeploymentStatus {
-        status: "active".into(),
+        status: DeploymentState::Active,
         name: Some(d.name.clone()),
         latitude: d.latitude,
         longitude: d.longitude,
@@ -355,7 +380,8 @@ pub fn render_status(s: &Status) -> String {
     let field = |out: &mut String, name: &str, value: &str| {
         out.push_str(&format!("  {name:>14} : {value}\n"));
     };
-    let services_ok = s.services.acoupi == "active" && s.services.beat == "active";
+    let services_ok =
+        s.services.acoupi == UnitState::Active && s.services.beat == UnitState::Active;
     let head = |ok: bool, title: &str| {
         if ok {
             style::green(&format!("● {title}"))
@@ -369,28 +395,28 @@ pub fn render_status(s: &Status) -> String {
     field(
         &mut out,
         "acoupi",
-        &service_line(&sv.acoupi, sv.acoupi_restarts, &sv.acoupi_failure, "acoupi"),
+        &service_line(sv.acoupi, sv.acoupi_restarts, &sv.acoupi_failure, "acoupi"),
     );
     field(
         &mut out,
         "beat",
-        &service_line(&sv.beat, sv.beat_restarts, &sv.beat_failure, "acoupi-beat"),
+        &service_line(sv.beat, sv.beat_restarts, &sv.beat_failure, "acoupi-beat"),
     );
-    let workers_ok =
-        s.workers.recording.as_deref() == Some("ok") && s.workers.default.as_deref() == Some("ok");
+    let workers_ok = s.workers.recording == Some(WorkerHealth::Ok)
+        && s.workers.default == Some(WorkerHealth::Ok);
     out.push_str(&head(workers_ok, "Workers"));
     out.push('\n');
-    field(&mut out, "status", &s.workers.status);
-    if let (Some(r), Some(d)) = (&s.workers.recording, &s.workers.default) {
-        field(&mut out, "recording", r);
-        field(&mut out, "default", d);
+    field(&mut out, "status", s.workers.status.as_str());
+    if let (Some(r), Some(d)) = (s.workers.recording, s.workers.default) {
+        field(&mut out, "recording", r.as_str());
+        field(&mut out, "default", d.as_str());
     }
     if let Some(detail) = &s.workers.detail {
         field(&mut out, "doing", detail);
     }
-    out.push_str(&head(s.program.status == "ok", "Program"));
+    out.push_str(&head(s.program.status == ProgramHealth::Ok, "Program"));
     out.push('\n');
-    field(&mut out, "status", &s.program.status);
+    field(&mut out, "status", s.program.status.as_str());
     if let Some(p) = &s.program.problem {
         field(&mut out, "problem", p);
         field(
@@ -417,11 +443,12 @@ pub fn render_status(s: &Status) -> String {
         );
     }
     let d = &s.deployment;
-    out.push_str(&head(d.status == "active", "Deployment"));
+    let active = d.status == DeploymentState::Active;
+    out.push_str(&head(active, "Deployment"));
     out.push('\n');
-    field(&mut out, "status", &d.status);
+    field(&mut out, "status", d.status.as_str());
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    if d.status == "active" {
+    if active {
         field(&mut out, "name", &opt(&d.name));
         field(
             &mut out,
@@ -464,7 +491,7 @@ pub fn render_status(s: &Status) -> String {
 /// service that keeps coming back after crashes or watchdog kills needs a look even
 /// while it is up.
 fn service_line(
-    state: &str,
+    state: UnitState,
     restarts: Option<u32>,
     failure: &Option<String>,
     unit: &str,

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::format::SampleFormat;
 use crate::messaging::config::MessagingConfig;
-use crate::schedule::spec::{Bound, Window};
+/// The schedule owns its input: `recording` and `recording_saving` are declared in
+/// `schedule::spec`, next to the bounds and windows they are made of.
+pub use crate::schedule::spec::{Recording, RecordingSaving};
 
 /// Which acoupi program runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -65,7 +67,7 @@ pub struct Microphone {
     /// How the device is found: a card id or name substring (`UltraMic`), or a full PCM
     /// name (`hw:CARD=UltraMic,DEV=0`, `plughw:…`, `dsnoop:…`). Never a bare card number.
     pub device_name: String,
-    /// Sample rate in Hz, 8000..=384000.
+    /// Sample rate in Hz, within `audio::device::RATE_RANGE` (8000..=384000).
     pub samplerate: u32,
     /// Number of channels, at least 1.
     pub audio_channels: u16,
@@ -74,26 +76,8 @@ pub struct Microphone {
     /// Device sample format; `None` picks the first the device supports of
     /// S16_LE, S24_LE, S24_3LE, S32_LE that can hold `bit_depth`.
     pub sample_format: Option<SampleFormat>,
-    /// Bits per sample stored in the WAV file: 16, 24 or 32.
+    /// Bits per sample stored in the WAV file: one of `audio::wav::BIT_DEPTHS` (16, 24, 32).
     pub bit_depth: u16,
-}
-
-/// The recording schedule. `duration`/`interval` are upstream's; `schedule` replaces
-/// upstream's single `schedule_start`/`schedule_end` pair with a list of windows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Recording {
-    /// Length of each file in seconds.
-    pub duration: u32,
-    /// Seconds from the start of one file to the start of the next, aligned to the wall
-    /// clock (interval 10 → files start at :00, :10, …). Equal to `duration` → gapless.
-    pub interval: u32,
-    /// Daily windows in which recording happens; empty means around the clock.
-    pub schedule: Vec<Window>,
-    /// Optional first day of recording (YYYY-MM-DD, in `timezone`).
-    pub start_date: Option<jiff::civil::Date>,
-    /// Optional last day of recording (inclusive).
-    pub end_date: Option<jiff::civil::Date>,
 }
 
 /// Paths. Relative paths are read from `ACOUPI_HOME`; defaults derive from the layout
@@ -107,25 +91,6 @@ pub struct Paths {
     pub recordings: Option<PathBuf>,
     /// The metadata database.
     pub db_metadata: Option<PathBuf>,
-}
-
-/// Saving filters (upstream `recording_saving`). A recording is kept when any enabled
-/// filter keeps it. Times are local to `timezone` (upstream compares in UTC).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RecordingSaving {
-    /// Keep recordings that start inside `[starttime, endtime)`; `None` disables.
-    pub starttime: Option<Bound>,
-    /// End of the kept time window.
-    pub endtime: Option<Bound>,
-    /// Keep recordings up to this many minutes before dawn or dusk (0 disables).
-    pub before_dawndusk_duration: u32,
-    /// Keep recordings up to this many minutes after dawn or dusk (0 disables).
-    pub after_dawndusk_duration: u32,
-    /// Keep the first `frequency_duration` minutes of every `frequency_interval` (either 0 disables).
-    pub frequency_duration: u32,
-    /// Period of the frequency filter, in minutes.
-    pub frequency_interval: u32,
 }
 
 /// Retention of kept recordings (ours; upstream only stops recording on low space).
@@ -185,37 +150,6 @@ impl Default for Microphone {
             time_expansion: 1.0,
             sample_format: None,
             bit_depth: 16,
-        }
-    }
-}
-
-impl Default for Recording {
-    fn default() -> Self {
-        Recording {
-            duration: 3,
-            interval: 10,
-            schedule: vec![Window {
-                start: Bound::Clock { seconds: 6 * 3600 },
-                end: Bound::Clock {
-                    seconds: 22 * 3600 + 30 * 60,
-                },
-            }],
-            start_date: None,
-            end_date: None,
-        }
-    }
-}
-
-impl Default for RecordingSaving {
-    /// Upstream's defaults: 18:00–20:00, 10 min around dawn/dusk, 5 min every 30.
-    fn default() -> Self {
-        RecordingSaving {
-            starttime: Some(Bound::Clock { seconds: 18 * 3600 }),
-            endtime: Some(Bound::Clock { seconds: 20 * 3600 }),
-            before_dawndusk_duration: 10,
-            after_dawndusk_duration: 10,
-            frequency_duration: 5,
-            frequency_interval: 30,
         }
     }
 }

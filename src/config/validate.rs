@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::audio::device::RATE_RANGE;
+use crate::audio::wav::{self, BIT_DEPTHS};
 use crate::schedule::spec::Bound;
 
 use super::schema::{Config, Site};
@@ -36,10 +38,6 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
-/// The lowest sample rate accepted, in Hz.
-pub const MIN_SAMPLERATE: u32 = 8_000;
-/// The highest sample rate accepted, in Hz (the fastest ultrasonic USB microphones).
-pub const MAX_SAMPLERATE: u32 = 384_000;
 /// The most channels accepted.
 pub const MAX_CHANNELS: u16 = 32;
 /// The shortest heartbeat interval, in seconds; faster would only wear the SD card.
@@ -63,13 +61,17 @@ pub struct IntRange {
 pub fn int_range(field: &str) -> Option<IntRange> {
     const U32: i128 = u32::MAX as i128;
     let (min, max, unit): (i128, i128, &str) = match field {
-        "microphone.samplerate" => (MIN_SAMPLERATE.into(), MAX_SAMPLERATE.into(), " Hz"),
+        "microphone.samplerate" => (
+            (*RATE_RANGE.start()).into(),
+            (*RATE_RANGE.end()).into(),
+            " Hz",
+        ),
         "microphone.audio_channels" => (1, MAX_CHANNELS.into(), ""),
         "microphone.bit_depth" => {
             return Some(IntRange {
-                min: 16,
-                max: 32,
-                phrase: "16, 24 or 32".into(),
+                min: BIT_DEPTHS[0].into(),
+                max: BIT_DEPTHS[BIT_DEPTHS.len() - 1].into(),
+                phrase: wav::bit_depths_phrase(),
             })
         }
         "recording.duration" | "recording.interval" => (1, 86_400, " seconds"),
@@ -111,11 +113,13 @@ pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
                 .into(),
         );
     }
-    if !(MIN_SAMPLERATE..=MAX_SAMPLERATE).contains(&mic.samplerate) {
+    if !RATE_RANGE.contains(&mic.samplerate) {
         push(
             "microphone.samplerate",
             format!(
-                "must be between {MIN_SAMPLERATE} and {MAX_SAMPLERATE} Hz, got {}",
+                "must be between {} and {} Hz, got {}",
+                RATE_RANGE.start(),
+                RATE_RANGE.end(),
                 mic.samplerate
             ),
         );
@@ -138,10 +142,14 @@ pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
             ),
         );
     }
-    if ![16, 24, 32].contains(&mic.bit_depth) {
+    if !wav::valid_bit_depth(mic.bit_depth) {
         push(
             "microphone.bit_depth",
-            format!("must be 16, 24 or 32, got {}", mic.bit_depth),
+            format!(
+                "must be {}, got {}",
+                wav::bit_depths_phrase(),
+                mic.bit_depth
+            ),
         );
     } else if let Some(format) = mic.sample_format {
         if format.significant_bits() < mic.bit_depth {

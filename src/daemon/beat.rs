@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use jiff::Timestamp;
-use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::daemon::control::{self, DaemonStatus, WorkerHealth};
+use crate::daemon::control::{self, WorkerHealth};
 use crate::daemon::messaging::HeartbeatSender;
 use crate::daemon::notify;
+use crate::messaging::heartbeat::{HeartbeatPayload, RecorderStatus};
 use crate::store::metadata::MetadataStore;
 use crate::system::layout::Layout;
 use crate::system::metrics::Metrics;
@@ -27,24 +27,6 @@ use crate::system::{clock, process, sysroot::SysRoot};
 pub const UNHEALTHY_BEATS: u32 = 3;
 /// Minimum time between two restarts of the recorder by the beat daemon.
 pub const RESTART_COOLDOWN: Duration = Duration::from_secs(600);
-
-/// One heartbeat, as stored in metadata.db (and, for the connected program, sent).
-#[derive(Debug, Clone, Serialize)]
-pub struct HeartbeatPayload {
-    /// `ok` when both workers are ok, else `unhealthy`, or `down` when the recorder
-    /// does not answer.
-    pub status: String,
-    /// The recorder's answer, if it gave one.
-    pub workers: Option<DaemonStatus>,
-    /// Free space, temperature, throttling, uptime, memory, load.
-    pub metrics: Metrics,
-    /// Whether the system clock is synchronised.
-    pub clock_synchronised: Option<bool>,
-    /// Recordings started since local midnight (configured time zone).
-    pub recordings_today: Option<u64>,
-    /// Start of the newest recording.
-    pub last_recording: Option<Timestamp>,
-}
 
 /// What the beat derives from the configuration; rebuilt on SIGHUP.
 struct BeatConfig {
@@ -150,16 +132,16 @@ fn beat(
 ) -> HeartbeatPayload {
     let workers = control::query(&layout.control_socket(), Duration::from_secs(2)).ok();
     let status = match &workers {
-        None => "down",
+        None => RecorderStatus::Down,
         Some(s)
             if s.recording.health == WorkerHealth::Ok && s.default.health == WorkerHealth::Ok =>
         {
-            "ok"
+            RecorderStatus::Ok
         }
-        Some(_) => "unhealthy",
+        Some(_) => RecorderStatus::Unhealthy,
     };
     let payload = HeartbeatPayload {
-        status: status.to_string(),
+        status,
         workers,
         metrics: Metrics::collect(&SysRoot::default(), storage),
         clock_synchronised: clock::clock_sync().ok().map(|c| c.synchronised),
@@ -173,19 +155,30 @@ fn beat(
     payload
 }
 
-/// What the supervisor makes of one beat. A recorder paused because the disk is full,
-/// or waiting for its microphone to come back, is unhealthy in the heartbeat, but it
-/// waits by itself and a restart can neither free space nor plug a microphone in: it
-/// would only kill it (SIGKILL when `systemctl restart` is refused), show up as a crash
-/// in `deployment status` and drop the MQTT session (the broker then says `offline`).
-fn supervised_status(payload: &HeartbeatPayload) -> &str {
+/// What the supervisor makes of one beat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supervised {
+    /// The beat's own verdict.
+    Recorder(RecorderStatus),
+    /// Paused on a full disk: it resumes by itself when space returns.
+    WaitingForSpace,
+    /// Its microphone is gone: it reopens it by itself when it is back.
+    WaitingForMicrophone,
+}
+
+/// A recorder paused because the disk is full, or waiting for its microphone to come
+/// back, is unhealthy in the heartbeat, but it waits by itself and a restart can neither
+/// free space nor plug a microphone in: it would only kill it (SIGKILL when `systemctl
+/// restart` is refused), show up as a crash in `deployment status` and drop the MQTT
+/// session (the broker then says `offline`).
+fn supervised_status(payload: &HeartbeatPayload) -> Supervised {
     match &payload.workers {
         Some(w) if w.default.health == WorkerHealth::Ok => match w.recording.state.as_str() {
-            "disk-full" => "waiting for space",
-            "device-missing" => "waiting for the microphone",
-            _ => &payload.status,
+            "disk-full" => Supervised::WaitingForSpace,
+            "device-missing" => Supervised::WaitingForMicrophone,
+            _ => Supervised::Recorder(payload.status),
         },
-        _ => &payload.status,
+        _ => Supervised::Recorder(payload.status),
     }
 }
 
@@ -204,11 +197,13 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Records one beat's status; true when a restart is due now. `ok` and `waiting for
-    /// …` (a recorder that waits by itself, see `supervised_status`) end a run of
-    /// unhealthy beats.
-    pub fn observe(&mut self, status: &str) -> bool {
-        if status == "ok" || status.starts_with("waiting for ") {
+    /// Records one beat's status; true when a restart is due now. `ok` and a recorder
+    /// that waits by itself (see `supervised_status`) end a run of unhealthy beats.
+    pub fn observe(&mut self, status: Supervised) -> bool {
+        if !matches!(
+            status,
+            Supervised::Recorder(RecorderStatus::Unhealthy | RecorderStatus::Down)
+        ) {
             self.unhealthy = 0;
             return false;
         }
@@ -273,15 +268,19 @@ fn recorder_pid(layout: &Layout, systemctl: &Systemctl) -> Option<nix::unistd::P
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::control::DaemonStatus;
+
+    const UNHEALTHY: Supervised = Supervised::Recorder(RecorderStatus::Unhealthy);
+    const DOWN: Supervised = Supervised::Recorder(RecorderStatus::Down);
 
     #[test]
     fn recorder_is_restarted_after_three_unhealthy_beats_and_not_again_soon() {
         let mut s = Supervisor::default();
-        assert!(!s.observe("unhealthy"));
-        assert!(!s.observe("down"));
-        assert!(s.observe("unhealthy"), "third unhealthy beat restarts");
+        assert!(!s.observe(UNHEALTHY));
+        assert!(!s.observe(DOWN));
+        assert!(s.observe(UNHEALTHY), "third unhealthy beat restarts");
         for _ in 0..10 {
-            assert!(!s.observe("down"), "cool-down holds further restarts");
+            assert!(!s.observe(DOWN), "cool-down holds further restarts");
         }
     }
 
@@ -296,7 +295,7 @@ mod tests {
         }))
         .unwrap();
         let mut payload = HeartbeatPayload {
-            status: "unhealthy".into(),
+            status: RecorderStatus::Unhealthy,
             workers: Some(status),
             metrics: Metrics::collect(&SysRoot::default(), std::path::Path::new("/")),
             clock_synchronised: None,
@@ -322,11 +321,11 @@ mod tests {
     #[test]
     fn a_healthy_beat_resets_the_count() {
         let mut s = Supervisor::default();
-        assert!(!s.observe("down"));
-        assert!(!s.observe("down"));
-        assert!(!s.observe("ok"));
-        assert!(!s.observe("down"));
-        assert!(!s.observe("down"));
-        assert!(s.observe("down"));
+        assert!(!s.observe(DOWN));
+        assert!(!s.observe(DOWN));
+        assert!(!s.observe(Supervised::Recorder(RecorderStatus::Ok)));
+        assert!(!s.observe(DOWN));
+        assert!(!s.observe(DOWN));
+        assert!(s.observe(DOWN));
     }
 }

@@ -21,14 +21,15 @@ use tokio::net::UnixListener;
 /// The protocol version spoken by this build.
 pub const PROTOCOL: u32 = 1;
 
-/// Health of one worker as the daemon judges it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WorkerHealth {
-    /// Making progress as it should.
-    Ok,
-    /// Stalled, failing or waiting on something it needs (device, disk space).
-    Notok,
+word_enum! {
+    /// Health of one worker as the daemon judges it; the words are the protocol's, the
+    /// status output's and the heartbeat's.
+    pub enum WorkerHealth {
+        /// Making progress as it should.
+        Ok => "ok",
+        /// Stalled, failing or waiting on something it needs (device, disk space).
+        Notok => "notok",
+    }
 }
 
 /// What the recording worker reports.

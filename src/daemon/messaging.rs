@@ -24,12 +24,10 @@ use jiff::Timestamp;
 use tokio::sync::oneshot;
 
 use crate::config::schema::{Config, Program};
-use crate::daemon::beat::HeartbeatPayload;
-use crate::daemon::control::WorkerHealth;
 use crate::daemon::errors::{counted_since, ErrorCounts, ErrorTally};
 use crate::messaging::config::MessagingConfig;
 use crate::messaging::heartbeat::{
-    heartbeat_payload, summary_payload, HealthStatus, HeartbeatInput, SummaryInput, WorkerState,
+    heartbeat_message, summary_payload, HeartbeatPayload, SummaryInput,
 };
 use crate::messaging::http::HttpMessenger;
 use crate::messaging::mqtt::MqttMessenger;
@@ -445,141 +443,15 @@ impl HeartbeatSender {
             return;
         }
         let now = Timestamp::now();
-        let mut input = heartbeat_input(payload, &self.device_id, now);
-        match self.outbox.stats() {
-            Ok(stats) => {
-                input.messages_queued = Some(stats.queued);
-                input.messages_rejected = Some(stats.failed_permanent);
-            }
-            Err(e) => tracing::warn!(error = %e, "counting the outbox for the heartbeat failed"),
-        }
-        match self
+        let stats = self
             .outbox
-            .enqueue("heartbeat", &heartbeat_payload(&input), now)
-        {
+            .stats()
+            .map_err(|e| tracing::warn!(error = %e, "counting the outbox for the heartbeat failed"))
+            .ok();
+        let message = heartbeat_message(payload, &self.device_id, now, stats.as_ref());
+        match self.outbox.enqueue("heartbeat", &message, now) {
             Ok(_) => self.last = Some(Instant::now()),
             Err(e) => tracing::error!(error = %e, "queueing a heartbeat message failed"),
         }
-    }
-}
-
-/// The heartbeat message built from what the beat collected.
-pub fn heartbeat_input(
-    payload: &HeartbeatPayload,
-    device_id: &str,
-    now: Timestamp,
-) -> HeartbeatInput {
-    let mut problems = Vec::new();
-    let mut workers = Vec::new();
-    match &payload.workers {
-        None => problems.push("the recorder does not answer on its control socket".to_owned()),
-        Some(s) => {
-            if s.recording.health != WorkerHealth::Ok {
-                problems.push(format!("recording: {}", s.recording.detail));
-            }
-            if s.default.health != WorkerHealth::Ok {
-                let why = s
-                    .default
-                    .last_error
-                    .clone()
-                    .unwrap_or_else(|| "no recent management pass".to_owned());
-                problems.push(format!("default worker: {why}"));
-            }
-            workers.push(WorkerState {
-                name: "recording".into(),
-                state: s.recording.state.clone(),
-            });
-            workers.push(WorkerState {
-                name: "default".into(),
-                state: health_name(s.default.health).into(),
-            });
-        }
-    }
-    if payload.clock_synchronised == Some(false) {
-        problems.push("clock not synchronised".to_owned());
-    }
-    let status = match payload.status.as_str() {
-        "down" => HealthStatus::Error,
-        _ if problems.is_empty() => HealthStatus::Ok,
-        _ => HealthStatus::Degraded,
-    };
-    let metrics = &payload.metrics;
-    HeartbeatInput {
-        device_id: device_id.to_owned(),
-        sent_on: now,
-        status,
-        problems,
-        free_space_bytes: metrics.disk.as_ref().map(|d| d.free_bytes),
-        recordings_today: payload.recordings_today,
-        last_recording: payload.last_recording,
-        cpu_temperature_celsius: metrics.cpu_temperature_c,
-        throttled_flags: metrics.throttling.as_ref().map(|t| t.raw),
-        uptime: metrics
-            .uptime_s
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64),
-        clock_synchronised: payload.clock_synchronised,
-        workers,
-        // The sender fills these from its outbox.
-        messages_queued: None,
-        messages_rejected: None,
-    }
-}
-
-fn health_name(health: WorkerHealth) -> &'static str {
-    match health {
-        WorkerHealth::Ok => "ok",
-        WorkerHealth::Notok => "notok",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::system::metrics::Metrics;
-
-    fn payload(status: &str) -> HeartbeatPayload {
-        HeartbeatPayload {
-            status: status.into(),
-            workers: None,
-            metrics: Metrics {
-                disk: None,
-                cpu_temperature_c: Some(48.5),
-                throttling: None,
-                uptime_s: Some(f64::NAN),
-                memory: None,
-                load: None,
-            },
-            clock_synchronised: Some(true),
-            recordings_today: Some(12),
-            last_recording: Some("2026-05-31T23:59:50Z".parse().unwrap()),
-        }
-    }
-
-    #[test]
-    fn a_recorder_that_does_not_answer_is_an_error_heartbeat() {
-        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
-        let input = heartbeat_input(&payload("down"), "dev", now);
-        assert_eq!(input.status, HealthStatus::Error);
-        assert_eq!(
-            input.problems,
-            ["the recorder does not answer on its control socket"]
-        );
-        assert_eq!(input.cpu_temperature_celsius, Some(48.5));
-        assert_eq!(input.uptime, None, "a NaN uptime is dropped, not a panic");
-        assert_eq!(input.recordings_today, Some(12));
-        assert_eq!(
-            input.last_recording,
-            Some("2026-05-31T23:59:50Z".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn an_unsynchronised_clock_is_reported_as_a_problem() {
-        let now: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
-        let mut p = payload("down");
-        p.clock_synchronised = Some(false);
-        let input = heartbeat_input(&p, "dev", now);
-        assert!(input.problems.iter().any(|m| m == "clock not synchronised"));
     }
 }

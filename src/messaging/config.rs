@@ -115,6 +115,37 @@ impl Default for MessagingConfig {
     }
 }
 
+impl MessagingConfig {
+    /// The section with every optional field set (both messengers, every secret, every
+    /// path): its shape, from which `acoupi config` learns each field's name and type
+    /// where a configuration has `None`. Declared here, next to the fields, so a new
+    /// field cannot be forgotten in the shape (a test in `config::tree` checks none is
+    /// left unset).
+    pub fn shape() -> MessagingConfig {
+        let secret = || Some(Secret::new(""));
+        MessagingConfig {
+            messages_db: Some("messages.db".into()),
+            max_messages: Some(1),
+            summary_interval: Some(1),
+            prune_after_days: Some(1),
+            mqtt: Some(MqttConfig {
+                username: Some(String::new()),
+                password: secret(),
+                ca_file: Some("ca.pem".into()),
+                ..MqttConfig::new("")
+            }),
+            http: Some(HttpConfig {
+                bearer_token: secret(),
+                username: Some(String::new()),
+                password: secret(),
+                ca_file: Some("ca.pem".into()),
+                ..HttpConfig::new("")
+            }),
+            ..MessagingConfig::default()
+        }
+    }
+}
+
 /// An HTTP endpoint. Each message is POSTed to `base_url`; 2xx is delivered, 408, 429
 /// and 5xx are retried, other 4xx are permanent failures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,119 +1,157 @@
-//! Heartbeat and summary payloads: plain structs in, upstream-shaped JSON out.
+//! Heartbeats and summaries: what the beat collects ([`HeartbeatPayload`], stored in
+//! metadata.db as it is) and the upstream-shaped JSON messages built from it.
 //!
-//! The heartbeat keeps upstream's fields (`sent_on` in UTC with `Z`, `device_id`,
+//! The heartbeat message keeps upstream's fields (`sent_on` in UTC with `Z`, `device_id`,
 //! `status`, `metrics` as `{name, value, captured_on, unit}`), but `status` is real
 //! (`OK`, `DEGRADED` with the problems listed, `ERROR`) and the metrics say what a field
 //! visit would check: free space, recordings today, last recording, CPU temperature,
-//! throttling, uptime, clock synchronisation, the workers' state and the outbox backlog. The caller (the
-//! `beat` daemon) fills the input from the system and store modules; this module reads
-//! nothing itself.
+//! throttling, uptime, clock synchronisation, the workers' state and the outbox backlog.
+//! The caller (the `beat` daemon) fills the payload from the system and store modules;
+//! this module reads nothing itself. The workers' part is the control socket's answer
+//! (`daemon::control`, a leaf module of plain protocol types).
 
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-/// Overall health as the heartbeat reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HealthStatus {
-    /// Everything works.
-    #[default]
-    Ok,
-    /// Recording works but something needs attention (see `problems`).
-    Degraded,
-    /// Recording does not work.
-    Error,
-}
+use crate::daemon::control::{DaemonStatus, WorkerHealth};
+use crate::store::outbox::OutboxStats;
+use crate::system::metrics::Metrics;
 
-impl HealthStatus {
-    /// The `status` text of the payload.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HealthStatus::Ok => "OK",
-            HealthStatus::Degraded => "DEGRADED",
-            HealthStatus::Error => "ERROR",
-        }
+word_enum! {
+    /// The recorder as one beat found it: the `status` of a stored heartbeat, the beat's
+    /// `STATUS=` line and what its supervisor counts.
+    pub enum RecorderStatus {
+        /// Both workers answered `ok`.
+        Ok => "ok",
+        /// The recorder answered, but a worker is not `ok`.
+        Unhealthy => "unhealthy",
+        /// The recorder did not answer on its control socket.
+        Down => "down",
     }
 }
 
-/// One worker's state (`recording`, `default`, …) as the control socket reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerState {
-    /// Worker name.
-    pub name: String,
-    /// Its state (`ok`, `stalled`, `idle`, …).
-    pub state: String,
+word_enum! {
+    /// Overall health as the heartbeat message reports it (upstream's words).
+    #[derive(Default)]
+    pub enum HealthStatus {
+        /// Everything works.
+        #[default]
+        Ok => "OK",
+        /// Recording works but something needs attention (see `problems`).
+        Degraded => "DEGRADED",
+        /// Recording does not work.
+        Error => "ERROR",
+    }
 }
 
-/// What the heartbeat says; every measurement is optional (absent → no metric).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct HeartbeatInput {
-    /// The device id (Pi serial number).
-    pub device_id: String,
-    /// When the heartbeat was built.
-    pub sent_on: Timestamp,
-    /// Overall health.
-    pub status: HealthStatus,
-    /// Why the status is not `OK`.
-    pub problems: Vec<String>,
-    /// Free bytes on the recordings file system.
-    pub free_space_bytes: Option<u64>,
-    /// Recordings made since local midnight.
+/// One heartbeat, as stored in metadata.db (and, for the connected program, sent as a
+/// message by [`heartbeat_message`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct HeartbeatPayload {
+    /// `ok` when both workers are ok, else `unhealthy`, or `down` when the recorder
+    /// does not answer.
+    pub status: RecorderStatus,
+    /// The recorder's answer, if it gave one.
+    pub workers: Option<DaemonStatus>,
+    /// Free space, temperature, throttling, uptime, memory, load.
+    pub metrics: Metrics,
+    /// Whether the system clock is synchronised.
+    pub clock_synchronised: Option<bool>,
+    /// Recordings started since local midnight (configured time zone).
     pub recordings_today: Option<u64>,
     /// Start of the newest recording.
     pub last_recording: Option<Timestamp>,
-    /// SoC temperature in °C.
-    pub cpu_temperature_celsius: Option<f64>,
-    /// The firmware's throttling flags (`get_throttled`; 0 = never throttled).
-    pub throttled_flags: Option<u32>,
-    /// Time since boot.
-    pub uptime: Option<Duration>,
-    /// Whether the system clock is synchronised (NTP); a Pi has no RTC.
-    pub clock_synchronised: Option<bool>,
-    /// The workers' states.
-    pub workers: Vec<WorkerState>,
-    /// Messages waiting in the outbox when the heartbeat was queued: after an outage,
-    /// how much was held back.
-    pub messages_queued: Option<u64>,
-    /// Messages a receiver rejected for good (the reason is in the device's journal).
-    pub messages_rejected: Option<u64>,
+}
+
+impl HeartbeatPayload {
+    /// Why the heartbeat is not `OK`, in the words the message lists them.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        match &self.workers {
+            None => problems.push("the recorder does not answer on its control socket".to_owned()),
+            Some(s) => {
+                if s.recording.health != WorkerHealth::Ok {
+                    problems.push(format!("recording: {}", s.recording.detail));
+                }
+                if s.default.health != WorkerHealth::Ok {
+                    let why = s
+                        .default
+                        .last_error
+                        .as_deref()
+                        .unwrap_or("no recent management pass");
+                    problems.push(format!("default worker: {why}"));
+                }
+            }
+        }
+        if self.clock_synchronised == Some(false) {
+            problems.push("clock not synchronised".to_owned());
+        }
+        problems
+    }
+
+    /// The message's overall status: `ERROR` when the recorder is down, `DEGRADED`
+    /// when `problems` is not empty.
+    fn health(&self, problems: &[String]) -> HealthStatus {
+        match self.status {
+            RecorderStatus::Down => HealthStatus::Error,
+            _ if problems.is_empty() => HealthStatus::Ok,
+            _ => HealthStatus::Degraded,
+        }
+    }
 }
 
 fn metric(name: &str, value: f64, captured_on: Timestamp, unit: &str) -> Value {
     json!({"name": name, "value": value, "captured_on": captured_on.to_string(), "unit": unit})
 }
 
-/// The heartbeat message payload (JSON text).
-pub fn heartbeat_payload(input: &HeartbeatInput) -> String {
-    let at = input.sent_on;
+/// The heartbeat message (JSON text) for `beat`, sent on `sent_on` by `device_id`.
+/// `outbox` is what the outbox held when it was queued (after an outage, how much was
+/// held back); without it the backlog metrics are left out.
+pub fn heartbeat_message(
+    beat: &HeartbeatPayload,
+    device_id: &str,
+    sent_on: Timestamp,
+    outbox: Option<&OutboxStats>,
+) -> String {
+    let at = sent_on;
+    let m = &beat.metrics;
     let mut metrics = Vec::new();
-    if let Some(bytes) = input.free_space_bytes {
+    if let Some(disk) = &m.disk {
         // Upstream's name for free space.
-        metrics.push(metric("remaining_storage", bytes as f64, at, "bytes"));
+        metrics.push(metric(
+            "remaining_storage",
+            disk.free_bytes as f64,
+            at,
+            "bytes",
+        ));
     }
-    if let Some(n) = input.recordings_today {
+    if let Some(n) = beat.recordings_today {
         metrics.push(metric("recordings_today", n as f64, at, "count"));
     }
-    if let Some(last) = input.last_recording {
+    if let Some(last) = beat.last_recording {
         let age = at.duration_since(last).as_secs_f64().max(0.0);
         metrics.push(metric("seconds_since_last_recording", age, at, "s"));
     }
-    if let Some(t) = input.cpu_temperature_celsius {
+    if let Some(t) = m.cpu_temperature_c {
         metrics.push(metric("cpu_temperature", t, at, "celsius"));
     }
-    if let Some(flags) = input.throttled_flags {
-        metrics.push(metric("throttled_flags", f64::from(flags), at, "flags"));
+    if let Some(t) = &m.throttling {
+        metrics.push(metric("throttled_flags", f64::from(t.raw), at, "flags"));
     }
-    if let Some(up) = input.uptime {
+    // A NaN or negative uptime (an unreadable /proc/uptime) is left out, not sent.
+    let uptime = m.uptime_s.filter(|s| s.is_finite() && *s >= 0.0);
+    if let Some(up) = uptime.map(Duration::from_secs_f64) {
         metrics.push(metric("uptime", up.as_secs_f64(), at, "s"));
     }
-    if let Some(n) = input.messages_queued {
-        metrics.push(metric("messages_queued", n as f64, at, "count"));
+    if let Some(stats) = outbox {
+        metrics.push(metric("messages_queued", stats.queued as f64, at, "count"));
+        let rejected = stats.failed_permanent as f64;
+        metrics.push(metric("messages_rejected", rejected, at, "count"));
     }
-    if let Some(n) = input.messages_rejected {
-        metrics.push(metric("messages_rejected", n as f64, at, "count"));
-    }
-    if let Some(synced) = input.clock_synchronised {
+    if let Some(synced) = beat.clock_synchronised {
         metrics.push(metric(
             "clock_synchronised",
             if synced { 1.0 } else { 0.0 },
@@ -121,30 +159,24 @@ pub fn heartbeat_payload(input: &HeartbeatInput) -> String {
             "bool",
         ));
     }
+    let problems = beat.problems();
     let mut payload = Map::new();
     payload.insert("sent_on".into(), Value::String(at.to_string()));
-    payload.insert("device_id".into(), Value::String(input.device_id.clone()));
-    payload.insert(
-        "status".into(),
-        Value::String(input.status.as_str().to_owned()),
-    );
+    payload.insert("device_id".into(), Value::String(device_id.to_owned()));
+    payload.insert("status".into(), json!(beat.health(&problems)));
     // Upstream sends `metrics` only when there are some.
     if !metrics.is_empty() {
         payload.insert("metrics".into(), Value::Array(metrics));
     }
-    if !input.problems.is_empty() {
-        payload.insert("problems".into(), json!(input.problems));
+    if !problems.is_empty() {
+        payload.insert("problems".into(), json!(problems));
     }
-    if let Some(last) = input.last_recording {
+    if let Some(last) = beat.last_recording {
         payload.insert("last_recording".into(), Value::String(last.to_string()));
     }
-    if !input.workers.is_empty() {
-        let workers: Map<String, Value> = input
-            .workers
-            .iter()
-            .map(|w| (w.name.clone(), Value::String(w.state.clone())))
-            .collect();
-        payload.insert("workers".into(), Value::Object(workers));
+    if let Some(s) = &beat.workers {
+        let workers = json!({"recording": s.recording.state, "default": s.default.health});
+        payload.insert("workers".into(), workers);
     }
     Value::Object(payload).to_string()
 }
@@ -212,53 +244,128 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn quiet_metrics() -> Metrics {
+        Metrics {
+            disk: None,
+            cpu_temperature_c: None,
+            throttling: None,
+            uptime_s: None,
+            memory: None,
+            load: None,
+        }
+    }
+
+    fn workers(recording: WorkerHealth, state: &str) -> DaemonStatus {
+        serde_json::from_value(json!({
+            "protocol": 1, "pid": 1, "started_at": "2026-01-01T00:00:00Z",
+            "recording": {"health": recording, "state": state, "detail": "recording 1/3 s",
+                "device": "mic", "frames": 0, "xruns": 0, "files": 0},
+            "default": {"health": "ok", "last_pass_age_s": 3, "last_error": null}
+        }))
+        .unwrap()
+    }
+
+    fn beat(status: RecorderStatus, workers: Option<DaemonStatus>) -> HeartbeatPayload {
+        HeartbeatPayload {
+            status,
+            workers,
+            metrics: quiet_metrics(),
+            clock_synchronised: None,
+            recordings_today: None,
+            last_recording: None,
+        }
+    }
+
     #[test]
-    fn bare_heartbeat_matches_upstream_shape() {
-        let input = HeartbeatInput {
-            device_id: "10000000abcdef01".into(),
-            sent_on: at("2024-01-01T00:00:00Z"),
-            ..HeartbeatInput::default()
-        };
-        let got: Value = serde_json::from_str(&heartbeat_payload(&input)).unwrap();
-        let want = json!({"sent_on": "2024-01-01T00:00:00Z", "device_id": "10000000abcdef01", "status": "OK"});
-        assert_eq!(got, want);
+    fn healthy_bare_heartbeat_is_upstream_shape_byte_for_byte() {
+        let ok = beat(
+            RecorderStatus::Ok,
+            Some(workers(WorkerHealth::Ok, "recording")),
+        );
+        let text = heartbeat_message(&ok, "10000000abcdef01", at("2024-01-01T00:00:00Z"), None);
+        // Byte-identical to what upstream acoupi and the deployed subscribers read.
+        assert_eq!(
+            text,
+            r#"{"device_id":"10000000abcdef01","sent_on":"2024-01-01T00:00:00Z","status":"OK","workers":{"default":"ok","recording":"recording"}}"#
+        );
     }
 
     #[test]
     fn heartbeat_carries_metrics_problems_and_workers() {
-        let input = HeartbeatInput {
-            device_id: "d".into(),
-            sent_on: at("2024-01-01T01:00:00Z"),
-            status: HealthStatus::Degraded,
-            problems: vec!["clock not synchronised".into()],
-            free_space_bytes: Some(1024),
-            last_recording: Some(at("2024-01-01T00:59:00Z")),
-            cpu_temperature_celsius: Some(51.5),
-            clock_synchronised: Some(false),
-            messages_queued: Some(7),
-            workers: vec![WorkerState {
-                name: "recording".into(),
-                state: "ok".into(),
-            }],
-            ..HeartbeatInput::default()
+        let mut b = beat(
+            RecorderStatus::Unhealthy,
+            Some(workers(WorkerHealth::Notok, "disk-full")),
+        );
+        b.metrics.disk = Some(crate::system::metrics::DiskSpace {
+            total_bytes: 4096,
+            free_bytes: 1024,
+        });
+        b.metrics.cpu_temperature_c = Some(51.5);
+        b.last_recording = Some(at("2024-01-01T00:59:00Z"));
+        b.clock_synchronised = Some(false);
+        let stats = OutboxStats {
+            queued: 7,
+            ..OutboxStats::default()
         };
-        let v: Value = serde_json::from_str(&heartbeat_payload(&input)).unwrap();
+        let text = heartbeat_message(&b, "d", at("2024-01-01T01:00:00Z"), Some(&stats));
+        let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["status"], "DEGRADED");
-        assert_eq!(v["problems"][0], "clock not synchronised");
-        assert_eq!(v["workers"]["recording"], "ok");
+        assert_eq!(v["problems"][0], "recording: recording 1/3 s");
+        assert_eq!(v["problems"][1], "clock not synchronised");
+        assert_eq!(v["workers"]["recording"], "disk-full");
+        assert_eq!(v["workers"]["default"], "ok");
         let metrics = v["metrics"].as_array().unwrap();
         let find = |n: &str| metrics.iter().find(|m| m["name"] == n).unwrap().clone();
         assert_eq!(find("remaining_storage")["value"], 1024.0);
         assert_eq!(find("seconds_since_last_recording")["value"], 60.0);
         assert_eq!(find("clock_synchronised")["value"], 0.0);
         assert_eq!(find("messages_queued")["value"], 7.0);
+        assert_eq!(find("messages_rejected")["value"], 0.0);
         assert!(
-            !metrics.iter().any(|m| m["name"] == "messages_rejected"),
+            !metrics.iter().any(|m| m["name"] == "uptime"),
             "no figure, no metric"
         );
         assert_eq!(
             find("cpu_temperature")["captured_on"],
             "2024-01-01T01:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_recorder_that_does_not_answer_is_an_error_heartbeat() {
+        let mut down = beat(RecorderStatus::Down, None);
+        down.metrics.uptime_s = Some(f64::NAN);
+        let text = heartbeat_message(&down, "dev", at("2026-06-01T00:00:00Z"), None);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["status"], "ERROR");
+        assert_eq!(
+            v["problems"],
+            json!(["the recorder does not answer on its control socket"])
+        );
+        assert!(
+            v.get("metrics").is_none(),
+            "a NaN uptime is dropped, not a panic"
+        );
+        assert!(v.get("workers").is_none());
+    }
+
+    #[test]
+    fn the_stored_heartbeat_keeps_its_status_words() {
+        let stored = serde_json::to_value(beat(RecorderStatus::Down, None)).unwrap();
+        assert_eq!(stored["status"], "down");
+        assert_eq!(
+            RecorderStatus::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+            ["ok", "unhealthy", "down"]
+        );
+        assert_eq!(
+            HealthStatus::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+            ["OK", "DEGRADED", "ERROR"]
         );
     }
 

@@ -24,10 +24,9 @@ use jiff::{Timestamp, ToSpan};
 
 use super::plan::{Plan, Planner};
 use super::solar::{start_of_day, Location};
-use super::spec::{Bound, Window};
+use super::spec::{Bound, Recording, Window};
 use super::window::{merge, resolve_window, Interval};
 use super::ScheduleError;
-use crate::config::schema::Recording;
 
 /// How far [`Schedule::next_window`] looks ahead, in days.
 const HORIZON_DAYS: i64 = 400;

@@ -21,10 +21,9 @@ use jiff::{Timestamp, ToSpan};
 
 use super::duty::check_location;
 use super::solar::{occurrence, Location, Occurrence};
-use super::spec::{Bound, SolarEvent, Window};
+use super::spec::{Bound, RecordingSaving, SolarEvent, Window};
 use super::window::resolve_window;
 use super::ScheduleError;
-use crate::config::schema::RecordingSaving;
 
 /// The enabled saving filters, ready to judge recordings by their start time.
 #[derive(Debug, Clone)]

@@ -3,7 +3,10 @@
 //!
 //! These types are pure data with a text form (`"06:00"`, `"sunrise"`, `"civil_dusk-30m"`,
 //! `"sunset+1h30m"`). They parse and print, nothing more: turning them into instants for a
-//! given day and place is the job of the rest of the `schedule` module.
+//! given day and place is the job of the rest of the `schedule` module. The configuration's
+//! `recording` and `recording_saving` sections ([`Recording`], [`RecordingSaving`]) are
+//! declared here too, with their defaults: the schedule owns its input and
+//! `config::schema` refers to it, never the other way round.
 
 use std::fmt;
 use std::str::FromStr;
@@ -81,6 +84,74 @@ pub struct Window {
     pub start: Bound,
     /// When recording ends (the window is open up to, not including, this time).
     pub end: Bound,
+}
+
+/// The recording schedule. `duration`/`interval` are upstream's; `schedule` replaces
+/// upstream's single `schedule_start`/`schedule_end` pair with a list of windows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recording {
+    /// Length of each file in seconds.
+    pub duration: u32,
+    /// Seconds from the start of one file to the start of the next, aligned to the wall
+    /// clock (interval 10 → files start at :00, :10, …). Equal to `duration` → gapless.
+    pub interval: u32,
+    /// Daily windows in which recording happens; empty means around the clock.
+    pub schedule: Vec<Window>,
+    /// Optional first day of recording (YYYY-MM-DD, in `timezone`).
+    pub start_date: Option<jiff::civil::Date>,
+    /// Optional last day of recording (inclusive).
+    pub end_date: Option<jiff::civil::Date>,
+}
+
+/// Saving filters (upstream `recording_saving`). A recording is kept when any enabled
+/// filter keeps it. Times are local to `timezone` (upstream compares in UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingSaving {
+    /// Keep recordings that start inside `[starttime, endtime)`; `None` disables.
+    pub starttime: Option<Bound>,
+    /// End of the kept time window.
+    pub endtime: Option<Bound>,
+    /// Keep recordings up to this many minutes before dawn or dusk (0 disables).
+    pub before_dawndusk_duration: u32,
+    /// Keep recordings up to this many minutes after dawn or dusk (0 disables).
+    pub after_dawndusk_duration: u32,
+    /// Keep the first `frequency_duration` minutes of every `frequency_interval` (either 0 disables).
+    pub frequency_duration: u32,
+    /// Period of the frequency filter, in minutes.
+    pub frequency_interval: u32,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            duration: 3,
+            interval: 10,
+            schedule: vec![Window {
+                start: Bound::Clock { seconds: 6 * 3600 },
+                end: Bound::Clock {
+                    seconds: 22 * 3600 + 30 * 60,
+                },
+            }],
+            start_date: None,
+            end_date: None,
+        }
+    }
+}
+
+impl Default for RecordingSaving {
+    /// Upstream's defaults: 18:00–20:00, 10 min around dawn/dusk, 5 min every 30.
+    fn default() -> Self {
+        RecordingSaving {
+            starttime: Some(Bound::Clock { seconds: 18 * 3600 }),
+            endtime: Some(Bound::Clock { seconds: 20 * 3600 }),
+            before_dawndusk_duration: 10,
+            after_dawndusk_duration: 10,
+            frequency_duration: 5,
+            frequency_interval: 30,
+        }
+    }
 }
 
 /// Why a bound's text could not be read; the message says what is accepted.

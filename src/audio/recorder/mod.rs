@@ -4,7 +4,8 @@
 //! Time inside the stream is *stream time*: the instant the stream started plus
 //! frames / rate, in integer nanoseconds, so cuts never drift by rounding and files with
 //! `interval == duration` join without a lost or repeated sample. The thread asks the
-//! [`Planner`] what to do at the stream time of the next sample; it never touches the
+//! [`Planner`] whether a window is open before it opens the PCM (so the PCM is open only
+//! while one is), then what to do at the stream time of the next sample; it never touches the
 //! database, the network or tokio, and reports through [`RecorderEvent`]s.
 //! Overruns and a missing device are states it recovers from, never reasons to stop.
 //!
@@ -19,7 +20,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::mpsc::UnboundedSender;
 
 use super::convert::Converter;
 use super::device::{self, Capture, CaptureParams};
@@ -155,12 +155,19 @@ impl RecorderHandle {
     }
 }
 
+/// Where the recorder reports: called on the capture thread (and on a stopping thread
+/// that takes a stuck file over), so it must not block. A plain closure keeps audio free
+/// of any async runtime: the daemon forwards into its tokio channel, tests into a std
+/// one. A receiver that has gone away is the caller's business (nothing left to tell).
+pub type EventSink = Box<dyn Fn(RecorderEvent) + Send + Sync>;
+
 /// Starts the recording worker thread. It runs until `shutdown` is set (finishing the
-/// current file first) or the planner says `Idle { until: None }`.
+/// current file first) or the planner says `Idle { until: None }`; `events` receives
+/// what happens (see [`EventSink`]).
 pub fn spawn_recorder(
     cfg: RecorderConfig,
     planner: Arc<dyn Planner>,
-    events: UnboundedSender<RecorderEvent>,
+    events: impl Fn(RecorderEvent) + Send + Sync + 'static,
     shutdown: Arc<AtomicBool>,
 ) -> Result<RecorderHandle, AudioError> {
     if !wav::valid_bit_depth(cfg.bit_depth) {
@@ -176,7 +183,7 @@ pub fn spawn_recorder(
     let recorder = Arc::new(Recorder {
         cfg,
         planner,
-        events,
+        events: Box::new(events),
         shutdown,
         progress: progress.clone(),
         current: Mutex::new(Current::default()),
@@ -201,7 +208,7 @@ pub fn spawn_recorder(
 struct Recorder {
     cfg: RecorderConfig,
     planner: Arc<dyn Planner>,
-    events: UnboundedSender<RecorderEvent>,
+    events: EventSink,
     shutdown: Arc<AtomicBool>,
     progress: Arc<Progress>,
     /// The file being written, shared with the [`RecorderHandle`] so a stop can finish
@@ -274,8 +281,7 @@ impl Recorder {
     }
 
     fn emit(&self, e: RecorderEvent) {
-        // A closed receiver means the daemon is going away; nothing left to tell.
-        let _ = self.events.send(e);
+        (self.events)(e);
     }
 
     /// Sleeps until wall time `until`, waking early on shutdown.
@@ -293,7 +299,7 @@ impl Recorder {
     /// Sleeps until `until` (the end of an idle stretch), with the PCM closed; wakes
     /// early on shutdown, or when the planner, asked every [`IDLE_RECHECK`], no longer
     /// says idle (a disk-full pause lifted). At `until` itself it does not ask: the
-    /// stream that opens next does.
+    /// capture loop does, before it opens the PCM.
     fn idle_until(&self, until: Timestamp) {
         while !self.stopping() {
             let now = Timestamp::now();
@@ -327,24 +333,25 @@ impl Recorder {
         let mut backoff = BACKOFF_START;
         let mut lost_since: Option<Timestamp> = None;
         while !self.stopping() {
+            // The PCM is open only while a window is open: ask before opening it (so a
+            // missing device outside a window is no event either).
+            match self.planner.plan_at(Timestamp::now()) {
+                Plan::Idle { until: None } => {
+                    self.emit(RecorderEvent::ScheduleEnded);
+                    break;
+                }
+                Plan::Idle { until: Some(u) } => {
+                    self.progress.set_state(RecorderState::Idle);
+                    self.idle_until(u);
+                    continue;
+                }
+                Plan::Record { .. } | Plan::Listen { .. } => {}
+            }
             let opened = device::resolve_device(&self.cfg.device_name)
                 .and_then(|pcm| device::open_capture(&pcm, &self.params()));
             let cap = match opened {
                 Ok(c) => c,
                 Err(e) => {
-                    // A missing device only matters while a window is open.
-                    match self.planner.plan_at(Timestamp::now()) {
-                        Plan::Idle { until: None } => {
-                            self.emit(RecorderEvent::ScheduleEnded);
-                            break;
-                        }
-                        Plan::Idle { until: Some(u) } => {
-                            self.progress.set_state(RecorderState::Idle);
-                            self.idle_until(u);
-                            continue;
-                        }
-                        Plan::Record { .. } | Plan::Listen { .. } => {}
-                    }
                     self.progress.set_state(RecorderState::DeviceMissing);
                     if lost_since.is_none() {
                         lost_since = Some(Timestamp::now());

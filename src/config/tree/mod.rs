@@ -11,7 +11,7 @@
 use serde_json::{Map, Number, Value};
 
 use crate::audio::format::SampleFormat;
-use crate::messaging::config::{HttpConfig, MessagingConfig, MqttConfig, Secret};
+use crate::messaging::config::{HttpConfig, MessagingConfig, MqttConfig};
 
 use super::schema::{Config, Paths, RecordingSaving, Site};
 use super::suggest;
@@ -149,27 +149,7 @@ pub(crate) fn shape_config() -> Config {
         latitude: 0.0,
         longitude: 0.0,
     });
-    let secret = || Some(Secret::new(""));
-    c.messaging = Some(MessagingConfig {
-        messages_db: Some("messages.db".into()),
-        max_messages: Some(1),
-        summary_interval: Some(1),
-        prune_after_days: Some(1),
-        mqtt: Some(MqttConfig {
-            username: Some(String::new()),
-            password: secret(),
-            ca_file: Some("ca.pem".into()),
-            ..new_mqtt()
-        }),
-        http: Some(HttpConfig {
-            bearer_token: secret(),
-            username: Some(String::new()),
-            password: secret(),
-            ca_file: Some("ca.pem".into()),
-            ..new_http()
-        }),
-        ..MessagingConfig::default()
-    });
+    c.messaging = Some(MessagingConfig::shape());
     c
 }
 

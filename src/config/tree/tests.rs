@@ -246,3 +246,25 @@ fn every_int_range_agrees_with_validation() {
         }
     }
 }
+
+/// Every field of the shape has a value: a `null` would leave `config set` without the
+/// field's type (and, below a section, without its fields). Adding an optional field
+/// anywhere, the messaging section included, without filling it in the owner's shape
+/// fails here.
+#[test]
+fn the_shape_leaves_no_field_unset() {
+    fn nulls(at: &str, v: &Value, found: &mut Vec<String>) {
+        match v {
+            Value::Null => found.push(at.to_string()),
+            Value::Object(map) => map.iter().for_each(|(k, v)| nulls(&join(at, k), v, found)),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| nulls(&join(at, &i.to_string()), v, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    nulls("", &shape(), &mut found);
+    assert!(found.is_empty(), "unset in the shape: {found:?}");
+}

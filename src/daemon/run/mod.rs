@@ -211,7 +211,10 @@ impl Daemon {
         let cfg = self.program.recorder_config(&self.deployment, &self.serial);
         let shutdown = Arc::new(AtomicBool::new(false));
         let planner: Arc<dyn Planner> = self.program.gate.clone();
-        let handle = spawn_recorder(cfg, planner, self.events_tx.clone(), shutdown.clone())?;
+        let events = self.events_tx.clone();
+        // A closed receiver means the daemon is going away; nothing left to tell.
+        let sink = move |e| drop(events.send(e));
+        let handle = spawn_recorder(cfg, planner, sink, shutdown.clone())?;
         self.capture = Some(Capture {
             handle,
             shutdown,

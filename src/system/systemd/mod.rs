@@ -73,60 +73,40 @@ pub enum SystemctlError {
     },
 }
 
-/// A unit's activity, as `systemctl is-active` reports it (plus `Uninstalled`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnitState {
-    /// No unit file is loaded under that name.
-    Uninstalled,
-    /// Running.
-    Active,
-    /// Stopped.
-    Inactive,
-    /// Stopped after a failure (exit code, signal, watchdog, start limit).
-    Failed,
-    /// Starting.
-    Activating,
-    /// Stopping.
-    Deactivating,
-    /// Reloading its configuration.
-    Reloading,
-    /// Any other answer (newer systemd states such as `maintenance`).
-    Unknown,
+word_enum! {
+    /// A unit's activity, as `systemctl is-active` reports it (plus `Uninstalled`); the
+    /// words are also `deployment status`'s.
+    pub enum UnitState {
+        /// No unit file is loaded under that name.
+        Uninstalled => "uninstalled",
+        /// Running.
+        Active => "active",
+        /// Stopped.
+        Inactive => "inactive",
+        /// Stopped after a failure (exit code, signal, watchdog, start limit).
+        Failed => "failed",
+        /// Starting.
+        Activating => "activating",
+        /// Stopping.
+        Deactivating => "deactivating",
+        /// Reloading its configuration.
+        Reloading => "reloading",
+        /// Any other answer (newer systemd states such as `maintenance`).
+        Unknown => "unknown",
+    }
 }
 
 impl UnitState {
     /// Parses `is-active`/`ActiveState` text; unrecognised text is `Unknown`.
+    /// (`uninstalled` is ours, not systemctl's: it comes from the load state.)
     pub fn parse(text: &str) -> UnitState {
-        match text.trim() {
-            "active" => UnitState::Active,
-            "inactive" => UnitState::Inactive,
-            "failed" => UnitState::Failed,
-            "activating" => UnitState::Activating,
-            "deactivating" => UnitState::Deactivating,
-            "reloading" => UnitState::Reloading,
-            _ => UnitState::Unknown,
-        }
-    }
-
-    /// The word shown in `deployment status`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnitState::Uninstalled => "uninstalled",
-            UnitState::Active => "active",
-            UnitState::Inactive => "inactive",
-            UnitState::Failed => "failed",
-            UnitState::Activating => "activating",
-            UnitState::Deactivating => "deactivating",
-            UnitState::Reloading => "reloading",
-            UnitState::Unknown => "unknown",
-        }
-    }
-}
-
-impl std::fmt::Display for UnitState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        let text = text.trim();
+        UnitState::ALL
+            .iter()
+            .copied()
+            .filter(|s| *s != UnitState::Uninstalled)
+            .find(|s| s.as_str() == text)
+            .unwrap_or(UnitState::Unknown)
     }
 }
 
@@ -461,6 +441,7 @@ mod tests {
             assert_eq!(UnitState::parse(s.as_str()), s);
         }
         assert_eq!(UnitState::parse("maintenance\n"), UnitState::Unknown);
+        assert_eq!(UnitState::parse("uninstalled"), UnitState::Unknown);
         assert_eq!(
             UnitFileState::parse("enabled-runtime"),
             UnitFileState::Enabled
