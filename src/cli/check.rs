@@ -144,8 +144,8 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
 /// `acoupi audit`'s findings, one line per kind with the first path and the fix. A row
 /// whose file is gone is an error (a recording is lost and nobody has said so yet);
 /// the rest are warnings: the recorder registers files without a row when it starts, and
-/// a damaged file does not stop a deployment. The integrity check is left out: opening
-/// metadata.db above has just run it.
+/// a damaged file does not stop a deployment. The integrity check is left out: the
+/// recorder's last one is reported with metadata.db's findings.
 fn audit_findings(layout: &Layout, config: &Config) -> Vec<Finding> {
     use crate::store::audit::FindingKind;
     let mut opts = super::audit::options(layout, config);
@@ -208,11 +208,19 @@ fn metadata_findings(db: &std::path::Path) -> Vec<Finding> {
         return Vec::new();
     }
     // Read only, at a cost independent of its size: it opens, is ours and answers. The
-    // integrity check over every page belongs to the recorder's start-up and `acoupi
-    // audit`.
+    // integrity check over every page belongs to the recorder (start-up and daily) and
+    // `acoupi audit`; its last result is reported here.
     match crate::store::metadata::MetadataStore::open_for_reading(db)
-        .and_then(|store| store.active_deployment())
+        .and_then(|store| store.active_deployment().and(store.last_integrity()))
     {
+        Ok(Some(last)) if !last.ok() => {
+            let status = super::status::IntegrityStatus::from(last);
+            vec![Finding::error(format!(
+                "{}; {}",
+                super::status::integrity_failure(&status),
+                crate::store::audit::FindingKind::DamagedDatabase.fix()
+            ))]
+        }
         Ok(_) => Vec::new(),
         Err(e) => vec![Finding::error(super::chain(&e))],
     }
