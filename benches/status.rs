@@ -9,7 +9,9 @@
 //! lists the database sizes, `STATUS_BENCH_RUNS` (default 20) the runs per command. The
 //! recorder is the real `acoupi run`, capturing from a FIFO fed in real time as in
 //! `tests/daemon_run.rs`; `systemctl` is the fake from `tests/support`, a shell script,
-//! a separate process like the real one.
+//! a separate process like the real one. Its cost is measured in the same run (the two
+//! `show` calls status makes, timed alone) and shown subtracted from status's figures,
+//! labelled: the real systemctl costs a few milliseconds, the shell script about 26.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -56,6 +58,35 @@ fn populate(db: &Path, rows: u64) -> u64 {
     conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);")
         .expect("commit");
     std::fs::metadata(db).expect("metadata.db").len()
+}
+
+/// Times `runs` runs of what status asks the fake systemctl: one `show` per unit.
+fn time_systemctl(install: &Install, runs: usize) -> Vec<Duration> {
+    let fake = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake-systemctl");
+    let props = "--property=LoadState,ActiveState,SubState,Result,NRestarts,MainPID,ExecMainStatus";
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        for unit in ["acoupi.service", "acoupi-beat.service"] {
+            let out = std::process::Command::new(fake)
+                .args(["--user", "show", props, unit])
+                .env("FAKE_SYSTEMCTL_STATE", &install.state)
+                .env("FAKE_SYSTEMCTL_LOG", &install.log)
+                .env("FAKE_SYSTEMCTL_UNIT_PATH", install.unit_dir())
+                .output()
+                .expect("running the fake systemctl");
+            assert!(out.status.success(), "fake systemctl: {out:?}");
+        }
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times
+}
+
+/// Each of `times` less the median of `cost`, for a figure without the systemctl double.
+fn less(times: &[Duration], cost: &[Duration]) -> Vec<Duration> {
+    let median = percentile(cost, 0.5);
+    times.iter().map(|t| t.saturating_sub(median)).collect()
 }
 
 /// Times `runs` runs of `acoupi ARGS`; `ok` judges each run's output.
@@ -109,24 +140,40 @@ fn main() {
         let t0 = Instant::now();
         let daemon = install.spawn_daemon("run", &notify);
         if notify
-            .wait_for(t0, Duration::from_secs(120), |l| l == "READY=1")
+            .wait_for(t0, Duration::from_secs(300), |l| l == "READY=1")
             .is_none()
         {
             eprintln!("the recorder did not start; log:\n{}", daemon.log_text());
             std::process::exit(1);
         }
+        // The start-up integrity_check reads every page: what a restart costs in audio.
+        let ready = t0.elapsed();
         // Let it record a little so the answers have something to say.
         feeder.wait_written(2 * support::RATE, Duration::from_secs(5));
         println!(
-            "metadata.db with {rows} recordings: {:.1} MB (filled in {:.1} s), recorder up",
+            "metadata.db with {rows} recordings: {:.1} MB (filled in {:.1} s), recorder up (ready {:.1} s after its start)",
             size as f64 / 1e6,
-            filled.as_secs_f64()
+            filled.as_secs_f64(),
+            ready.as_secs_f64()
         );
         let status = time(&install, &["deployment", "status", "--json"], runs, |o| {
             serde_json::from_str::<serde_json::Value>(&o.stdout)
                 .is_ok_and(|v| v["workers"]["status"] == "available")
         });
         println!("  {}", line("deployment status --json", &status, 20));
+        let systemctl = time_systemctl(&install, runs);
+        println!(
+            "  {}",
+            line("  of which the fake systemctl (2 × show)", &systemctl, 20)
+        );
+        println!(
+            "  {}",
+            line(
+                "deployment status --json less the fake systemctl's median",
+                &less(&status, &systemctl),
+                20
+            )
+        );
         // `check` may find something to say about the test machine (exit 1); what
         // matters is that it ran to the end (exit 0 or 1, never 2).
         let check = time(&install, &["check"], runs, |o| {
