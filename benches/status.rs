@@ -10,8 +10,9 @@
 //! recorder is the real `acoupi run`, capturing from a FIFO fed in real time as in
 //! `tests/daemon_run.rs`; `systemctl` is the fake from `tests/support`, a shell script,
 //! a separate process like the real one. Its cost is measured in the same run (the two
-//! `show` calls status makes, timed alone) and shown subtracted from status's figures,
-//! labelled: the real systemctl costs a few milliseconds, the shell script about 26.
+//! `show` calls status makes, timed alone), and status is timed again with
+//! `ACOUPI_SYSTEMCTL` naming no program (services `unknown`): the command without the
+//! double, whose shell script costs 26 ms or more where the real systemctl costs a few.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -83,12 +84,6 @@ fn time_systemctl(install: &Install, runs: usize) -> Vec<Duration> {
     times
 }
 
-/// Each of `times` less the median of `cost`, for a figure without the systemctl double.
-fn less(times: &[Duration], cost: &[Duration]) -> Vec<Duration> {
-    let median = percentile(cost, 0.5);
-    times.iter().map(|t| t.saturating_sub(median)).collect()
-}
-
 /// Times `runs` runs of `acoupi ARGS`; `ok` judges each run's output.
 fn time(
     install: &Install,
@@ -96,10 +91,21 @@ fn time(
     runs: usize,
     ok: impl Fn(&support::Outcome) -> bool,
 ) -> Vec<Duration> {
+    time_with(install, args, &[], runs, ok)
+}
+
+/// [`time`] with extra environment variables.
+fn time_with(
+    install: &Install,
+    args: &[&str],
+    env: &[(&str, &str)],
+    runs: usize,
+    ok: impl Fn(&support::Outcome) -> bool,
+) -> Vec<Duration> {
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
-        let out = install.run(args);
+        let out = install.run_with(args, env);
         times.push(t.elapsed());
         if !ok(&out) {
             eprintln!("acoupi {args:?} gave an unexpected answer: {out:#?}");
@@ -166,11 +172,22 @@ fn main() {
             "  {}",
             line("  of which the fake systemctl (2 × show)", &systemctl, 20)
         );
+        let alone = time_with(
+            &install,
+            &["deployment", "status", "--json"],
+            &[("ACOUPI_SYSTEMCTL", "/nonexistent/systemctl")],
+            runs,
+            |o| {
+                serde_json::from_str::<serde_json::Value>(&o.stdout).is_ok_and(|v| {
+                    v["workers"]["status"] == "available" && v["services"]["acoupi"] == "unknown"
+                })
+            },
+        );
         println!(
             "  {}",
             line(
-                "deployment status --json less the fake systemctl's median",
-                &less(&status, &systemctl),
+                "deployment status --json without systemctl (no such program)",
+                &alone,
                 20
             )
         );

@@ -315,3 +315,27 @@ fn the_background_check_stores_ok_or_the_damage_it_found() {
         .unwrap();
     assert_eq!(stored, record);
 }
+
+/// Where `check`'s audit of the newest recordings begins: the `n`th newest start, of any
+/// deployment and any spelling upstream wrote.
+#[test]
+fn the_start_of_the_newest_recordings() {
+    let (dir, mut store, deployment) = fresh();
+    assert_eq!(store.start_of_newest(3).unwrap(), None);
+    let base = at("2026-11-26T02:10:00Z");
+    for i in 0..5 {
+        let t = base + SignedDuration::from_secs(60 * i);
+        let new = new_recording(deployment.id, t, dir.path().join(format!("{i}.wav")));
+        store.insert_recording(&new).unwrap();
+    }
+    assert_eq!(
+        store.start_of_newest(1).unwrap(),
+        Some(at("2026-11-26T02:14:00Z"))
+    );
+    assert_eq!(
+        store.start_of_newest(3).unwrap(),
+        Some(at("2026-11-26T02:12:00Z"))
+    );
+    assert_eq!(store.start_of_newest(5).unwrap(), Some(base));
+    assert_eq!(store.start_of_newest(6).unwrap(), None);
+}

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
 use super::{collect, path_text, sqlite_err, ts, MetadataStore};
-use crate::store::db::to_micros;
+use crate::store::db::{parse_timestamp, to_micros};
 use crate::store::metadata_rows::{RawRecording, RECORDING_COLUMNS};
 use crate::store::metadata_types::{invalid, validate, NewRecording, Recording, RecordingState};
 use crate::store::StoreError;
@@ -245,6 +245,31 @@ impl MetadataStore {
             .map_err(self.err("counting recordings in"))?;
         // COUNT(*) is never negative.
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The start of the `n`th most recent recording (of any deployment), `None` when there
+    /// are fewer: where an audit of the newest `n` begins. One walk of `n` entries of the
+    /// `datetime` index, whatever the table's size.
+    pub fn start_of_newest(&self, n: usize) -> Result<Option<Timestamp>, StoreError> {
+        let offset = sql_limit(n.saturating_sub(1));
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT datetime FROM recording ORDER BY datetime DESC LIMIT 1 OFFSET ?1",
+                [offset],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err("reading recordings in"))?;
+        text.map(|t| {
+            parse_timestamp(&t).ok_or_else(|| StoreError::BadValue {
+                path: self.path.clone(),
+                table: "recording",
+                column: "datetime",
+                value: t,
+            })
+        })
+        .transpose()
     }
 
     /// The most recent recording of any deployment.
