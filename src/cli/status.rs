@@ -1,8 +1,9 @@
 //! `acoupi deployment status`: the four sections of the deployment guide (system
 //! services, workers, program, deployment), gathered without touching the microphone:
 //! unit states from systemd, the workers from the recorder's control socket, the program
-//! from the configuration, the deployment from metadata.db (quick check, so it stays fast
-//! on a large database).
+//! from the configuration, the deployment from metadata.db (read-only and without a check
+//! of its own, so it costs the same on a large database: the recording summary, and the
+//! last integrity check the recorder stored).
 
 use std::time::Duration;
 
