@@ -116,8 +116,9 @@ ALTER TABLE recording ADD COLUMN file_missing_since TEXT;
 /// recording count and total duration, kept by triggers on `recording` (so rows written
 /// by upstream acoupi, a repair or a hand are counted too) and filled once here from the
 /// rows already stored. Counting the rows instead is an index scan: 110 ms at 1,000,000
-/// recordings. The triggers never use a conflict clause: an outer `INSERT OR REPLACE`
-/// would impose its own on them. Only `deployment_id` and `duration_s` updates fire the
+/// recordings. Every deployment gets its row when it is inserted, so the recording
+/// triggers only add and subtract; they use no conflict clause (an outer `INSERT OR
+/// REPLACE` would impose its own). Only `deployment_id` and `duration_s` updates fire the
 /// update trigger (moves change `path` and `state`, and stay as cheap as before).
 ///
 /// `acoupi_integrity` holds the last integrity check of the file (one row): the daemon
@@ -131,38 +132,38 @@ CREATE TABLE IF NOT EXISTS acoupi_recording_summary (
 );
 DELETE FROM acoupi_recording_summary;
 INSERT INTO acoupi_recording_summary (deployment_id, recordings, total_duration_s)
-    SELECT deployment_id, COUNT(*), TOTAL(duration_s) FROM recording GROUP BY deployment_id;
-CREATE TRIGGER IF NOT EXISTS acoupi_recording_summary_insert AFTER INSERT ON recording
+    SELECT d.id, COUNT(r.deployment_id), TOTAL(r.duration_s)
+    FROM (SELECT id FROM deployment UNION SELECT DISTINCT deployment_id FROM recording) d
+    LEFT JOIN recording r ON r.deployment_id = d.id
+    GROUP BY d.id;
+CREATE TRIGGER IF NOT EXISTS acoupi_recording_summary_deployment AFTER INSERT ON deployment
 BEGIN
     INSERT INTO acoupi_recording_summary (deployment_id, recordings, total_duration_s)
-        SELECT NEW.deployment_id, 0, 0.0 WHERE NOT EXISTS (
-            SELECT 1 FROM acoupi_recording_summary WHERE deployment_id = NEW.deployment_id);
-    UPDATE acoupi_recording_summary
-        SET recordings = recordings + 1,
-            total_duration_s = total_duration_s + COALESCE(NEW.duration_s, 0.0)
+        SELECT NEW.id, 0, 0.0 WHERE NOT EXISTS (
+            SELECT 1 FROM acoupi_recording_summary WHERE deployment_id = NEW.id);
+END;
+CREATE TRIGGER IF NOT EXISTS acoupi_recording_summary_insert AFTER INSERT ON recording
+BEGIN
+    UPDATE acoupi_recording_summary SET recordings = recordings + 1,
+        total_duration_s = total_duration_s + COALESCE(NEW.duration_s, 0.0)
         WHERE deployment_id = NEW.deployment_id;
 END;
 CREATE TRIGGER IF NOT EXISTS acoupi_recording_summary_delete AFTER DELETE ON recording
 BEGIN
-    UPDATE acoupi_recording_summary
-        SET recordings = recordings - 1,
-            total_duration_s = total_duration_s - COALESCE(OLD.duration_s, 0.0)
+    UPDATE acoupi_recording_summary SET recordings = recordings - 1,
+        total_duration_s = total_duration_s - COALESCE(OLD.duration_s, 0.0)
         WHERE deployment_id = OLD.deployment_id;
 END;
 CREATE TRIGGER IF NOT EXISTS acoupi_recording_summary_update
     AFTER UPDATE OF deployment_id, duration_s ON recording
 BEGIN
-    UPDATE acoupi_recording_summary
-        SET recordings = recordings - 1,
-            total_duration_s = total_duration_s - COALESCE(OLD.duration_s, 0.0)
-        WHERE deployment_id = OLD.deployment_id;
-    INSERT INTO acoupi_recording_summary (deployment_id, recordings, total_duration_s)
-        SELECT NEW.deployment_id, 0, 0.0 WHERE NOT EXISTS (
-            SELECT 1 FROM acoupi_recording_summary WHERE deployment_id = NEW.deployment_id);
-    UPDATE acoupi_recording_summary
-        SET recordings = recordings + 1,
-            total_duration_s = total_duration_s + COALESCE(NEW.duration_s, 0.0)
-        WHERE deployment_id = NEW.deployment_id;
+    UPDATE acoupi_recording_summary SET
+        recordings = recordings
+            + (deployment_id = NEW.deployment_id) - (deployment_id = OLD.deployment_id),
+        total_duration_s = total_duration_s
+            + CASE WHEN deployment_id = NEW.deployment_id THEN COALESCE(NEW.duration_s, 0.0) ELSE 0.0 END
+            - CASE WHEN deployment_id = OLD.deployment_id THEN COALESCE(OLD.duration_s, 0.0) ELSE 0.0 END
+        WHERE deployment_id IN (OLD.deployment_id, NEW.deployment_id);
 END;
 CREATE TABLE IF NOT EXISTS acoupi_integrity (
     id INTEGER PRIMARY KEY CHECK (id = 1),

@@ -42,6 +42,28 @@ fn assert_summary_counts(path: &std::path::Path, deployment: Uuid, expected: u64
     );
 }
 
+/// Stores `n` recordings through the store, `step_s` apart from 2026-11-26 02:10 UTC;
+/// returns their ids.
+fn record_every(
+    store: &mut MetadataStore,
+    dir: &std::path::Path,
+    deployment: Uuid,
+    n: i64,
+    step_s: i64,
+) -> Vec<Uuid> {
+    let base = at("2026-11-26T02:10:00Z");
+    (0..n)
+        .map(|i| {
+            let t = base + SignedDuration::from_secs(step_s * i);
+            let new = new_recording(deployment, t, dir.join(format!("{i}.wav")));
+            store.insert_recording(&new).unwrap();
+            // Idempotent by id: a replay adds nothing.
+            store.insert_recording(&new).unwrap();
+            new.id
+        })
+        .collect()
+}
+
 /// Writes `rows` recordings of 10 s to `deployment` as upstream acoupi does (its columns
 /// only), in one statement.
 fn upstream_rows(conn: &Connection, deployment: Uuid, rows: i64, first_second: i64) {
@@ -110,16 +132,12 @@ fn migration_fills_the_summary_of_a_populated_database_once() {
 fn a_file_before_the_summary_is_counted_read_only_then_migrated() {
     let (dir, mut store, deployment) = fresh();
     let path = store.path().to_path_buf();
-    let base = at("2026-11-26T02:10:00Z");
-    for i in 0..5 {
-        let t = base + SignedDuration::from_secs(60 * i);
-        let new = new_recording(deployment.id, t, dir.path().join(format!("{i}.wav")));
-        store.insert_recording(&new).unwrap();
-    }
+    record_every(&mut store, dir.path(), deployment.id, 5, 60);
     drop(store);
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TRIGGER acoupi_recording_summary_insert;
+        "DROP TRIGGER acoupi_recording_summary_deployment;
+         DROP TRIGGER acoupi_recording_summary_insert;
          DROP TRIGGER acoupi_recording_summary_delete;
          DROP TRIGGER acoupi_recording_summary_update;
          DROP TABLE acoupi_recording_summary;
@@ -154,15 +172,7 @@ fn summary_follows_inserts_deletes_updates_and_upstream_writes() {
     let path = store.path().to_path_buf();
     assert_eq!(summarised(&path, deployment.id), (0, 0.0));
     let base = at("2026-11-26T02:10:00Z");
-    let mut ids = Vec::new();
-    for i in 0..6 {
-        let t = base + SignedDuration::from_secs(60 * i);
-        let new = new_recording(deployment.id, t, dir.path().join(format!("{i}.wav")));
-        store.insert_recording(&new).unwrap();
-        // Idempotent by id: a replay adds nothing.
-        store.insert_recording(&new).unwrap();
-        ids.push(new.id);
-    }
+    let ids = record_every(&mut store, dir.path(), deployment.id, 6, 60);
     assert_summary_counts(&path, deployment.id, 6);
     // Moves change path and state only.
     store
@@ -223,6 +233,25 @@ fn recount_repairs_what_a_foreign_insert_or_replace_skews() {
     assert!(store.recount_summary().unwrap());
     assert_summary_counts(&path, deployment.id, 1);
     assert!(!store.recount_summary().unwrap());
+    // The recount keeps a row for a deployment without recordings, which the next
+    // recording then counts on.
+    store
+        .end_active_deployment(at("2026-11-26T03:00:00Z"))
+        .unwrap();
+    let empty = store
+        .start_deployment("empty", None, None, at("2026-11-27T00:00:00Z"))
+        .unwrap();
+    conn.execute("DELETE FROM acoupi_recording_summary", [])
+        .unwrap();
+    assert!(store.recount_summary().unwrap());
+    assert_eq!(summarised(&path, empty.id), (0, 0.0));
+    let new = new_recording(
+        empty.id,
+        at("2026-11-27T01:00:00Z"),
+        dir.path().join("b.wav"),
+    );
+    store.insert_recording(&new).unwrap();
+    assert_summary_counts(&path, empty.id, 1);
 }
 
 #[test]
@@ -261,17 +290,12 @@ fn integrity_results_are_stored_and_read_back_read_only() {
 }
 
 /// The background pass on a sound file stores `ok`; on a file with a damaged index it
-/// stores SQLite's report instead of failing, without the write lock while it reads.
+/// stores SQLite's report instead of failing.
 #[test]
 fn the_background_check_stores_ok_or_the_damage_it_found() {
     let (dir, mut store, deployment) = fresh();
     let path = store.path().to_path_buf();
-    let base = at("2026-11-26T02:10:00Z");
-    for i in 0..3000 {
-        let t = base + SignedDuration::from_secs(10 * i);
-        let new = new_recording(deployment.id, t, dir.path().join(format!("{i}.wav")));
-        store.insert_recording(&new).unwrap();
-    }
+    record_every(&mut store, dir.path(), deployment.id, 3000, 10);
     store.checkpoint().unwrap();
     let (_, record) = MetadataStore::check_integrity(&path, Check::Quick).unwrap();
     assert!(record.ok(), "{record:?}");
@@ -322,12 +346,7 @@ fn the_background_check_stores_ok_or_the_damage_it_found() {
 fn the_start_of_the_newest_recordings() {
     let (dir, mut store, deployment) = fresh();
     assert_eq!(store.start_of_newest(3).unwrap(), None);
-    let base = at("2026-11-26T02:10:00Z");
-    for i in 0..5 {
-        let t = base + SignedDuration::from_secs(60 * i);
-        let new = new_recording(deployment.id, t, dir.path().join(format!("{i}.wav")));
-        store.insert_recording(&new).unwrap();
-    }
+    record_every(&mut store, dir.path(), deployment.id, 5, 60);
     assert_eq!(
         store.start_of_newest(1).unwrap(),
         Some(at("2026-11-26T02:14:00Z"))
@@ -336,6 +355,9 @@ fn the_start_of_the_newest_recordings() {
         store.start_of_newest(3).unwrap(),
         Some(at("2026-11-26T02:12:00Z"))
     );
-    assert_eq!(store.start_of_newest(5).unwrap(), Some(base));
+    assert_eq!(
+        store.start_of_newest(5).unwrap(),
+        Some(at("2026-11-26T02:10:00Z"))
+    );
     assert_eq!(store.start_of_newest(6).unwrap(), None);
 }
