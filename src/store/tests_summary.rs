@@ -254,17 +254,22 @@ fn recount_repairs_what_a_foreign_insert_or_replace_skews() {
     assert_summary_counts(&path, empty.id, 1);
 }
 
+/// The integrity record as status reads it, on a read-only connection.
+fn stored_integrity(path: &std::path::Path) -> IntegrityRecord {
+    MetadataStore::open_for_reading(path)
+        .unwrap()
+        .last_integrity()
+        .unwrap()
+        .expect("an integrity record")
+}
+
 #[test]
 fn integrity_results_are_stored_and_read_back_read_only() {
     let (_dir, mut store, _) = fresh();
     let path = store.path().to_path_buf();
     let when = at("2026-12-01T03:00:00.123456789Z");
     store.record_integrity(Check::Full, None, when).unwrap();
-    let read = MetadataStore::open_for_reading(&path)
-        .unwrap()
-        .last_integrity()
-        .unwrap()
-        .unwrap();
+    let read = stored_integrity(&path);
     assert_eq!(read.check, "integrity_check");
     assert_eq!(read.checked_on, at("2026-12-01T03:00:00.123456Z"));
     assert!(read.ok());
@@ -276,11 +281,7 @@ fn integrity_results_are_stored_and_read_back_read_only() {
             when,
         )
         .unwrap();
-    let read = MetadataStore::open_for_reading(&path)
-        .unwrap()
-        .last_integrity()
-        .unwrap()
-        .unwrap();
+    let read = stored_integrity(&path);
     assert_eq!(read.check, "quick_check");
     assert!(!read.ok());
     assert_eq!(
@@ -332,11 +333,7 @@ fn the_background_check_stores_ok_or_the_damage_it_found() {
 
     let (_, record) = MetadataStore::check_integrity(&path, Check::Quick).unwrap();
     assert!(!record.ok(), "{record:?}");
-    let stored = MetadataStore::open_for_reading(&path)
-        .unwrap()
-        .last_integrity()
-        .unwrap()
-        .unwrap();
+    let stored = stored_integrity(&path);
     assert_eq!(stored, record);
 }
 
