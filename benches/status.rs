@@ -9,7 +9,10 @@
 //! lists the database sizes, `STATUS_BENCH_RUNS` (default 20) the runs per command. The
 //! recorder is the real `acoupi run`, capturing from a FIFO fed in real time as in
 //! `tests/daemon_run.rs`; `systemctl` is the fake from `tests/support`, a shell script,
-//! a separate process like the real one.
+//! a separate process like the real one. Its cost is measured in the same run (the two
+//! `show` calls status makes, timed alone), and status is timed again with
+//! `ACOUPI_SYSTEMCTL` naming no program (services `unknown`): the command without the
+//! double, whose shell script costs 26 ms or more where the real systemctl costs a few.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -58,6 +61,29 @@ fn populate(db: &Path, rows: u64) -> u64 {
     std::fs::metadata(db).expect("metadata.db").len()
 }
 
+/// Times `runs` runs of what status asks the fake systemctl: one `show` per unit.
+fn time_systemctl(install: &Install, runs: usize) -> Vec<Duration> {
+    let fake = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake-systemctl");
+    let props = "--property=LoadState,ActiveState,SubState,Result,NRestarts,MainPID,ExecMainStatus";
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        for unit in ["acoupi.service", "acoupi-beat.service"] {
+            let out = std::process::Command::new(fake)
+                .args(["--user", "show", props, unit])
+                .env("FAKE_SYSTEMCTL_STATE", &install.state)
+                .env("FAKE_SYSTEMCTL_LOG", &install.log)
+                .env("FAKE_SYSTEMCTL_UNIT_PATH", install.unit_dir())
+                .output()
+                .expect("running the fake systemctl");
+            assert!(out.status.success(), "fake systemctl: {out:?}");
+        }
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times
+}
+
 /// Times `runs` runs of `acoupi ARGS`; `ok` judges each run's output.
 fn time(
     install: &Install,
@@ -65,10 +91,21 @@ fn time(
     runs: usize,
     ok: impl Fn(&support::Outcome) -> bool,
 ) -> Vec<Duration> {
+    time_with(install, args, &[], runs, ok)
+}
+
+/// [`time`] with extra environment variables.
+fn time_with(
+    install: &Install,
+    args: &[&str],
+    env: &[(&str, &str)],
+    runs: usize,
+    ok: impl Fn(&support::Outcome) -> bool,
+) -> Vec<Duration> {
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t = Instant::now();
-        let out = install.run(args);
+        let out = install.run_with(args, env);
         times.push(t.elapsed());
         if !ok(&out) {
             eprintln!("acoupi {args:?} gave an unexpected answer: {out:#?}");
@@ -109,24 +146,51 @@ fn main() {
         let t0 = Instant::now();
         let daemon = install.spawn_daemon("run", &notify);
         if notify
-            .wait_for(t0, Duration::from_secs(120), |l| l == "READY=1")
+            .wait_for(t0, Duration::from_secs(300), |l| l == "READY=1")
             .is_none()
         {
             eprintln!("the recorder did not start; log:\n{}", daemon.log_text());
             std::process::exit(1);
         }
+        // The start-up integrity_check reads every page: what a restart costs in audio.
+        let ready = t0.elapsed();
         // Let it record a little so the answers have something to say.
         feeder.wait_written(2 * support::RATE, Duration::from_secs(5));
         println!(
-            "metadata.db with {rows} recordings: {:.1} MB (filled in {:.1} s), recorder up",
+            "metadata.db with {rows} recordings: {:.1} MB (filled in {:.1} s), recorder up (ready {:.1} s after its start)",
             size as f64 / 1e6,
-            filled.as_secs_f64()
+            filled.as_secs_f64(),
+            ready.as_secs_f64()
         );
         let status = time(&install, &["deployment", "status", "--json"], runs, |o| {
             serde_json::from_str::<serde_json::Value>(&o.stdout)
                 .is_ok_and(|v| v["workers"]["status"] == "available")
         });
         println!("  {}", line("deployment status --json", &status, 20));
+        let systemctl = time_systemctl(&install, runs);
+        println!(
+            "  {}",
+            line("  of which the fake systemctl (2 × show)", &systemctl, 20)
+        );
+        let alone = time_with(
+            &install,
+            &["deployment", "status", "--json"],
+            &[("ACOUPI_SYSTEMCTL", "/nonexistent/systemctl")],
+            runs,
+            |o| {
+                serde_json::from_str::<serde_json::Value>(&o.stdout).is_ok_and(|v| {
+                    v["workers"]["status"] == "available" && v["services"]["acoupi"] == "unknown"
+                })
+            },
+        );
+        println!(
+            "  {}",
+            line(
+                "deployment status --json without systemctl (no such program)",
+                &alone,
+                20
+            )
+        );
         // `check` may find something to say about the test machine (exit 1); what
         // matters is that it ran to the end (exit 0 or 1, never 2).
         let check = time(&install, &["check"], runs, |o| {

@@ -722,3 +722,67 @@ fn run_without_a_deployment_refuses_to_start_and_says_what_to_do() {
         "READY without a deployment"
     );
 }
+
+/// The recorder stores its start-up integrity check; `deployment status` and `check`
+/// report the last one stored (text and JSON), and a failed one is an error in both.
+#[test]
+fn status_and_check_report_the_recorders_last_integrity_check() {
+    let before = jiff::Timestamp::now();
+    let mut r = start_recorder("integrity");
+    let json: serde_json::Value =
+        serde_json::from_str(&r.install.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    let integrity = &json["deployment"]["integrity"];
+    assert_eq!(integrity["status"], "ok", "{json:#}");
+    assert_eq!(integrity["check"], "integrity_check", "{json:#}");
+    let checked_on: jiff::Timestamp = integrity["checked_on"].as_str().unwrap().parse().unwrap();
+    assert!(
+        checked_on >= before,
+        "{checked_on} before the start at {before}"
+    );
+    assert_eq!(json["program"]["status"], "ok", "{json:#}");
+    let text = r.install.ok(&["deployment", "status"]).stdout;
+    assert!(
+        text.contains("database check : ok (integrity_check at "),
+        "{text}"
+    );
+
+    // What the daily quick_check stores when SQLite reports damage.
+    let report = "*** in database main ***\nPage 42: btreeInitPage() returns error code 11";
+    rusqlite::Connection::open(r.install.db())
+        .unwrap()
+        .execute(
+            "UPDATE acoupi_integrity SET kind = 'quick_check', problems = ?1",
+            [report],
+        )
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&r.install.ok(&["deployment", "status", "--json"]).stdout).unwrap();
+    assert_eq!(
+        json["deployment"]["integrity"]["status"], "failed",
+        "{json:#}"
+    );
+    assert_eq!(json["program"]["status"], "unhealthy", "{json:#}");
+    let problem = json["program"]["problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with("metadata.db failed SQLite's quick_check at ")
+            && problem.contains("Page 42"),
+        "{problem}"
+    );
+    let text = r.install.ok(&["deployment", "status"]).stdout;
+    assert!(text.contains("database check : "), "{text}");
+    assert!(
+        text.contains("FAILED: metadata.db failed SQLite's quick_check"),
+        "{text}"
+    );
+    let check = r.install.run(&["check"]);
+    assert_eq!(check.code, Some(1), "{check:#?}");
+    assert!(
+        check
+            .stderr
+            .contains("metadata.db failed SQLite's quick_check at ")
+            && check.stderr.contains("move the file aside"),
+        "{}",
+        check.stderr
+    );
+    stop(&mut r);
+}

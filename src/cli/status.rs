@@ -1,8 +1,9 @@
 //! `acoupi deployment status`: the four sections of the deployment guide (system
 //! services, workers, program, deployment), gathered without touching the microphone:
 //! unit states from systemd, the workers from the recorder's control socket, the program
-//! from the configuration, the deployment from metadata.db (quick check, so it stays fast
-//! on a large database).
+//! from the configuration, the deployment from metadata.db (read-only and without a check
+//! of its own, so it costs the same on a large database: the recording summary, and the
+//! last integrity check the recorder stored).
 
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use super::{broken, check, style};
 use crate::config::schema::Program;
 use crate::daemon::control::{self, WorkerHealth};
 use crate::schedule::{parse_time_zone, Location, Schedule};
-use crate::store::metadata::{Deployment, MetadataStore};
+use crate::store::audit::FindingKind;
+use crate::store::metadata::{Deployment, IntegrityRecord, MetadataStore};
 use crate::store::outbox::Outbox;
 use crate::store::StoreError;
 use crate::system::layout::{Layout, StoragePaths};
@@ -92,6 +94,16 @@ word_enum! {
         Ok => "ok",
         /// Something stops the program (see `problem`).
         Unhealthy => "unhealthy",
+    }
+}
+
+word_enum! {
+    /// The verdict of the last integrity check of metadata.db.
+    pub enum IntegrityVerdict {
+        /// SQLite found nothing wrong.
+        Ok => "ok",
+        /// SQLite reported damage (see `problems`).
+        Failed => "failed",
     }
 }
 
@@ -194,6 +206,67 @@ pub struct DeploymentStatus {
     pub free_space_bytes: Option<u64>,
     /// Next (or current) recording window, local time.
     pub next_window: Option<String>,
+    /// The last integrity check of metadata.db (the recorder's, at start-up and daily).
+    pub integrity: Option<IntegrityStatus>,
+}
+
+/// The last integrity check of metadata.db, as the recorder stored it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegrityStatus {
+    /// `ok` or `failed`.
+    pub status: IntegrityVerdict,
+    /// `integrity_check` (start-up) or `quick_check` (the daily pass).
+    pub check: String,
+    /// When it ran, RFC 3339 UTC.
+    pub checked_on: String,
+    /// SQLite's report, when it failed.
+    pub problems: Option<String>,
+}
+
+impl From<IntegrityRecord> for IntegrityStatus {
+    fn from(r: IntegrityRecord) -> Self {
+        IntegrityStatus {
+            status: if r.ok() {
+                IntegrityVerdict::Ok
+            } else {
+                IntegrityVerdict::Failed
+            },
+            check: r.check,
+            checked_on: r.checked_on.to_string(),
+            problems: r.problems,
+        }
+    }
+}
+
+/// A failed integrity check makes the program unhealthy: the recorder keeps writing to a
+/// file SQLite calls damaged, and the operator must hear it from status, not the journal.
+fn integrity_problem(program: ProgramStatus, deployment: &DeploymentStatus) -> ProgramStatus {
+    let Some(failed) = deployment
+        .integrity
+        .as_ref()
+        .filter(|i| i.problems.is_some())
+    else {
+        return program;
+    };
+    if program.problem.is_some() {
+        return program;
+    }
+    ProgramStatus {
+        status: ProgramHealth::Unhealthy,
+        problem: Some(integrity_failure(failed)),
+        fix: Some(FindingKind::DamagedDatabase.fix().into()),
+        ..program
+    }
+}
+
+/// `metadata.db failed SQLite's quick_check at …: …`, for status and check.
+pub fn integrity_failure(i: &IntegrityStatus) -> String {
+    format!(
+        "metadata.db failed SQLite's {} at {} (UTC): {}",
+        i.check,
+        i.checked_on,
+        i.problems.as_deref().unwrap_or("")
+    )
 }
 
 /// Gathers the status without touching the microphone: unit states, the control socket,
@@ -280,6 +353,7 @@ pub fn collect_status(layout: &Layout) -> Status {
             }
         }
     };
+    let program = integrity_problem(program, &deployment);
     Status {
         services,
         workers,
@@ -303,15 +377,27 @@ fn deployment_section(
     let section = match MetadataStore::open_for_reading(&paths.db_metadata)
         .and_then(|s| s.active_deployment().map(|d| (s, d)))
     {
-        Ok((store, Some(d))) => Ok(active_status(&store, &d, config, &paths.recordings)),
+        Ok((store, Some(d))) => Ok(with_integrity(
+            &store,
+            active_status(&store, &d, config, &paths.recordings),
+        )),
+        Ok((store, None)) => Ok(with_integrity(&store, inactive())),
         // No storages yet: nothing was ever deployed.
-        Ok((_, None)) | Err(StoreError::ParentMissing { .. }) => Ok(inactive()),
+        Err(StoreError::ParentMissing { .. }) => Ok(inactive()),
         Err(e) => Err(crate::error::chain(&e)),
     };
     // Opened as root, SQLite may have made `-wal`/`-shm` files the services could not
     // write: they go to the service user, as after `check`.
     let _ = storage::hand_over_db_to_service(layout, &paths.db_metadata);
     section
+}
+
+/// The section with the last integrity check the recorder stored, when there is one.
+fn with_integrity(store: &MetadataStore, section: DeploymentStatus) -> DeploymentStatus {
+    DeploymentStatus {
+        integrity: store.last_integrity().ok().flatten().map(Into::into),
+        ..section
+    }
 }
 
 fn inactive() -> DeploymentStatus {
@@ -325,6 +411,7 @@ fn inactive() -> DeploymentStatus {
         last_recording: None,
         free_space_bytes: None,
         next_window: None,
+        integrity: None,
     }
 }
 
@@ -371,6 +458,7 @@ fn active_status(
         last_recording: summary.and_then(|s| s.last).map(|r| r.datetime.to_string()),
         free_space_bytes: disk_space(recordings).ok().map(|d| d.free_bytes),
         next_window,
+        integrity: None,
     }
 }
 
@@ -483,6 +571,13 @@ pub fn render_status(s: &Status) -> String {
             }),
         );
         field(&mut out, "next window", &opt(&d.next_window));
+    }
+    if let Some(i) = &d.integrity {
+        let line = match i.problems {
+            None => format!("ok ({} at {} UTC)", i.check, i.checked_on),
+            Some(_) => style::red(&format!("FAILED: {}", integrity_failure(i))),
+        };
+        field(&mut out, "database check", &line);
     }
     out
 }

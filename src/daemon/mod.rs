@@ -4,6 +4,7 @@
 pub mod beat;
 pub mod control;
 pub mod errors;
+pub mod integrity;
 pub mod messaging;
 mod notify;
 pub mod run;

@@ -58,6 +58,14 @@ impl Check {
             Check::Quick => "PRAGMA quick_check",
         }
     }
+
+    /// SQLite's name for the check, as stored and reported.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Full => "integrity_check",
+            Check::Quick => "quick_check",
+        }
+    }
 }
 
 /// Opens (creating if needed) the SQLite file at `path` with [`Check::Full`]: see

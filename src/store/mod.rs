@@ -37,14 +37,16 @@ mod tests;
 mod tests_invariant;
 #[cfg(test)]
 mod tests_recordings;
+#[cfg(test)]
+mod tests_summary;
 
 use std::path::{Path, PathBuf};
 
 pub use audit::{audit, run_audit, Audit, AuditOptions, AuditReport};
 pub use db::{open_db, open_db_inspected, open_db_with, open_for_reading, Check, Durability};
 pub use metadata::{
-    Deployment, Gap, Heartbeat, MetadataStore, NewRecording, Recording, RecordingState,
-    RecordingSummary,
+    Deployment, Gap, Heartbeat, IntegrityRecord, MetadataStore, NewRecording, Recording,
+    RecordingState, RecordingSummary,
 };
 
 /// Everything that can go wrong in the store. Messages name the database file and, where

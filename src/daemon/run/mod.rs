@@ -153,6 +153,7 @@ impl Daemon {
                 _ => e.into(),
             }
         })?;
+        super::integrity::start(&mut store);
         let deployment = match store.active_deployment()? {
             Some(d) => d,
             None => match &config.deployment {

@@ -239,7 +239,7 @@ fn a_database_from_before_the_missing_mark_is_audited_without_being_migrated() {
     let conn = Connection::open(&db).unwrap();
     conn.execute_batch(
         "ALTER TABLE recording DROP COLUMN file_missing_since;
-         DELETE FROM acoupi_schema_version WHERE version = 3;",
+         DELETE FROM acoupi_schema_version WHERE version >= 3;",
     )
     .unwrap();
     let report = run_audit(&site.opts()).unwrap();
@@ -303,6 +303,16 @@ fn a_bounded_audit_reads_only_recent_rows_and_day_folders() {
     let new_orphan = folder(utc.to_datetime(now).date()).join("new.wav");
     std::fs::copy(&source, &old_orphan).unwrap();
     std::fs::rename(&source, &new_orphan).unwrap();
+    // In today's folder but last written three days ago: it ended, so started, before
+    // the window, and a bounded audit does not look it up.
+    let stale_orphan = folder(utc.to_datetime(now).date()).join("stale.wav");
+    std::fs::copy(&old_orphan, &stale_orphan).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stale_orphan)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(72 * 3600))
+        .unwrap();
 
     let mut opts = site.opts();
     opts.since = Some(now - jiff::SignedDuration::from_hours(48));
@@ -321,6 +331,7 @@ fn a_bounded_audit_reads_only_recent_rows_and_day_folders() {
         (FindingKind::MissingFile, recent_gone),
         (FindingKind::OrphanFile, new_orphan),
         (FindingKind::OrphanFile, old_orphan),
+        (FindingKind::OrphanFile, stale_orphan),
     ];
     want.sort();
     let mut got = kinds(&full);

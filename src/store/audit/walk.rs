@@ -36,7 +36,10 @@ pub fn wav_files(recordings_root: &Path, tmp_dir: &Path) -> Result<Vec<WavFile>,
 
 /// [`wav_files`] limited to the kept recordings' day folders (`YYYY/MM/DD`, UTC, the
 /// management task's layout) from the date of `since` to tomorrow, and the temporary
-/// directory: what a bounded audit needs, listed without walking the whole archive.
+/// directory: what a bounded audit needs, listed without walking the whole archive. A
+/// kept file last modified before `since` ended before it, so it started before it too:
+/// its row is outside the window and the file is left out with it (otherwise each one
+/// would be looked up as a possible orphan). Temporary files are all listed.
 pub fn wav_files_since(
     recordings_root: &Path,
     tmp_dir: &Path,
@@ -55,6 +58,9 @@ pub fn wav_files_since(
             Err(_) => break,
         }
     }
+    let since = SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_micros(u64::try_from(since.as_microsecond()).unwrap_or(0));
+    found.retain(|_, f| f.modified.is_none_or(|m| m >= since));
     collect(tmp_dir, false, true, &mut found)?;
     Ok(found.into_values().collect())
 }
