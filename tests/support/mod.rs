@@ -12,6 +12,7 @@
 // Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
@@ -487,4 +488,28 @@ pub fn part_frames(path: &Path) -> u64 {
     std::fs::metadata(path)
         .map(|m| m.len().saturating_sub(WAV_HEADER) / 2)
         .unwrap_or(0)
+}
+
+/// Runs one test of this test binary again, alone, in a child process with `key=value`
+/// added to its environment, and returns the child's output. For a test that needs a
+/// process of its own: one that crashes on purpose, or one that measures the process
+/// (peak RSS). The test tells child from parent by `key`.
+///
+/// `module` is the test's `module_path!()` (the binary's name first, which libtest's
+/// test names leave out) and `test` its function name.
+pub fn rerun_alone(module: &str, test: &str, key: &str, value: &OsStr) -> Output {
+    let module = module.split_once("::").map_or("", |(_, rest)| rest);
+    let name = format!("{module}::{test}");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+        .env(key, value)
+        .output()
+        .unwrap();
+    // libtest exits 0 when the filter matches nothing: make sure the test ran.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("running 0 tests"),
+        "no test named {name} in this binary:\n{stdout}"
+    );
+    out
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::harness::Case;
+use super::harness::Case;
 use crate::support::Install;
 
 /// What `acoupi config set` says when `retention.min_free_space_mb` asks for more than
@@ -54,7 +54,7 @@ fn min_free_beyond_half_the_disk_is_refused_by_setup() {
     let expected = too_large_min_free(&install.recordings(), u64::MAX);
     assert_eq!(o.code, Some(2), "{o:#?}");
     assert_eq!(
-        crate::harness::first_error_line(&o.stderr),
+        super::harness::first_error_line(&o.stderr),
         Some(expected.as_str()),
         "{o:#?}"
     );
@@ -186,7 +186,7 @@ fn empty_metadata_db_is_initialised_by_the_recorder_with_a_warning() {
         "{o:#?}"
     );
     assert_eq!(
-        crate::harness::first_error_line(&o.stderr),
+        super::harness::first_error_line(&o.stderr),
         Some(
             format!(
                 "error: no active deployment in {}: run `acoupi deployment start`",

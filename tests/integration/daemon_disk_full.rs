@@ -11,7 +11,7 @@
 //! room: what is watched is the write path, the pause and the way back. Retention
 //! freeing space is covered by the management task's own tests.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -4,6 +4,8 @@ use acoupi::store::outbox::{format_timestamp, Order, Outbox, OutboxError, Outcom
 use jiff::{SignedDuration, Timestamp};
 use uuid::Uuid;
 
+use crate::support::rerun_alone;
+
 fn t0() -> Timestamp {
     "2026-06-01T00:00:00Z".parse().unwrap()
 }
@@ -24,16 +26,13 @@ fn enqueued_message_survives_a_crash() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("messages.db");
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "enqueued_message_survives_a_crash",
-            "--nocapture",
-        ])
-        .env(CRASH_ENV, &db)
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child aborts");
+    let child = rerun_alone(
+        module_path!(),
+        "enqueued_message_survives_a_crash",
+        CRASH_ENV,
+        db.as_os_str(),
+    );
+    assert!(!child.status.success(), "the child aborts");
     let outbox = Outbox::open(&db).unwrap();
     let due = outbox.due(10, Order::OldestFirst, t0()).unwrap();
     assert_eq!(due.len(), 1);

@@ -7,7 +7,7 @@
 //! with the FIFO held open is a true capture stall. `WATCHDOG_USEC=3000000` gives pings
 //! every second and a stall threshold of 1.5 s.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! HTTP delivery, retry classification and checks against a real HTTP server on loopback,
 //! plain and HTTPS (certificate signed by a test CA).
 
-mod messaging_support;
+use crate::messaging_support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! MQTT delivery and checks against a real mosquitto on loopback.
 
-mod messaging_support;
+use crate::messaging_support;
 
 use std::collections::HashSet;
 use std::time::Duration;

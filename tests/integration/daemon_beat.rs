@@ -5,7 +5,7 @@
 //! so the test takes two beats, about 11 s: the first with no recorder ("down"), the
 //! second with one recording from the FIFO ("ok").
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -7,9 +7,9 @@
 //! connected program with its MQTT broker down (a loopback port nobody listens on).
 //! Each test measures SIGTERM → exit and prints the figure.
 
-mod connected_support;
-mod messaging_support;
-mod support;
+use crate::connected_support;
+use crate::messaging_support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

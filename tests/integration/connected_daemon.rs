@@ -6,9 +6,9 @@
 //! same port: every message the outbox holds must reach the subscriber, and recording
 //! must go on during the outage.
 
-mod connected_support;
-mod messaging_support;
-mod support;
+use crate::connected_support;
+use crate::messaging_support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;

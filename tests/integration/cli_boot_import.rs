@@ -3,7 +3,7 @@
 //! configuration kept as `.last-good`) and renamed so it is not imported again; an invalid
 //! one is left in place with the reason written beside it, and nothing changes.
 
-mod support;
+use crate::support;
 
 use std::fs;
 

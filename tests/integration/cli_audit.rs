@@ -2,7 +2,7 @@
 //! SQLite files and WAV files the real recorder wrote, then moved, copied or cut by hand
 //! the way a user or a failing card does.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

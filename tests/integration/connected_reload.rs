@@ -9,9 +9,9 @@
 //! must not wait for the old broker. An unchanged section keeps the session; an invalid
 //! one is refused and the running service goes on.
 
-mod connected_support;
-mod messaging_support;
-mod support;
+use crate::connected_support;
+use crate::messaging_support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
