@@ -26,15 +26,9 @@ fn recorded(seconds: u64) -> Install {
         let feeder = Feeder::start(&install.fifo, 0);
         let t0 = Instant::now();
         let mut daemon = install.spawn_daemon("run", &notify);
-        notify
-            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-            .unwrap_or_else(|| panic!("no READY=1; log:\n{}", daemon.log_text()));
+        notify.expect_ready(t0, READY_WITHIN, &daemon);
         assert!(feeder.wait_written(seconds * RATE + RATE / 2, Duration::from_secs(seconds + 5)));
-        daemon.signal(Signal::SIGTERM);
-        let status = daemon
-            .wait_exit(Duration::from_secs(5))
-            .expect("the recorder did not stop");
-        assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log_text());
+        daemon.stop_cleanly(Duration::from_secs(5));
     }
     assert!(wav_files(&install.recordings()).len() >= 2);
     install
@@ -293,9 +287,7 @@ fn audit_while_the_recorder_records_finds_nothing() {
     let feeder = Feeder::start(&install.fifo, 0);
     let t0 = Instant::now();
     let mut daemon = install.spawn_daemon("run", &notify);
-    notify
-        .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-        .unwrap_or_else(|| panic!("no READY=1; log:\n{}", daemon.log_text()));
+    notify.expect_ready(t0, READY_WITHIN, &daemon);
     // Audit continuously until a management pass has moved files into the recordings
     // root (passes run every 10 s), and a few times after: captures in progress, rows
     // being written and files being moved must never show as findings.

@@ -38,9 +38,7 @@ fn start_recorder(name: &str) -> Running {
     let feeder = Feeder::start(&install.fifo, 0);
     let t0 = Instant::now();
     let daemon = install.spawn_daemon("run", &notify);
-    let (ready_at, _) = notify
-        .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-        .unwrap_or_else(|| panic!("no READY=1; log:\n{}", daemon.log_text()));
+    let ready_at = notify.expect_ready(t0, READY_WITHIN, &daemon);
     Running {
         install,
         notify,
@@ -288,13 +286,7 @@ fn sighup_reloads_a_valid_configuration_and_refuses_a_broken_one() {
         .install
         .ok(&["config", "set", "retention.min_free_space_mb", "1"]);
     assert!(out.stdout.contains("reloaded running recorder"), "{out:#?}");
-    assert!(
-        r.notify
-            .wait_for(t, Duration::from_secs(5), |l| l == "READY=1")
-            .is_some(),
-        "no READY=1 after the reload; log:\n{}",
-        r.daemon.log_text()
-    );
+    r.notify.expect_ready(t, Duration::from_secs(5), &r.daemon);
     assert!(
         r.notify.times_of("RELOADING=1").len() == 1,
         "{:?}",
@@ -372,13 +364,7 @@ fn finished_files_without_a_row_are_registered_again_on_restart() {
     let notify = Notify::bind(&r.install.root().join("second"));
     let t0 = Instant::now();
     let mut daemon = r.install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-            .is_some(),
-        "no READY after restart; log:\n{}",
-        daemon.log_text()
-    );
+    notify.expect_ready(t0, READY_WITHIN, &daemon);
     assert_eq!(
         daemon
             .log_text()
@@ -391,13 +377,7 @@ fn finished_files_without_a_row_are_registered_again_on_restart() {
     assert!(files[0].exists(), "the file from tmp/ was kept again");
     assert!(files[1].exists(), "the file in recordings/ stays");
     drop(feeder);
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    daemon.stop_cleanly(Duration::from_secs(5));
     assert_rows_match_files(&r.install);
 }
 
@@ -461,13 +441,7 @@ fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
     let notify = Notify::bind(&r.install.root().join("second"));
     let t0 = Instant::now();
     let mut daemon = r.install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-            .is_some(),
-        "no READY after restart; log:\n{}",
-        daemon.log_text()
-    );
+    notify.expect_ready(t0, READY_WITHIN, &daemon);
     // Repaired before READY and moved by the start-up management pass.
     let stem = part
         .file_name()
@@ -500,13 +474,7 @@ fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
     );
     drop(store);
     assert!(feeder.wait_written(written + RATE, Duration::from_secs(3)));
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    daemon.stop_cleanly(Duration::from_secs(5));
     assert_rows_match_files(&r.install);
     // Before the crash and after the restart, the kept audio is the ramp without a hole.
     assert_files_are_the_ramp(&wav_files(&r.install.recordings()), 0);
@@ -559,13 +527,7 @@ fn issue_11_part_shorter_than_one_period_is_kept_after_kill_9() {
     );
     let log = daemon.log_text();
     assert!(log.contains("recovered an interrupted recording"), "{log}");
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    daemon.stop_cleanly(Duration::from_secs(5));
     assert_rows_match_files(&r.install);
     let stem = parts[0]
         .file_name()
@@ -659,20 +621,8 @@ fn issue_11_nameless_part_is_filed_by_its_last_write_and_an_empty_part_is_remove
     let notify = Notify::bind(install.root());
     let t0 = Instant::now();
     let mut daemon = install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-            .is_some(),
-        "{}",
-        daemon.log_text()
-    );
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    notify.expect_ready(t0, READY_WITHIN, &daemon);
+    daemon.stop_cleanly(Duration::from_secs(5));
     let log = daemon.log_text();
     assert!(!empty.exists() && !nameless.exists(), "{log}");
     assert!(

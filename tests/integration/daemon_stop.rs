@@ -58,13 +58,7 @@ fn issue_11_sigterm_during_a_capture_stall_stops_within_2_s_keeping_every_sample
     let feeder = Feeder::start(&install.fifo, 0);
     let t0 = Instant::now();
     let mut daemon = install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, Duration::from_secs(10), |l| l == "READY=1")
-            .is_some(),
-        "no READY=1; log:\n{}",
-        daemon.log_text()
-    );
+    notify.expect_ready(t0, Duration::from_secs(10), &daemon);
     // 2.5 s of audio, then the source stalls with the FIFO open.
     assert!(feeder.wait_written(2 * RATE + RATE / 2, Duration::from_secs(6)));
     let written = feeder.pause();
@@ -138,13 +132,7 @@ fn issue_11_sigterm_with_the_broker_down_stops_within_2_s_and_leaves_no_wal() {
     let notify = Notify::bind(install.root());
     let t0 = Instant::now();
     let mut daemon = install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, Duration::from_secs(10), |l| l == "READY=1")
-            .is_some(),
-        "no READY=1; log:\n{}",
-        daemon.log_text()
-    );
+    notify.expect_ready(t0, Duration::from_secs(10), &daemon);
     // A summary is queued and its delivery is being tried against the dead port.
     let outbox = messages_db(&install);
     assert!(

@@ -320,6 +320,20 @@ impl Daemon {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Sends SIGTERM, as systemd stops a unit, and asserts the process exits with status
+    /// 0 within `timeout`; panics with the log otherwise.
+    #[track_caller]
+    pub fn stop_cleanly(&mut self, timeout: Duration) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.wait_exit(timeout);
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{status:?} {timeout:?} after SIGTERM; log:\n{}",
+            self.log_text()
+        );
+    }
 }
 
 impl Drop for Daemon {
@@ -400,6 +414,16 @@ impl Notify {
                 return hit;
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits up to `timeout` for a `READY=1` sent at or after `after` (a start or a
+    /// reload) and returns when it came; panics with `daemon`'s log if none did.
+    #[track_caller]
+    pub fn expect_ready(&self, after: Instant, timeout: Duration, daemon: &Daemon) -> Instant {
+        match self.wait_for(after, timeout, |l| l == "READY=1") {
+            Some((at, _)) => at,
+            None => panic!("no READY=1 within {timeout:?}; log:\n{}", daemon.log_text()),
         }
     }
 }

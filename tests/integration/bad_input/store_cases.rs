@@ -240,13 +240,7 @@ fn issue_11_the_recorder_clamps_min_free_and_keeps_every_recording() {
     let _feeder = Feeder::start(&install.fifo, 0);
     let t = Instant::now();
     let mut second = install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t, Duration::from_secs(10), |l| l == "READY=1")
-            .is_some(),
-        "{}",
-        second.log_text()
-    );
+    notify.expect_ready(t, Duration::from_secs(10), &second);
     second.signal(Signal::SIGTERM);
     assert!(second.wait_exit(Duration::from_secs(10)).is_some());
     let log = second.log_text();
