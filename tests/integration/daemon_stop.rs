@@ -15,7 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use acoupi::store::{audit, MetadataStore};
-use connected_support::{messages_db, outbox_messages, set_deployment, setup_connected};
+use connected_support::{messages_db, mqtt_settings, outbox_messages};
+use connected_support::{set_deployment, setup_connected};
 use messaging_support::free_port;
 use nix::sys::signal::Signal;
 use support::feeder::Feeder;
@@ -119,13 +120,10 @@ fn issue_11_sigterm_with_the_broker_down_stops_within_2_s_and_leaves_no_wal() {
     setup_connected(
         &install,
         &[
-            "messaging.mqtt.host=127.0.0.1".into(),
-            format!("messaging.mqtt.port={}", free_port()),
-            "messaging.mqtt.timeout=5".into(),
-            "messaging.message_send_interval=1".into(),
-            "messaging.summary_interval=10".into(),
-            "messaging.heartbeat_interval=10".into(),
-        ],
+            mqtt_settings(free_port(), 5),
+            vec!["messaging.heartbeat_interval=10".into()],
+        ]
+        .concat(),
     );
     set_deployment(&install, "no broker");
     let _feeder = Feeder::start(&install.fifo, 0);

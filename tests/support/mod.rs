@@ -204,7 +204,12 @@ impl Install {
 
     /// `acoupi deployment start` without the health check (the FIFO has no writer yet).
     pub fn deploy(&self, name: &str) {
-        self.ok(&[
+        self.ok(&Install::deploy_args(name));
+    }
+
+    /// The arguments of [`Install::deploy`], for a test that expects them refused.
+    pub fn deploy_args(name: &str) -> [&str; 10] {
+        [
             "deployment",
             "start",
             "--name",
@@ -215,7 +220,7 @@ impl Install {
             "-0.12",
             "--no-check",
             "--no-block",
-        ]);
+        ]
     }
 
     /// The configuration file.

@@ -123,22 +123,7 @@ fn foreign_metadata_db_refuses_deployment_start() {
     let install = Install::new();
     install.setup(&[]);
     let db = plant_foreign_db(&install);
-    Case::new(&install).refused(
-        &[
-            "deployment",
-            "start",
-            "--name",
-            "site",
-            "--latitude",
-            "51.5",
-            "--longitude",
-            "-0.12",
-            "--no-check",
-            "--no-block",
-        ],
-        2,
-        &foreign_db_error(&db),
-    );
+    Case::new(&install).refused(&Install::deploy_args("site"), 2, &foreign_db_error(&db));
 }
 
 /// A zero-length metadata.db is reported by `check` as a warning and left as it is:
