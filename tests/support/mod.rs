@@ -519,6 +519,22 @@ pub fn part_frames(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Runs `cmd` to its end and returns its output; panics with both streams if it could not
+/// start or did not exit 0. For the scripts and tools a test drives (mkfs, debugfs, …).
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs one test of this test binary again, alone, in a child process with `key=value`
 /// added to its environment, and returns the child's output. For a test that needs a
 /// process of its own: one that crashes on purpose, or one that measures the process
