@@ -39,3 +39,41 @@ mod messaging_http;
 mod messaging_mqtt;
 mod messaging_outbox;
 mod messaging_outbox_memory;
+
+/// A file under `tests/integration` or `tests/inprocess` without its `mod` line in the
+/// binary's `main.rs` compiles into nothing, so its tests would silently never run; a new
+/// `tests/*.rs` would be a binary of its own, linking the whole library again.
+#[test]
+fn every_test_file_is_a_module_of_one_of_the_test_binaries() {
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    for binary in ["integration", "inprocess"] {
+        let dir = tests.join(binary);
+        let main = std::fs::read_to_string(dir.join("main.rs")).unwrap();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let module = match name.strip_suffix(".rs") {
+                Some("main") => continue,
+                Some(module) => module,
+                None if path.join("mod.rs").is_file() => name,
+                None => continue,
+            };
+            assert!(
+                main.lines().any(|l| l == format!("mod {module};")),
+                "tests/{binary}/{name} is not declared in tests/{binary}/main.rs"
+            );
+        }
+    }
+    let mut loose: Vec<String> = std::fs::read_dir(&tests)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".rs"))
+        .collect();
+    loose.sort();
+    assert_eq!(
+        loose,
+        ["system_user_units.rs"],
+        "a test file directly under tests/ is a binary of its own: make it a module of \
+         tests/integration (or tests/inprocess, for the cross suite)"
+    );
+}
