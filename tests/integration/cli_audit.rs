@@ -10,26 +10,21 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use rusqlite::Connection;
-use support::feeder::Feeder;
-use support::{part_files, wav_files, Install, Notify, Outcome, RATE};
-
-const READY_WITHIN: Duration = Duration::from_secs(10);
+use support::{part_files, wav_files, Install, Outcome, Running, RATE};
 
 /// A deployed installation whose recorder ran with audio for about `seconds` and
 /// stopped: its kept WAV files (with their rows) are in `recordings/YYYY/MM/DD/`.
 fn recorded(seconds: u64) -> Install {
-    let install = Install::new();
-    install.setup(&[]);
-    install.deploy("audit");
-    {
-        let notify = Notify::bind(install.root());
-        let feeder = Feeder::start(&install.fifo, 0);
-        let t0 = Instant::now();
-        let mut daemon = install.spawn_daemon("run", &notify);
-        notify.expect_ready(t0, READY_WITHIN, &daemon);
-        assert!(feeder.wait_written(seconds * RATE + RATE / 2, Duration::from_secs(seconds + 5)));
-        daemon.stop_cleanly(Duration::from_secs(5));
-    }
+    let Running {
+        install,
+        notify,
+        feeder,
+        mut daemon,
+        ..
+    } = Running::start("audit");
+    assert!(feeder.wait_written(seconds * RATE + RATE / 2, Duration::from_secs(seconds + 5)));
+    daemon.stop_cleanly(Duration::from_secs(5));
+    drop((daemon, feeder, notify));
     assert!(wav_files(&install.recordings()).len() >= 2);
     install
 }
@@ -280,14 +275,13 @@ fn check_shows_a_missing_file_with_the_audit_fix() {
 
 #[test]
 fn audit_while_the_recorder_records_finds_nothing() {
-    let install = Install::new();
-    install.setup(&[]);
-    install.deploy("live");
-    let notify = Notify::bind(install.root());
-    let feeder = Feeder::start(&install.fifo, 0);
-    let t0 = Instant::now();
-    let mut daemon = install.spawn_daemon("run", &notify);
-    notify.expect_ready(t0, READY_WITHIN, &daemon);
+    let Running {
+        install,
+        notify: _notify,
+        feeder,
+        mut daemon,
+        ..
+    } = Running::start("live");
     // Audit continuously until a management pass has moved files into the recordings
     // root (passes run every 10 s), and a few times after: captures in progress, rows
     // being written and files being moved must never show as findings.

@@ -15,38 +15,11 @@ use acoupi::store::{audit, MetadataStore, RecordingState};
 use nix::sys::signal::Signal;
 use support::feeder::Feeder;
 use support::{part_files, part_frames, ramp, wav_files, wav_samples, Install, Notify};
-use support::{wait_until, CHUNK, RATE};
+use support::{wait_until, Running, CHUNK, RATE};
 
 const READY_WITHIN: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(1);
 const STALL_AFTER: Duration = Duration::from_millis(1500);
-
-/// A deployed installation with audio flowing into a running recorder that said READY.
-struct Running {
-    install: Install,
-    notify: Notify,
-    feeder: Feeder,
-    daemon: support::Daemon,
-    ready_at: Instant,
-}
-
-fn start_recorder(name: &str) -> Running {
-    let install = Install::new();
-    install.setup(&[]);
-    install.deploy(name);
-    let notify = Notify::bind(install.root());
-    let feeder = Feeder::start(&install.fifo, 0);
-    let t0 = Instant::now();
-    let daemon = install.spawn_daemon("run", &notify);
-    let ready_at = notify.expect_ready(t0, READY_WITHIN, &daemon);
-    Running {
-        install,
-        notify,
-        feeder,
-        daemon,
-        ready_at,
-    }
-}
 
 /// Every kept file, in order, must be the ramp from sample `first` on, back to back;
 /// returns the number of samples.
@@ -104,7 +77,7 @@ fn stop(r: &mut Running) {
 
 #[test]
 fn watchdog_is_withheld_while_capture_stalls_and_resumes_with_audio() {
-    let mut r = start_recorder("watchdog");
+    let mut r = Running::start("watchdog");
     // Audio flows: pings at the cadence, and STATUS= says it records.
     assert!(
         r.notify
@@ -238,7 +211,7 @@ fn watchdog_is_withheld_while_capture_stalls_and_resumes_with_audio() {
 
 #[test]
 fn sigterm_finishes_the_current_file_and_every_file_has_its_row() {
-    let mut r = start_recorder("sigterm");
+    let mut r = Running::start("sigterm");
     assert!(r.feeder.wait_written(
         r.feeder.written() + 2 * RATE + RATE / 2,
         Duration::from_secs(5)
@@ -280,7 +253,7 @@ fn sigterm_finishes_the_current_file_and_every_file_has_its_row() {
 /// a configuration broken by hand is refused and the recorder goes on with the old one.
 #[test]
 fn sighup_reloads_a_valid_configuration_and_refuses_a_broken_one() {
-    let mut r = start_recorder("reload");
+    let mut r = Running::start("reload");
     let t = Instant::now();
     let out = r
         .install
@@ -332,7 +305,7 @@ fn sighup_reloads_a_valid_configuration_and_refuses_a_broken_one() {
 /// recordings/). A restart registers both again; nothing is deleted behind the user's back.
 #[test]
 fn finished_files_without_a_row_are_registered_again_on_restart() {
-    let mut r = start_recorder("orphans");
+    let mut r = Running::start("orphans");
     assert!(r
         .feeder
         .wait_written(r.feeder.written() + 3 * RATE, Duration::from_secs(6)));
@@ -429,7 +402,7 @@ fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (
 
 #[test]
 fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
-    let mut r = start_recorder("crash");
+    let mut r = Running::start("crash");
     let (written, in_part) = crash_with_part(&mut r, 1, 4000);
     let parts = part_files(&r.install.tmp_audio());
     assert_eq!(parts.len(), 1, "{parts:#?}");
@@ -506,7 +479,7 @@ fn day_folder(install: &Install, t: jiff::Timestamp) -> std::path::PathBuf {
 // audio lost. Every whole frame is kept now, with its GUANO chunk, in its day's folder.
 #[test]
 fn issue_11_part_shorter_than_one_period_is_kept_after_kill_9() {
-    let mut r = start_recorder("short crash");
+    let mut r = Running::start("short crash");
     // Cut the audio at most one chunk into the third file.
     let (written, in_part) = crash_with_part(&mut r, 2, 1);
     let parts = part_files(&r.install.tmp_audio());

@@ -20,7 +20,9 @@ use connected_support::{set_deployment, setup_connected};
 use messaging_support::free_port;
 use nix::sys::signal::Signal;
 use support::feeder::Feeder;
-use support::{part_files, ramp, wait_until, wav_files, wav_samples, Install, Notify, RATE};
+use support::{
+    part_files, ramp, wait_until, wav_files, wav_samples, Install, Notify, Running, RATE,
+};
 
 /// The stop budget the issue sets; the assertions allow a little for a loaded test host.
 const STOP_BUDGET: Duration = Duration::from_secs(2);
@@ -52,14 +54,13 @@ fn samples_on_disk(home: &Path, tmp: &Path) -> u64 {
 // the stop waited on the stalled read until systemd's SIGKILL.
 #[test]
 fn issue_11_sigterm_during_a_capture_stall_stops_within_2_s_keeping_every_sample() {
-    let install = Install::new();
-    install.setup(&[]);
-    install.deploy("stall stop");
-    let notify = Notify::bind(install.root());
-    let feeder = Feeder::start(&install.fifo, 0);
-    let t0 = Instant::now();
-    let mut daemon = install.spawn_daemon("run", &notify);
-    notify.expect_ready(t0, Duration::from_secs(10), &daemon);
+    let Running {
+        install,
+        notify,
+        feeder,
+        mut daemon,
+        ready_at,
+    } = Running::start("stall stop");
     // 2.5 s of audio, then the source stalls with the FIFO open.
     assert!(feeder.wait_written(2 * RATE + RATE / 2, Duration::from_secs(6)));
     let written = feeder.pause();
@@ -73,7 +74,7 @@ fn issue_11_sigterm_during_a_capture_stall_stops_within_2_s_keeping_every_sample
     // The stall is judged (and the read is blocked) before the signal.
     assert!(
         notify
-            .wait_for(t0, Duration::from_secs(5), |l| l
+            .wait_for(ready_at, Duration::from_secs(5), |l| l
                 == "STATUS=capture stalled: no audio from the microphone")
             .is_some(),
         "the stall was never reported; log:\n{}",

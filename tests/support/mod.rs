@@ -292,6 +292,44 @@ impl Install {
 
 static DAEMONS: AtomicU64 = AtomicU64::new(0);
 
+/// A deployed installation with audio flowing into a running recorder that said READY.
+/// Bind every field a test keeps: dropping the feeder ends the audio, dropping the
+/// daemon kills it.
+pub struct Running {
+    /// Set up with the defaults; the deployment is started.
+    pub install: Install,
+    /// The recorder's `NOTIFY_SOCKET`.
+    pub notify: Notify,
+    /// The audio: the counter ramp from sample 0, at real-time pace.
+    pub feeder: feeder::Feeder,
+    /// `acoupi run`.
+    pub daemon: Daemon,
+    /// When `READY=1` came.
+    pub ready_at: Instant,
+}
+
+impl Running {
+    /// Sets up a new installation, starts deployment `name`, then `acoupi run` on the
+    /// ramp, and waits up to 10 s for `READY=1`.
+    pub fn start(name: &str) -> Running {
+        let install = Install::new();
+        install.setup(&[]);
+        install.deploy(name);
+        let notify = Notify::bind(install.root());
+        let feeder = feeder::Feeder::start(&install.fifo, 0);
+        let t0 = Instant::now();
+        let daemon = install.spawn_daemon("run", &notify);
+        let ready_at = notify.expect_ready(t0, Duration::from_secs(10), &daemon);
+        Running {
+            install,
+            notify,
+            feeder,
+            daemon,
+            ready_at,
+        }
+    }
+}
+
 /// A daemon child process; killed (SIGKILL, by pid) if still running when dropped.
 pub struct Daemon {
     /// The process.
