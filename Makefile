@@ -99,9 +99,9 @@ test-host: deps ## host tests only
 # would spawn cannot run without binfmt_misc, which CI machines lack. So the cross suite is
 # every library test plus the integration tests that stay in-process: those are the ones
 # whose behaviour depends on the target (alsa-lib and its time64 ABI, SQLite, statvfs,
-# adjtimex). The static binaries themselves run end to end in `make e2e`.
-CROSS_TESTS := --lib --test abi_time64 --test audio_capture --test system_metrics \
-  --test system_storage --test system_systemctl --test system_user_units
+# adjtimex): tests/inprocess, and system_user_units, alone because it sets its process
+# environment. The static binaries themselves run end to end in `make e2e`.
+CROSS_TESTS := --lib --test inprocess --test system_user_units
 
 test-cross: deps ## library and in-process tests for both musl targets, under qemu-user
 	for t in $(TARGETS); do
@@ -164,7 +164,7 @@ image: deps build ## Bake dist/acoupi-<version>-<arch>.img.xz (+ .img.bmap, .man
 	  --wifi-psk $(call image_q,$(WIFI_PSK)) --wifi-country $(call image_q,$(WIFI_COUNTRY))
 
 test-image: ## Image pipeline tests: unit files, bake, read-back, bad inputs
-	cargo test --test image_units --test image_bake
+	cargo test --test integration -- image_units:: image_bake::
 
 bench-image: ## Bake and compression time on a 2.5 GiB synthetic base
 	scripts/bench-image.sh

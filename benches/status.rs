@@ -8,7 +8,7 @@
 //! (default `0,100000,1000000`: nothing, about 12 days and about 4 months of 10 s files)
 //! lists the database sizes, `STATUS_BENCH_RUNS` (default 20) the runs per command. The
 //! recorder is the real `acoupi run`, capturing from a FIFO fed in real time as in
-//! `tests/daemon_run.rs`; `systemctl` is the fake from `tests/support`, a shell script,
+//! `tests/integration/daemon_run.rs`; `systemctl` is the fake from `tests/support`, a shell script,
 //! a separate process like the real one. Its cost is measured in the same run (the two
 //! `show` calls status makes, timed alone), and status is timed again with
 //! `ACOUPI_SYSTEMCTL` naming no program (services `unknown`): the command without the

@@ -72,9 +72,17 @@ impl SolarEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Bound {
     /// A local clock time in the configured time zone, as seconds after midnight (0..86400).
-    Clock { seconds: u32 },
+    Clock {
+        /// Seconds after local midnight, below 86400.
+        seconds: u32,
+    },
     /// A solar event shifted by a signed offset in seconds.
-    Solar { event: SolarEvent, offset_s: i32 },
+    Solar {
+        /// The event at the deployment's position, computed for each day.
+        event: SolarEvent,
+        /// Seconds after the event (negative: before it).
+        offset_s: i32,
+    },
 }
 
 /// A daily window `[start, end)`; when `end` falls before `start` the window crosses midnight.

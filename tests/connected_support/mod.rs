@@ -31,6 +31,19 @@ pub fn setup_connected(install: &Install, extra: &[String]) {
     install.setup_program("connected", &args);
 }
 
+/// The messaging settings of a recorder that talks to an MQTT broker on this machine at
+/// `port`, with a `timeout_s` for each broker operation: messages go out every second
+/// and a summary every 10 s, so a test sees traffic within seconds.
+pub fn mqtt_settings(port: u16, timeout_s: u32) -> Vec<String> {
+    vec![
+        "messaging.mqtt.host=127.0.0.1".into(),
+        format!("messaging.mqtt.port={port}"),
+        format!("messaging.mqtt.timeout={timeout_s}"),
+        "messaging.message_send_interval=1".into(),
+        "messaging.summary_interval=10".into(),
+    ]
+}
+
 /// Puts a deployment section named `name` into the configuration: `acoupi run` starts
 /// the deployment from it, with no terminal and no health check.
 pub fn set_deployment(install: &Install, name: &str) {

@@ -555,6 +555,13 @@ impl Drop for Subscriber {
     }
 }
 
+/// An empty outbox in a fresh `messages.db`; the folder lives as long as the `TempDir`.
+pub fn scratch_outbox() -> (TempDir, Outbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    (dir, outbox)
+}
+
 /// One delivery run at `now` of every due message, oldest first, to `messengers`.
 pub async fn deliver_at(
     outbox: &Outbox,

@@ -139,19 +139,18 @@ impl Station {
         connected_support::setup_connected(
             &install,
             &[
-                "messaging.mqtt.host=127.0.0.1".into(),
-                format!("messaging.mqtt.port={}", broker.port),
-                "messaging.mqtt.timeout=2".into(),
-                "messaging.message_send_interval=1".into(),
-                "messaging.summary_interval=10".into(),
-                format!("paths.tmp_audio={}", disk.dir.join("tmp").display()),
-                format!("paths.recordings={}", disk.dir.join("recordings").display()),
-                format!(
-                    "paths.db_metadata={}",
-                    disk.dir.join("metadata.db").display()
-                ),
-                "retention.min_free_space_mb=0".into(),
-            ],
+                connected_support::mqtt_settings(broker.port, 2),
+                vec![
+                    format!("paths.tmp_audio={}", disk.dir.join("tmp").display()),
+                    format!("paths.recordings={}", disk.dir.join("recordings").display()),
+                    format!(
+                        "paths.db_metadata={}",
+                        disk.dir.join("metadata.db").display()
+                    ),
+                    "retention.min_free_space_mb=0".into(),
+                ],
+            ]
+            .concat(),
         );
         connected_support::set_deployment(&install, "soak");
         let notify = Notify::bind(install.root());

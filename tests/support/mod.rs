@@ -12,6 +12,7 @@
 // Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
@@ -203,7 +204,12 @@ impl Install {
 
     /// `acoupi deployment start` without the health check (the FIFO has no writer yet).
     pub fn deploy(&self, name: &str) {
-        self.ok(&[
+        self.ok(&Install::deploy_args(name));
+    }
+
+    /// The arguments of [`Install::deploy`], for a test that expects them refused.
+    pub fn deploy_args(name: &str) -> [&str; 10] {
+        [
             "deployment",
             "start",
             "--name",
@@ -214,7 +220,7 @@ impl Install {
             "-0.12",
             "--no-check",
             "--no-block",
-        ]);
+        ]
     }
 
     /// The configuration file.
@@ -286,6 +292,44 @@ impl Install {
 
 static DAEMONS: AtomicU64 = AtomicU64::new(0);
 
+/// A deployed installation with audio flowing into a running recorder that said READY.
+/// Bind every field a test keeps: dropping the feeder ends the audio, dropping the
+/// daemon kills it.
+pub struct Running {
+    /// Set up with the defaults; the deployment is started.
+    pub install: Install,
+    /// The recorder's `NOTIFY_SOCKET`.
+    pub notify: Notify,
+    /// The audio: the counter ramp from sample 0, at real-time pace.
+    pub feeder: feeder::Feeder,
+    /// `acoupi run`.
+    pub daemon: Daemon,
+    /// When `READY=1` came.
+    pub ready_at: Instant,
+}
+
+impl Running {
+    /// Sets up a new installation, starts deployment `name`, then `acoupi run` on the
+    /// ramp, and waits up to 10 s for `READY=1`.
+    pub fn start(name: &str) -> Running {
+        let install = Install::new();
+        install.setup(&[]);
+        install.deploy(name);
+        let notify = Notify::bind(install.root());
+        let feeder = feeder::Feeder::start(&install.fifo, 0);
+        let t0 = Instant::now();
+        let daemon = install.spawn_daemon("run", &notify);
+        let ready_at = notify.expect_ready(t0, Duration::from_secs(10), &daemon);
+        Running {
+            install,
+            notify,
+            feeder,
+            daemon,
+            ready_at,
+        }
+    }
+}
+
 /// A daemon child process; killed (SIGKILL, by pid) if still running when dropped.
 pub struct Daemon {
     /// The process.
@@ -318,6 +362,20 @@ impl Daemon {
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM, as systemd stops a unit, and asserts the process exits with status
+    /// 0 within `timeout`; panics with the log otherwise.
+    #[track_caller]
+    pub fn stop_cleanly(&mut self, timeout: Duration) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.wait_exit(timeout);
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(0),
+            "{status:?} {timeout:?} after SIGTERM; log:\n{}",
+            self.log_text()
+        );
     }
 }
 
@@ -399,6 +457,16 @@ impl Notify {
                 return hit;
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits up to `timeout` for a `READY=1` sent at or after `after` (a start or a
+    /// reload) and returns when it came; panics with `daemon`'s log if none did.
+    #[track_caller]
+    pub fn expect_ready(&self, after: Instant, timeout: Duration, daemon: &Daemon) -> Instant {
+        match self.wait_for(after, timeout, |l| l == "READY=1") {
+            Some((at, _)) => at,
+            None => panic!("no READY=1 within {timeout:?}; log:\n{}", daemon.log_text()),
         }
     }
 }
@@ -487,4 +555,44 @@ pub fn part_frames(path: &Path) -> u64 {
     std::fs::metadata(path)
         .map(|m| m.len().saturating_sub(WAV_HEADER) / 2)
         .unwrap_or(0)
+}
+
+/// Runs `cmd` to its end and returns its output; panics with both streams if it could not
+/// start or did not exit 0. For the scripts and tools a test drives (mkfs, debugfs, …).
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs one test of this test binary again, alone, in a child process with `key=value`
+/// added to its environment, and returns the child's output. For a test that needs a
+/// process of its own: one that crashes on purpose, or one that measures the process
+/// (peak RSS). The test tells child from parent by `key`.
+///
+/// `module` is the test's `module_path!()` (the binary's name first, which libtest's
+/// test names leave out) and `test` its function name.
+pub fn rerun_alone(module: &str, test: &str, key: &str, value: &OsStr) -> Output {
+    let module = module.split_once("::").map_or("", |(_, rest)| rest);
+    let name = format!("{module}::{test}");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+        .env(key, value)
+        .output()
+        .unwrap();
+    // libtest exits 0 when the filter matches nothing: make sure the test ran.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("running 0 tests"),
+        "no test named {name} in this binary:\n{stdout}"
+    );
+    out
 }

@@ -6,9 +6,9 @@
 //!
 //! The wrong password and the closed port are covered in `connected_daemon.rs`.
 
-mod connected_support;
-mod messaging_support;
-mod support;
+use crate::connected_support;
+use crate::messaging_support;
+use crate::support;
 
 use connected_support::{check_fails_with, check_passes, setup_connected};
 use messaging_support::{Broker, HttpServer, Pki, Reply};

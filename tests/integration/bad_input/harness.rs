@@ -1,5 +1,6 @@
-//! The [`Case`] harness of `tests/bad_input`: a snapshot of everything a refused input
-//! must leave alone, and the assertions every case makes.
+//! The [`Case`] harness of the bad-input suite (`tests/integration/bad_input`): a
+//! snapshot of everything a refused input must leave alone, and the assertions every
+//! case makes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

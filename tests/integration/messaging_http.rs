@@ -1,7 +1,7 @@
 //! HTTP delivery, retry classification and checks against a real HTTP server on loopback,
 //! plain and HTTPS (certificate signed by a test CA).
 
-mod messaging_support;
+use crate::messaging_support;
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use acoupi::messaging::mqtt::MqttMessenger;
 use acoupi::messaging::{CheckError, Messenger};
 use acoupi::store::outbox::Outbox;
 use jiff::{SignedDuration, Timestamp};
-use messaging_support::{deliver_at, Broker, HttpServer, Pki, Reply};
+use messaging_support::{deliver_at, scratch_outbox, Broker, HttpServer, Pki, Reply};
 
 fn http(url: String) -> HttpConfig {
     HttpConfig {
@@ -40,8 +40,7 @@ async fn messages_are_posted_as_json_with_bearer_token_and_message_id() {
     cfg.bearer_token = Some(Secret::new("tok-123"));
     let messenger = HttpMessenger::new(&cfg).unwrap();
     assert!(!format!("{messenger:?}").contains("tok-123"));
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let id = outbox
         .enqueue("heartbeat", "{\"status\":\"OK\"}", t0())
         .unwrap();
@@ -69,8 +68,7 @@ async fn basic_auth_is_sent_when_configured() {
     cfg.username = Some("rec".into());
     cfg.password = Some(Secret::new("pw"));
     let messenger = HttpMessenger::new(&cfg).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     outbox.enqueue("heartbeat", "{}", t0()).unwrap();
     deliver_at(&outbox, &[&messenger], t0()).await;
     // base64("rec:pw")
@@ -88,8 +86,7 @@ async fn server_error_is_retried_later_with_backoff() {
         .then(Reply::Status(503, "busy"));
     let messenger = HttpMessenger::new(&http(server.url())).unwrap();
     let messengers = [&messenger as &dyn Messenger];
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
 
     let first = deliver_at(&outbox, &messengers, t0()).await;
@@ -132,8 +129,7 @@ async fn client_error_is_a_permanent_failure_with_its_reason_and_never_retried()
     let server = HttpServer::start(Reply::Status(400, "bad payload"));
     let messenger = HttpMessenger::new(&http(server.url())).unwrap();
     let messengers = [&messenger as &dyn Messenger];
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
     let report = deliver_at(&outbox, &messengers, t0()).await;
     assert_eq!((report.sent, report.failed, report.deferred), (0, 1, 0));
@@ -157,8 +153,7 @@ async fn redirected_post_is_not_followed_and_the_message_is_kept() {
     let moved = format!("http://127.0.0.1:{}/moved", server.port);
     server.then(Reply::Redirect(302, moved.clone()));
     let messenger = HttpMessenger::new(&http(server.url())).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
     let report = deliver_at(&outbox, &[&messenger], t0()).await;
     assert_eq!((report.sent, report.deferred), (0, 1));
@@ -190,8 +185,7 @@ async fn unanswered_post_times_out_and_its_resend_is_a_possible_duplicate() {
     server.then(Reply::Silence);
     let messenger = HttpMessenger::new(&http(server.url())).unwrap();
     let messengers = [&messenger as &dyn Messenger];
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     outbox.enqueue("detection", "{}", t0()).unwrap();
     assert_eq!(deliver_at(&outbox, &messengers, t0()).await.deferred, 1);
     assert_eq!(deliver_at(&outbox, &messengers, after(60)).await.sent, 1);
@@ -225,8 +219,7 @@ async fn with_both_messengers_a_message_waits_until_each_has_it() {
     };
     let mqtt_m = MqttMessenger::start(&mqtt_cfg, "dev-both").unwrap();
     let messengers = [&http_m as &dyn Messenger, &mqtt_m as &dyn Messenger];
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     outbox.enqueue("detection", "{}", t0()).unwrap();
     let first = deliver_at(&outbox, &messengers, t0()).await;
     assert_eq!(
@@ -323,8 +316,7 @@ async fn messages_are_posted_over_https_to_a_server_signed_by_the_ca_file() {
     cfg.ca_file = Some(pki.ca());
     cfg.bearer_token = Some(Secret::new("tok-tls"));
     let messenger = HttpMessenger::new(&cfg).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let bodies = [
         "{\"status\":\"OK\",\"n\":1}",
         "{\"species\":\"Erithacus rubecula\",\"score\":0.93}",
@@ -373,8 +365,7 @@ async fn https_without_ca_file_defers_the_message_naming_the_system_store() {
     let server = https_server(&pki);
     let messenger = HttpMessenger::new(&http(server.url())).unwrap();
     let messengers = [&messenger as &dyn Messenger];
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
 
     let report = deliver_at(&outbox, &messengers, t0()).await;

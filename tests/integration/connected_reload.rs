@@ -9,9 +9,9 @@
 //! must not wait for the old broker. An unchanged section keeps the session; an invalid
 //! one is refused and the running service goes on.
 
-mod connected_support;
-mod messaging_support;
-mod support;
+use crate::connected_support;
+use crate::messaging_support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -39,9 +39,7 @@ fn reloaded(notify: &Notify, after: Instant, daemon: &Daemon) {
     let (reloading, _) = notify
         .wait_for(after, limit, |l| l == "RELOADING=1")
         .unwrap_or_else(|| panic!("no RELOADING=1; log:\n{}", daemon.log_text()));
-    notify
-        .wait_for(reloading, limit, |l| l == "READY=1")
-        .unwrap_or_else(|| panic!("no READY=1 after RELOADING=1; log:\n{}", daemon.log_text()));
+    notify.expect_ready(reloading, limit, daemon);
 }
 
 /// Summaries queued after `t`: their interval ends later.
@@ -97,9 +95,7 @@ async fn moving_to_another_broker_on_reload_loses_nothing_and_keeps_recording() 
     let notify = Notify::bind(install.root());
     let t0 = Instant::now();
     let mut daemon = install.spawn_daemon("run", &notify);
-    notify
-        .wait_for(t0, Duration::from_secs(10), |l| l == "READY=1")
-        .unwrap_or_else(|| panic!("no READY=1; log:\n{}", daemon.log_text()));
+    notify.expect_ready(t0, Duration::from_secs(10), &daemon);
     let status = install.control_status();
     assert_eq!(status["pid"], daemon.child.id(), "{status:#}");
 

@@ -57,6 +57,15 @@ fn input(pcm: &str, bytes: &[u8]) {
     std::fs::write(alsa_dir().join(format!("{pcm}.raw")), bytes).unwrap();
 }
 
+/// Makes `frames` frames of the 16-bit mono counter 0, 1, 2, … (wrapping) `pcm`'s input
+/// and returns them, for comparing with what the recorder kept.
+fn counter_input(pcm: &str, frames: usize) -> Vec<i16> {
+    let counter: Vec<i16> = (0..frames).map(|i| i as i16).collect();
+    let bytes: Vec<u8> = counter.iter().flat_map(|s| s.to_le_bytes()).collect();
+    input(pcm, &bytes);
+    counter
+}
+
 /// Where a planner here puts its first slot. The recorder asks once before it opens the
 /// PCM ("is a window open now?") and then at the stream time of every period; slots
 /// start at the first stream-time question, so files hold whole seconds of the input.
@@ -185,14 +194,7 @@ fn samples_i32(path: &PathBuf) -> Vec<i32> {
 fn five_gapless_files_hold_every_input_sample_once() {
     let rate = 8000;
     let n = 5 * rate as usize;
-    let counter: Vec<i16> = (0..n).map(|i| i as i16).collect();
-    input(
-        "gapless8k",
-        &counter
-            .iter()
-            .flat_map(|s| s.to_le_bytes())
-            .collect::<Vec<_>>(),
-    );
+    let counter = counter_input("gapless8k", n);
     let tmp = tempfile::tempdir().unwrap();
     let events = record(
         config("gapless8k", tmp.path(), rate, 1, 16),
@@ -268,14 +270,7 @@ fn gapless_48k_stereo_24_bit_matches_input_exactly() {
 fn duty_cycle_files_start_at_their_slot_offsets() {
     let rate = 8000;
     // 1 s every 2 s, three files: the input covers six seconds.
-    let counter: Vec<i16> = (0..6 * rate as usize).map(|i| i as i16).collect();
-    input(
-        "duty8k",
-        &counter
-            .iter()
-            .flat_map(|s| s.to_le_bytes())
-            .collect::<Vec<_>>(),
-    );
+    let counter = counter_input("duty8k", 6 * rate as usize);
     let tmp = tempfile::tempdir().unwrap();
     let events = record(
         config("duty8k", tmp.path(), rate, 1, 16),
@@ -364,14 +359,7 @@ fn finished_file_carries_a_parseable_guano_chunk_after_the_data() {
 #[test]
 fn shutdown_mid_file_finishes_it_cleanly() {
     let rate = 8000;
-    let counter: Vec<i16> = (0..3 * rate as usize).map(|i| i as i16).collect();
-    input(
-        "shutdown8k",
-        &counter
-            .iter()
-            .flat_map(|s| s.to_le_bytes())
-            .collect::<Vec<_>>(),
-    );
+    let counter = counter_input("shutdown8k", 3 * rate as usize);
     let tmp = tempfile::tempdir().unwrap();
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut slots = Slots::new(60_000, 60_000, 1);
@@ -605,14 +593,7 @@ impl Planner for TwoWindows {
 
 #[test]
 fn pcm_is_closed_while_idle_and_reopened_for_the_next_window() {
-    let counter: Vec<i16> = (0..8000).map(|i| i as i16).collect();
-    input(
-        "reopen8k",
-        &counter
-            .iter()
-            .flat_map(|s| s.to_le_bytes())
-            .collect::<Vec<_>>(),
-    );
+    let counter = counter_input("reopen8k", 8000);
     let tmp = tempfile::tempdir().unwrap();
     let events = record(
         config("reopen8k", tmp.path(), 8000, 1, 16),

@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use crate::harness::Case;
+use super::harness::Case;
 use crate::support::Install;
 
 /// A site file with a value out of range: exit 2, the report on stdout, the installation

@@ -5,7 +5,7 @@
 //! so the test takes two beats, about 11 s: the first with no recorder ("down"), the
 //! second with one recording from the FIFO ("ok").
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -39,13 +39,7 @@ fn heartbeats_say_down_without_a_recorder_and_ok_with_one_and_the_watchdog_is_fe
     let notify = Notify::bind(i.root());
     let t0 = Instant::now();
     let mut beat = i.spawn_daemon("beat", &notify);
-    assert!(
-        notify
-            .wait_for(t0, Duration::from_secs(5), |l| l == "READY=1")
-            .is_some(),
-        "no READY=1 from beat; log:\n{}",
-        beat.log_text()
-    );
+    notify.expect_ready(t0, Duration::from_secs(5), &beat);
 
     // The first beat is taken at once, with no recorder to answer.
     let rows = wait_heartbeats(&i, 1, Duration::from_secs(3));
@@ -64,13 +58,7 @@ fn heartbeats_say_down_without_a_recorder_and_ok_with_one_and_the_watchdog_is_fe
     let run_notify = Notify::bind(&i.root().join("run"));
     let t1 = Instant::now();
     let mut run = i.spawn_daemon("run", &run_notify);
-    assert!(
-        run_notify
-            .wait_for(t1, Duration::from_secs(5), |l| l == "READY=1")
-            .is_some(),
-        "recorder not ready; log:\n{}",
-        run.log_text()
-    );
+    run_notify.expect_ready(t1, Duration::from_secs(5), &run);
     assert!(feeder.wait_written(4 * support::CHUNK, Duration::from_secs(3)));
     let rows = wait_heartbeats(&i, 2, Duration::from_secs(12));
     assert_eq!(rows.len(), 2, "log:\n{}", beat.log_text());
@@ -125,17 +113,11 @@ fn heartbeats_say_down_without_a_recorder_and_ok_with_one_and_the_watchdog_is_fe
     }
 
     let t2 = Instant::now();
-    beat.signal(Signal::SIGTERM);
-    let status = beat.wait_exit(Duration::from_secs(5)).expect("beat exits");
-    assert_eq!(status.code(), Some(0));
+    beat.stop_cleanly(Duration::from_secs(5));
     assert!(notify
         .wait_for(t2, Duration::from_secs(1), |l| l == "STOPPING=1")
         .is_some());
-    run.signal(Signal::SIGTERM);
-    assert_eq!(
-        run.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
-        Some(0)
-    );
+    run.stop_cleanly(Duration::from_secs(5));
 }
 
 /// `acoupi config set` reaches a running beat too (SIGHUP through its pid file): the new
@@ -155,13 +137,7 @@ fn sighup_reloads_the_beat_and_a_broken_configuration_is_refused() {
     let t1 = Instant::now();
     let out = i.ok(&["config", "set", "heartbeat.interval", "10"]);
     assert!(out.stdout.contains("reloaded running beat"), "{out:#?}");
-    assert!(
-        notify
-            .wait_for(t1, Duration::from_secs(5), |l| l == "READY=1")
-            .is_some(),
-        "no READY=1 after the reload; log:\n{}",
-        beat.log_text()
-    );
+    notify.expect_ready(t1, Duration::from_secs(5), &beat);
     assert_eq!(notify.times_of("RELOADING=1").len(), 1);
     // A beat at once with the new settings, then one every 10 s instead of 60 s.
     let rows = wait_heartbeats(&i, 3, Duration::from_secs(15));
@@ -176,13 +152,7 @@ fn sighup_reloads_the_beat_and_a_broken_configuration_is_refused() {
     std::fs::write(i.config_file(), "(heartbeat: (interval: \"often\"))\n").unwrap();
     let t2 = Instant::now();
     beat.signal(Signal::SIGHUP);
-    assert!(
-        notify
-            .wait_for(t2, Duration::from_secs(5), |l| l == "READY=1")
-            .is_some(),
-        "log:\n{}",
-        beat.log_text()
-    );
+    notify.expect_ready(t2, Duration::from_secs(5), &beat);
     assert!(
         beat.log_text().contains("reload refused"),
         "{}",
@@ -192,9 +162,7 @@ fn sighup_reloads_the_beat_and_a_broken_configuration_is_refused() {
         beat.wait_exit(Duration::from_millis(500)).is_none(),
         "the beat exited on a broken reload"
     );
-    beat.signal(Signal::SIGTERM);
-    let status = beat.wait_exit(Duration::from_secs(5)).expect("beat exits");
-    assert_eq!(status.code(), Some(0), "log:\n{}", beat.log_text());
+    beat.stop_cleanly(Duration::from_secs(5));
     assert!(
         !i.home.join("beat.pid").exists(),
         "the pid file outlived the beat"

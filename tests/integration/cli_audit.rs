@@ -2,7 +2,7 @@
 //! SQLite files and WAV files the real recorder wrote, then moved, copied or cut by hand
 //! the way a user or a failing card does.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,32 +10,21 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use rusqlite::Connection;
-use support::feeder::Feeder;
-use support::{part_files, wav_files, Install, Notify, Outcome, RATE};
-
-const READY_WITHIN: Duration = Duration::from_secs(10);
+use support::{part_files, wav_files, Install, Outcome, Running, RATE};
 
 /// A deployed installation whose recorder ran with audio for about `seconds` and
 /// stopped: its kept WAV files (with their rows) are in `recordings/YYYY/MM/DD/`.
 fn recorded(seconds: u64) -> Install {
-    let install = Install::new();
-    install.setup(&[]);
-    install.deploy("audit");
-    {
-        let notify = Notify::bind(install.root());
-        let feeder = Feeder::start(&install.fifo, 0);
-        let t0 = Instant::now();
-        let mut daemon = install.spawn_daemon("run", &notify);
-        notify
-            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-            .unwrap_or_else(|| panic!("no READY=1; log:\n{}", daemon.log_text()));
-        assert!(feeder.wait_written(seconds * RATE + RATE / 2, Duration::from_secs(seconds + 5)));
-        daemon.signal(Signal::SIGTERM);
-        let status = daemon
-            .wait_exit(Duration::from_secs(5))
-            .expect("the recorder did not stop");
-        assert_eq!(status.code(), Some(0), "log:\n{}", daemon.log_text());
-    }
+    let Running {
+        install,
+        notify,
+        feeder,
+        mut daemon,
+        ..
+    } = Running::start("audit");
+    assert!(feeder.wait_written(seconds * RATE + RATE / 2, Duration::from_secs(seconds + 5)));
+    daemon.stop_cleanly(Duration::from_secs(5));
+    drop((daemon, feeder, notify));
     assert!(wav_files(&install.recordings()).len() >= 2);
     install
 }
@@ -286,16 +275,13 @@ fn check_shows_a_missing_file_with_the_audit_fix() {
 
 #[test]
 fn audit_while_the_recorder_records_finds_nothing() {
-    let install = Install::new();
-    install.setup(&[]);
-    install.deploy("live");
-    let notify = Notify::bind(install.root());
-    let feeder = Feeder::start(&install.fifo, 0);
-    let t0 = Instant::now();
-    let mut daemon = install.spawn_daemon("run", &notify);
-    notify
-        .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-        .unwrap_or_else(|| panic!("no READY=1; log:\n{}", daemon.log_text()));
+    let Running {
+        install,
+        notify: _notify,
+        feeder,
+        mut daemon,
+        ..
+    } = Running::start("live");
     // Audit continuously until a management pass has moved files into the recordings
     // root (passes run every 10 s), and a few times after: captures in progress, rows
     // being written and files being moved must never show as findings.

@@ -13,6 +13,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::run_ok;
+
 /// The time every baked inode and boot file carries.
 const EPOCH: &str = "1700000000";
 /// Start sector of the root partition in the synthetic base (`--boot-mib 64`).
@@ -28,19 +30,6 @@ fn script(name: &str) -> Command {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
 }
 
 /// A scratch directory with a synthetic base and the binary to bake.
@@ -74,11 +63,13 @@ impl Bench {
     /// Builds a synthetic base with extra `make-test-base.sh` options.
     fn base(&self, extra: &[&str]) -> PathBuf {
         let base = self.path("base.img");
-        ok(script("make-test-base.sh")
-            .args(["--boot-mib", "64", "--root-mib", "64"])
-            .args(extra)
-            .arg(&base)
-            .env("SOURCE_DATE_EPOCH", EPOCH));
+        run_ok(
+            script("make-test-base.sh")
+                .args(["--boot-mib", "64", "--root-mib", "64"])
+                .args(extra)
+                .arg(&base)
+                .env("SOURCE_DATE_EPOCH", EPOCH),
+        );
         base
     }
 
@@ -134,17 +125,19 @@ impl Bench {
         let xz = self.dist().join("acoupi-9.9.9-arm64.img.xz");
         let bmap = self.dist().join("acoupi-9.9.9-arm64.img.bmap");
         let copy = self.path("restored.img");
-        ok(Command::new("bmaptool")
-            .arg("-q")
-            .arg("copy")
-            .arg("--bmap")
-            .arg(&bmap)
-            .arg(&xz)
-            .arg(&copy));
+        run_ok(
+            Command::new("bmaptool")
+                .arg("-q")
+                .arg("copy")
+                .arg("--bmap")
+                .arg(&bmap)
+                .arg(&xz)
+                .arg(&copy),
+        );
         let plain = self.path("plain.img");
-        let out = ok(Command::new("xz").arg("-dc").arg(&xz));
+        let out = run_ok(Command::new("xz").arg("-dc").arg(&xz));
         fs::write(&plain, out.stdout).expect("write decompressed image");
-        ok(Command::new("cmp").arg(&plain).arg(&copy));
+        run_ok(Command::new("cmp").arg(&plain).arg(&copy));
         fs::remove_file(&plain).expect("remove decompressed image");
         copy
     }
@@ -160,10 +153,12 @@ fn rootfs(img: &Path) -> String {
 }
 
 fn debugfs(img: &Path, request: &str) -> Vec<u8> {
-    ok(Command::new("debugfs")
-        .arg("-R")
-        .arg(request)
-        .arg(rootfs(img)))
+    run_ok(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(request)
+            .arg(rootfs(img)),
+    )
     .stdout
 }
 
@@ -206,7 +201,7 @@ fn wants(img: &Path) -> String {
 }
 
 fn assert_clean(img: &Path) {
-    ok(Command::new("e2fsck").arg("-fn").arg(rootfs(img)));
+    run_ok(Command::new("e2fsck").arg("-fn").arg(rootfs(img)));
 }
 
 fn overlay_files() -> Vec<PathBuf> {
@@ -274,10 +269,12 @@ fn bake_without_config_writes_every_file_and_enables_only_the_boot_import() {
     assert!(boot_file(&img, "user-data").is_none());
     assert!(boot_file(&img, "cmdline.txt").is_some_and(|c| c.contains("root=PARTUUID=fea5fea5-02")));
 
-    ok(Command::new("sha256sum")
-        .arg("-c")
-        .arg("SHA256SUMS")
-        .current_dir(bench.dist()));
+    run_ok(
+        Command::new("sha256sum")
+            .arg("-c")
+            .arg("SHA256SUMS")
+            .current_dir(bench.dist()),
+    );
     let manifest: serde_json::Value = serde_json::from_slice(
         &fs::read(bench.dist().join("acoupi-9.9.9-arm64.manifest.json")).expect("manifest"),
     )
@@ -288,7 +285,7 @@ fn bake_without_config_writes_every_file_and_enables_only_the_boot_import() {
     assert_eq!(manifest["config"]["source"], "default");
     assert_eq!(manifest["base_image"]["codename"], "trixie");
     assert_eq!(manifest["binary_sha256"].as_str().map(str::len), Some(64));
-    let raw = text(&ok(Command::new("sha256sum").arg(&img)).stdout);
+    let raw = text(&run_ok(Command::new("sha256sum").arg(&img)).stdout);
     assert_eq!(
         manifest["image"]["raw_sha256"].as_str(),
         raw.split(' ').next()
@@ -357,17 +354,11 @@ fn site_config_with_deployment_enables_the_recorder_and_seeds_cloud_init() {
     assert_eq!(boot_file(&img, "ssh").as_deref(), Some(""));
 }
 
-/// A site configuration with a password is baked as `acoupi config set` leaves it on a
-/// device: mode 0600, owned by the service user (who must read it), not world-readable.
-#[test]
-fn site_config_with_a_password_is_readable_by_the_service_user_only() {
-    let bench = Bench::new();
-    let base = bench.base(&[]);
-    let site = "(program: connected, microphone: (device_name: \"USB\"),\n messaging: Some((mqtt: Some((host: \"broker.example\", username: Some(\"pi\"), password: Some(\"s3cret\"))))))\n";
-    let config = bench.write("site.ron", site);
-    bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
-    let img = bench.restored();
-    let passwd = text(&debugfs(&img, "cat /etc/passwd"));
+/// Asserts the baked `/etc/acoupi/acoupi.ron` is mode 0600 and owned by the `acoupi`
+/// user and group of the image's own `/etc/passwd`, as for a file holding a secret.
+#[track_caller]
+fn assert_config_is_the_service_users_only(img: &Path) {
+    let passwd = text(&debugfs(img, "cat /etc/passwd"));
     let acoupi: Vec<u32> = passwd
         .lines()
         .find(|l| l.starts_with("acoupi:"))
@@ -378,9 +369,22 @@ fn site_config_with_a_password_is_readable_by_the_service_user_only() {
         .map(|n| n.parse().expect("uid/gid"))
         .collect();
     assert_eq!(
-        inode(&img, "/etc/acoupi/acoupi.ron"),
+        inode(img, "/etc/acoupi/acoupi.ron"),
         ("0600".into(), acoupi[0], acoupi[1])
     );
+}
+
+/// A site configuration with a password is baked as `acoupi config set` leaves it on a
+/// device: mode 0600, owned by the service user (who must read it), not world-readable.
+#[test]
+fn site_config_with_a_password_is_readable_by_the_service_user_only() {
+    let bench = Bench::new();
+    let base = bench.base(&[]);
+    let site = "(program: connected, microphone: (device_name: \"USB\"),\n messaging: Some((mqtt: Some((host: \"broker.example\", username: Some(\"pi\"), password: Some(\"s3cret\"))))))\n";
+    let config = bench.write("site.ron", site);
+    bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
+    let img = bench.restored();
+    assert_config_is_the_service_users_only(&img);
     assert_eq!(text(&debugfs(&img, "cat /etc/acoupi/acoupi.ron")), site);
 }
 
@@ -394,20 +398,7 @@ fn issue_11_raw_string_password_after_a_line_break_is_baked_0600_for_acoupi() {
     let config = bench.write("site.ron", site);
     bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
     let img = bench.restored();
-    let passwd = text(&debugfs(&img, "cat /etc/passwd"));
-    let acoupi: Vec<u32> = passwd
-        .lines()
-        .find(|l| l.starts_with("acoupi:"))
-        .expect("acoupi user")
-        .split(':')
-        .skip(2)
-        .take(2)
-        .map(|n| n.parse().expect("uid/gid"))
-        .collect();
-    assert_eq!(
-        inode(&img, "/etc/acoupi/acoupi.ron"),
-        ("0600".into(), acoupi[0], acoupi[1])
-    );
+    assert_config_is_the_service_users_only(&img);
     // The deployment, on its own line after `deployment:`, enabled the recorder too.
     let wants = wants(&img);
     assert!(wants.contains(" acoupi.service"), "{wants}");
@@ -498,13 +489,13 @@ fn full_root_that_is_the_last_partition_is_grown_to_fit() {
     let img = bench.restored();
     assert_clean(&img);
     let table: serde_json::Value =
-        serde_json::from_slice(&ok(Command::new("sfdisk").arg("--json").arg(&img)).stdout)
+        serde_json::from_slice(&run_ok(Command::new("sfdisk").arg("--json").arg(&img)).stdout)
             .expect("sfdisk JSON");
     let sectors = table["partitiontable"]["partitions"][1]["size"]
         .as_u64()
         .expect("partition 2 size");
     assert!(sectors > 24 * 2048, "partition 2 grew: {sectors} sectors");
-    let sb = text(&ok(Command::new("dumpe2fs").arg("-h").arg(rootfs(&img))).stdout);
+    let sb = text(&run_ok(Command::new("dumpe2fs").arg("-h").arg(rootfs(&img))).stdout);
     let field = |k: &str| -> u64 {
         sb.lines()
             .find_map(|l| l.strip_prefix(k))

@@ -13,6 +13,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::run_ok;
+
 use acoupi::config::schema::Config;
 
 /// Highest exposure `systemd-analyze security` may report for a long-running acoupi unit.
@@ -26,19 +28,6 @@ const UNITS: [&str; 3] = [
 
 fn overlay() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("overlay")
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// Copies the units into a temporary directory with `ExecStart` on an existing binary.
@@ -60,9 +49,11 @@ fn units_for_verify() -> tempfile::TempDir {
 /// The number in `→ Overall exposure level for X: 1.6 OK`.
 fn exposure(unit: &str) -> f64 {
     let dir = units_for_verify();
-    let out = run(Command::new("systemd-analyze")
-        .args(["security", "--offline=yes", "--no-pager"])
-        .arg(dir.path().join(unit)));
+    let out = run_ok(
+        Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(dir.path().join(unit)),
+    );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let line = text
         .lines()
@@ -81,9 +72,11 @@ fn exposure(unit: &str) -> f64 {
 #[test]
 fn units_pass_systemd_analyze_verify_without_warnings() {
     let dir = units_for_verify();
-    let out = run(Command::new("systemd-analyze")
-        .arg("verify")
-        .args(UNITS.iter().map(|u| dir.path().join(u))));
+    let out = run_ok(
+        Command::new("systemd-analyze")
+            .arg("verify")
+            .args(UNITS.iter().map(|u| dir.path().join(u))),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.trim().is_empty(), "verify warned:\n{stderr}");
 }
@@ -158,9 +151,11 @@ fn root_with_acoupi_user() -> tempfile::TempDir {
     fs::write(etc.join("group"), "root:x:0:\naudio:x:29:\n").expect("group");
     fs::write(etc.join("shadow"), "").expect("shadow");
     fs::write(etc.join("gshadow"), "").expect("gshadow");
-    run(Command::new("systemd-sysusers")
-        .arg(format!("--root={}", root.path().display()))
-        .arg(overlay().join("usr/lib/sysusers.d/acoupi.conf")));
+    run_ok(
+        Command::new("systemd-sysusers")
+            .arg(format!("--root={}", root.path().display()))
+            .arg(overlay().join("usr/lib/sysusers.d/acoupi.conf")),
+    );
     root
 }
 
@@ -184,10 +179,12 @@ fn sysusers_creates_acoupi_in_audio_with_its_state_home() {
 fn tmpfiles_creates_storages_tree_owned_by_acoupi_closed_to_others() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let root = root_with_acoupi_user();
-    run(Command::new("systemd-tmpfiles")
-        .arg(format!("--root={}", root.path().display()))
-        .arg("--create")
-        .arg(overlay().join("usr/lib/tmpfiles.d/acoupi.conf")));
+    run_ok(
+        Command::new("systemd-tmpfiles")
+            .arg(format!("--root={}", root.path().display()))
+            .arg("--create")
+            .arg(overlay().join("usr/lib/tmpfiles.d/acoupi.conf")),
+    );
     for dir in ["", "storages", "storages/recordings"] {
         let path = root.path().join("var/lib/acoupi").join(dir);
         let meta =
@@ -258,10 +255,12 @@ fn check_deps(root: &Path) -> Output {
 fn repo_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temporary directory");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    run(Command::new("cp")
-        .arg("-r")
-        .args(["scripts", ".ci", "Makefile"].map(|p| repo.join(p)))
-        .arg(dir.path()));
+    run_ok(
+        Command::new("cp")
+            .arg("-r")
+            .args(["scripts", ".ci", "Makefile"].map(|p| repo.join(p)))
+            .arg(dir.path()),
+    );
     dir
 }
 

@@ -7,7 +7,7 @@
 //! with the FIFO held open is a true capture stall. `WATCHDOG_USEC=3000000` gives pings
 //! every second and a stall threshold of 1.5 s.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -15,40 +15,11 @@ use acoupi::store::{audit, MetadataStore, RecordingState};
 use nix::sys::signal::Signal;
 use support::feeder::Feeder;
 use support::{part_files, part_frames, ramp, wav_files, wav_samples, Install, Notify};
-use support::{wait_until, CHUNK, RATE};
+use support::{wait_until, Running, CHUNK, RATE};
 
 const READY_WITHIN: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(1);
 const STALL_AFTER: Duration = Duration::from_millis(1500);
-
-/// A deployed installation with audio flowing into a running recorder that said READY.
-struct Running {
-    install: Install,
-    notify: Notify,
-    feeder: Feeder,
-    daemon: support::Daemon,
-    ready_at: Instant,
-}
-
-fn start_recorder(name: &str) -> Running {
-    let install = Install::new();
-    install.setup(&[]);
-    install.deploy(name);
-    let notify = Notify::bind(install.root());
-    let feeder = Feeder::start(&install.fifo, 0);
-    let t0 = Instant::now();
-    let daemon = install.spawn_daemon("run", &notify);
-    let (ready_at, _) = notify
-        .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-        .unwrap_or_else(|| panic!("no READY=1; log:\n{}", daemon.log_text()));
-    Running {
-        install,
-        notify,
-        feeder,
-        daemon,
-        ready_at,
-    }
-}
 
 /// Every kept file, in order, must be the ramp from sample `first` on, back to back;
 /// returns the number of samples.
@@ -106,7 +77,7 @@ fn stop(r: &mut Running) {
 
 #[test]
 fn watchdog_is_withheld_while_capture_stalls_and_resumes_with_audio() {
-    let mut r = start_recorder("watchdog");
+    let mut r = Running::start("watchdog");
     // Audio flows: pings at the cadence, and STATUS= says it records.
     assert!(
         r.notify
@@ -240,7 +211,7 @@ fn watchdog_is_withheld_while_capture_stalls_and_resumes_with_audio() {
 
 #[test]
 fn sigterm_finishes_the_current_file_and_every_file_has_its_row() {
-    let mut r = start_recorder("sigterm");
+    let mut r = Running::start("sigterm");
     assert!(r.feeder.wait_written(
         r.feeder.written() + 2 * RATE + RATE / 2,
         Duration::from_secs(5)
@@ -282,19 +253,13 @@ fn sigterm_finishes_the_current_file_and_every_file_has_its_row() {
 /// a configuration broken by hand is refused and the recorder goes on with the old one.
 #[test]
 fn sighup_reloads_a_valid_configuration_and_refuses_a_broken_one() {
-    let mut r = start_recorder("reload");
+    let mut r = Running::start("reload");
     let t = Instant::now();
     let out = r
         .install
         .ok(&["config", "set", "retention.min_free_space_mb", "1"]);
     assert!(out.stdout.contains("reloaded running recorder"), "{out:#?}");
-    assert!(
-        r.notify
-            .wait_for(t, Duration::from_secs(5), |l| l == "READY=1")
-            .is_some(),
-        "no READY=1 after the reload; log:\n{}",
-        r.daemon.log_text()
-    );
+    r.notify.expect_ready(t, Duration::from_secs(5), &r.daemon);
     assert!(
         r.notify.times_of("RELOADING=1").len() == 1,
         "{:?}",
@@ -340,7 +305,7 @@ fn sighup_reloads_a_valid_configuration_and_refuses_a_broken_one() {
 /// recordings/). A restart registers both again; nothing is deleted behind the user's back.
 #[test]
 fn finished_files_without_a_row_are_registered_again_on_restart() {
-    let mut r = start_recorder("orphans");
+    let mut r = Running::start("orphans");
     assert!(r
         .feeder
         .wait_written(r.feeder.written() + 3 * RATE, Duration::from_secs(6)));
@@ -372,13 +337,7 @@ fn finished_files_without_a_row_are_registered_again_on_restart() {
     let notify = Notify::bind(&r.install.root().join("second"));
     let t0 = Instant::now();
     let mut daemon = r.install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-            .is_some(),
-        "no READY after restart; log:\n{}",
-        daemon.log_text()
-    );
+    notify.expect_ready(t0, READY_WITHIN, &daemon);
     assert_eq!(
         daemon
             .log_text()
@@ -391,13 +350,7 @@ fn finished_files_without_a_row_are_registered_again_on_restart() {
     assert!(files[0].exists(), "the file from tmp/ was kept again");
     assert!(files[1].exists(), "the file in recordings/ stays");
     drop(feeder);
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    daemon.stop_cleanly(Duration::from_secs(5));
     assert_rows_match_files(&r.install);
 }
 
@@ -449,7 +402,7 @@ fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (
 
 #[test]
 fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
-    let mut r = start_recorder("crash");
+    let mut r = Running::start("crash");
     let (written, in_part) = crash_with_part(&mut r, 1, 4000);
     let parts = part_files(&r.install.tmp_audio());
     assert_eq!(parts.len(), 1, "{parts:#?}");
@@ -461,13 +414,7 @@ fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
     let notify = Notify::bind(&r.install.root().join("second"));
     let t0 = Instant::now();
     let mut daemon = r.install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-            .is_some(),
-        "no READY after restart; log:\n{}",
-        daemon.log_text()
-    );
+    notify.expect_ready(t0, READY_WITHIN, &daemon);
     // Repaired before READY and moved by the start-up management pass.
     let stem = part
         .file_name()
@@ -500,13 +447,7 @@ fn part_file_is_recovered_after_kill_9_and_registered_on_restart() {
     );
     drop(store);
     assert!(feeder.wait_written(written + RATE, Duration::from_secs(3)));
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    daemon.stop_cleanly(Duration::from_secs(5));
     assert_rows_match_files(&r.install);
     // Before the crash and after the restart, the kept audio is the ramp without a hole.
     assert_files_are_the_ramp(&wav_files(&r.install.recordings()), 0);
@@ -538,7 +479,7 @@ fn day_folder(install: &Install, t: jiff::Timestamp) -> std::path::PathBuf {
 // audio lost. Every whole frame is kept now, with its GUANO chunk, in its day's folder.
 #[test]
 fn issue_11_part_shorter_than_one_period_is_kept_after_kill_9() {
-    let mut r = start_recorder("short crash");
+    let mut r = Running::start("short crash");
     // Cut the audio at most one chunk into the third file.
     let (written, in_part) = crash_with_part(&mut r, 2, 1);
     let parts = part_files(&r.install.tmp_audio());
@@ -559,13 +500,7 @@ fn issue_11_part_shorter_than_one_period_is_kept_after_kill_9() {
     );
     let log = daemon.log_text();
     assert!(log.contains("recovered an interrupted recording"), "{log}");
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    daemon.stop_cleanly(Duration::from_secs(5));
     assert_rows_match_files(&r.install);
     let stem = parts[0]
         .file_name()
@@ -659,20 +594,8 @@ fn issue_11_nameless_part_is_filed_by_its_last_write_and_an_empty_part_is_remove
     let notify = Notify::bind(install.root());
     let t0 = Instant::now();
     let mut daemon = install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, READY_WITHIN, |l| l == "READY=1")
-            .is_some(),
-        "{}",
-        daemon.log_text()
-    );
-    daemon.signal(Signal::SIGTERM);
-    assert_eq!(
-        daemon
-            .wait_exit(Duration::from_secs(5))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    notify.expect_ready(t0, READY_WITHIN, &daemon);
+    daemon.stop_cleanly(Duration::from_secs(5));
     let log = daemon.log_text();
     assert!(!empty.exists() && !nameless.exists(), "{log}");
     assert!(
@@ -728,7 +651,7 @@ fn run_without_a_deployment_refuses_to_start_and_says_what_to_do() {
 #[test]
 fn status_and_check_report_the_recorders_last_integrity_check() {
     let before = jiff::Timestamp::now();
-    let mut r = start_recorder("integrity");
+    let mut r = Running::start("integrity");
     let json: serde_json::Value =
         serde_json::from_str(&r.install.ok(&["deployment", "status", "--json"]).stdout).unwrap();
     let integrity = &json["deployment"]["integrity"];

@@ -10,9 +10,6 @@
 //!
 //! One module per area, so the cases of one concern read together.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod harness;
 
 mod audit_cases;

@@ -11,13 +11,12 @@
 //! room: what is watched is the write path, the pause and the way back. Retention
 //! freeing space is covered by the management task's own tests.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use acoupi::store::{audit, MetadataStore, RecordingState};
-use nix::sys::signal::Signal;
 use support::disk::{available, fill, Tmpfs};
 use support::feeder::Feeder;
 use support::{part_files, part_frames, wait_until, wav_files, wav_samples, Install, Notify};
@@ -76,13 +75,8 @@ impl Station {
             disk,
             install,
         };
-        assert!(
-            s.notify
-                .wait_for(t0, Duration::from_secs(10), |l| l == "READY=1")
-                .is_some(),
-            "no READY=1; log:\n{}",
-            s.daemon.log_text()
-        );
+        s.notify
+            .expect_ready(t0, Duration::from_secs(10), &s.daemon);
         assert!(
             wait_until(Duration::from_secs(8), || s.wavs().len() >= files),
             "fewer than {files} files; log:\n{}",
@@ -188,14 +182,7 @@ impl Station {
     /// SIGTERM; the recorder must say STOPPING=1 and exit 0 within 5 s.
     fn stop(&mut self) {
         let t = Instant::now();
-        self.daemon.signal(Signal::SIGTERM);
-        let exit = self.daemon.wait_exit(Duration::from_secs(5));
-        assert_eq!(
-            exit.and_then(|s| s.code()),
-            Some(0),
-            "log:\n{}",
-            self.daemon.log_text()
-        );
+        self.daemon.stop_cleanly(Duration::from_secs(5));
         assert!(self
             .notify
             .wait_for(t, Duration::from_secs(1), |l| l == "STOPPING=1")
@@ -489,13 +476,8 @@ fn a_restart_on_a_full_disk_waits_for_room_and_loses_no_file() {
     s.notify = Notify::bind(&s.install.root().join("third"));
     let t0 = Instant::now();
     s.daemon = s.install.spawn_daemon("run", &s.notify);
-    assert!(
-        s.notify
-            .wait_for(t0, Duration::from_secs(10), |l| l == "READY=1")
-            .is_some(),
-        "no READY=1 on a nearly full disk; log:\n{}",
-        s.daemon.log_text()
-    );
+    s.notify
+        .expect_ready(t0, Duration::from_secs(10), &s.daemon);
     s.wait_disk_full_status(t0, Duration::from_secs(20));
     eprintln!("full again {:?} after the restart", t0.elapsed());
     assert!(cut_file.exists() || s.wav_named(&cut_stem).is_some());

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::harness::Case;
+use super::harness::Case;
 use crate::support::Install;
 
 /// What `acoupi config set` says when `retention.min_free_space_mb` asks for more than
@@ -54,7 +54,7 @@ fn min_free_beyond_half_the_disk_is_refused_by_setup() {
     let expected = too_large_min_free(&install.recordings(), u64::MAX);
     assert_eq!(o.code, Some(2), "{o:#?}");
     assert_eq!(
-        crate::harness::first_error_line(&o.stderr),
+        super::harness::first_error_line(&o.stderr),
         Some(expected.as_str()),
         "{o:#?}"
     );
@@ -123,22 +123,7 @@ fn foreign_metadata_db_refuses_deployment_start() {
     let install = Install::new();
     install.setup(&[]);
     let db = plant_foreign_db(&install);
-    Case::new(&install).refused(
-        &[
-            "deployment",
-            "start",
-            "--name",
-            "site",
-            "--latitude",
-            "51.5",
-            "--longitude",
-            "-0.12",
-            "--no-check",
-            "--no-block",
-        ],
-        2,
-        &foreign_db_error(&db),
-    );
+    Case::new(&install).refused(&Install::deploy_args("site"), 2, &foreign_db_error(&db));
 }
 
 /// A zero-length metadata.db is reported by `check` as a warning and left as it is:
@@ -186,7 +171,7 @@ fn empty_metadata_db_is_initialised_by_the_recorder_with_a_warning() {
         "{o:#?}"
     );
     assert_eq!(
-        crate::harness::first_error_line(&o.stderr),
+        super::harness::first_error_line(&o.stderr),
         Some(
             format!(
                 "error: no active deployment in {}: run `acoupi deployment start`",
@@ -240,13 +225,7 @@ fn issue_11_the_recorder_clamps_min_free_and_keeps_every_recording() {
     let _feeder = Feeder::start(&install.fifo, 0);
     let t = Instant::now();
     let mut second = install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t, Duration::from_secs(10), |l| l == "READY=1")
-            .is_some(),
-        "{}",
-        second.log_text()
-    );
+    notify.expect_ready(t, Duration::from_secs(10), &second);
     second.signal(Signal::SIGTERM);
     assert!(second.wait_exit(Duration::from_secs(10)).is_some());
     let log = second.log_text();

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use crate::harness::{assert_no_panic, Case};
+use super::harness::{assert_no_panic, Case};
 use crate::support::{Install, Outcome};
 
 /// A configured installation (no deployment).

@@ -5,7 +5,7 @@
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use crate::harness::Case;
+use super::harness::Case;
 use crate::support::Install;
 
 /// An installation set up as the other cases expect.

@@ -1,7 +1,7 @@
 //! Bad input for `acoupi audit`: it refuses without a configuration, reports without
 //! writing, and `--repair` never deletes or rewrites what it cannot register.
 
-use crate::harness::Case;
+use super::harness::Case;
 use crate::support::Install;
 
 /// A configured, deployed installation with `bad.wav` (not audio) in the recordings.

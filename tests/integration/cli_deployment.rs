@@ -19,7 +19,7 @@
 //! | start twice | `deployment start` | 1 | ``a deployment is already active: "first" since … UTC; stop it first with `acoupi deployment stop` `` |
 //! | not deployed | `deployment stop` | 1 | ``acoupi is not deployed: there is nothing to stop (start one with `acoupi deployment start`)`` |
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 
@@ -578,7 +578,8 @@ fn bad_inputs_fail_with_the_exact_message_and_exit_code() {
 /// answering `is-active` while start waits for READY) rolls everything back: both units
 /// stopped and disabled, no deployment left active. `--timeout u64::MAX` used to panic
 /// at this point, leaving a half-started deployment; it is now refused by the parser
-/// (`tests/bad_input`). This path was rolled back before too; the test keeps it so.
+/// (`tests/integration/bad_input`). This path was rolled back before too; the test keeps
+/// it so.
 #[test]
 fn issue_11_a_failure_after_the_units_started_stops_disables_and_ends_the_row() {
     let i = installed();

@@ -3,11 +3,43 @@
 //! configuration kept as `.last-good`) and renamed so it is not imported again; an invalid
 //! one is left in place with the reason written beside it, and nothing changes.
 
-mod support;
+use crate::support;
 
 use std::fs;
+use std::path::PathBuf;
 
 use support::Install;
+
+/// A card folder `boot` under an installation: where a user drops `acoupi.ron`, and
+/// where the import leaves `acoupi-error.txt` when it refuses the file.
+struct Card {
+    boot: PathBuf,
+    source: PathBuf,
+    error_file: PathBuf,
+}
+
+impl Card {
+    fn new(i: &Install) -> Card {
+        let boot = i.root().join("boot");
+        fs::create_dir_all(&boot).unwrap();
+        Card {
+            source: boot.join("acoupi.ron"),
+            error_file: boot.join("acoupi-error.txt"),
+            boot,
+        }
+    }
+
+    /// `acoupi boot-import` for this card, as the boot unit runs it.
+    fn args(&self) -> [&str; 5] {
+        [
+            "boot-import",
+            "--source",
+            self.source.to_str().unwrap(),
+            "--error-file",
+            self.error_file.to_str().unwrap(),
+        ]
+    }
+}
 
 #[test]
 fn boot_partition_configuration_is_installed_or_rejected_with_the_reason_beside_it() {
@@ -15,27 +47,19 @@ fn boot_partition_configuration_is_installed_or_rejected_with_the_reason_beside_
     i.setup(&[]);
     let config = i.config_file();
     let original = fs::read_to_string(&config).unwrap();
-    let boot = i.root().join("boot");
-    fs::create_dir_all(&boot).unwrap();
-    let source = boot.join("acoupi.ron");
-    let error_file = boot.join("acoupi-error.txt");
-    let args = [
-        "boot-import",
-        "--source",
-        source.to_str().unwrap(),
-        "--error-file",
-        error_file.to_str().unwrap(),
-    ];
+    let card = Card::new(&i);
+    let (boot, source, error_file) = (&card.boot, &card.source, &card.error_file);
+    let args = card.args();
 
     // Nothing on the card: nothing to do.
     i.ok(&args);
     assert!(!error_file.exists());
 
     // An invalid file: rejected, the reason on the card, the configuration untouched.
-    fs::write(&source, "(INVALID: 1)\n").unwrap();
+    fs::write(source, "(INVALID: 1)\n").unwrap();
     let out = i.run(&args);
     assert_eq!(out.code, Some(2), "{out:#?}");
-    let reason = fs::read_to_string(&error_file).expect("reason written beside the file");
+    let reason = fs::read_to_string(error_file).expect("reason written beside the file");
     assert!(
         reason.contains("unknown field `INVALID` at the top level"),
         "{reason}"
@@ -50,7 +74,7 @@ fn boot_partition_configuration_is_installed_or_rejected_with_the_reason_beside_
     // A valid file: installed as written, the previous one kept, the card tidied.
     let edited = original.replace("\"Europe/London\"", "\"Europe/Berlin\"");
     assert_ne!(edited, original, "the setup config names Europe/London");
-    fs::write(&source, &edited).unwrap();
+    fs::write(source, &edited).unwrap();
     i.ok(&args);
     assert_eq!(fs::read_to_string(&config).unwrap(), edited);
     let last_good = config.with_file_name("acoupi.ron.last-good");
@@ -66,20 +90,6 @@ fn boot_partition_configuration_is_installed_or_rejected_with_the_reason_beside_
     assert!(!error_file.exists(), "a stale reason is removed");
 }
 
-/// The boot-partition arguments for a card folder `boot` under the installation.
-fn card(i: &Install) -> (std::path::PathBuf, Vec<String>) {
-    let boot = i.root().join("boot");
-    fs::create_dir_all(&boot).unwrap();
-    let args = vec![
-        "boot-import".to_string(),
-        "--source".into(),
-        boot.join("acoupi.ron").display().to_string(),
-        "--error-file".into(),
-        boot.join("acoupi-error.txt").display().to_string(),
-    ];
-    (boot, args)
-}
-
 /// Issue 11: `acoupi-error.txt` (and `acoupi-imported.ron`) pre-created as symbolic
 /// links made the import, running as root, overwrite the links' targets. The names are
 /// now replaced (a new file renamed over them); the targets are untouched.
@@ -87,8 +97,8 @@ fn card(i: &Install) -> (std::path::PathBuf, Vec<String>) {
 fn issue_11_boot_import_never_writes_through_a_symlink_on_the_card() {
     let i = Install::new();
     i.setup(&[]);
-    let (boot, args) = card(&i);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let card = Card::new(&i);
+    let (boot, args) = (&card.boot, card.args());
     let victim = i.root().join("victim");
     fs::write(&victim, "precious\n").unwrap();
     let error_file = boot.join("acoupi-error.txt");
@@ -115,7 +125,7 @@ fn issue_11_boot_import_never_writes_through_a_symlink_on_the_card() {
         fs::symlink_metadata(&error_file).is_err(),
         "stale reason removed"
     );
-    let leftovers: Vec<_> = fs::read_dir(&boot)
+    let leftovers: Vec<_> = fs::read_dir(boot)
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
@@ -142,8 +152,8 @@ fn issue_11_secrets_do_not_stay_on_the_card_after_an_import() {
     );
     let site = fs::read_to_string(i.config_file()).unwrap();
     assert!(site.contains("hunter2-mqtt") && site.contains("tok-s3cret-bearer"));
-    let (boot, args) = card(&i);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let card = Card::new(&i);
+    let (boot, args) = (&card.boot, card.args());
     fs::write(boot.join("acoupi.ron"), &site).unwrap();
     // A fresh device: the site file is what gets installed.
     fs::remove_file(i.config_file()).unwrap();
@@ -153,7 +163,7 @@ fn issue_11_secrets_do_not_stay_on_the_card_after_an_import() {
     assert!(installed.contains("hunter2-mqtt"), "{installed}");
     assert!(installed.contains("tok-s3cret-bearer"), "{installed}");
     assert!(!boot.join("acoupi.ron").exists());
-    for entry in fs::read_dir(&boot).unwrap().flatten() {
+    for entry in fs::read_dir(boot).unwrap().flatten() {
         let text = fs::read_to_string(entry.path()).unwrap();
         assert!(
             !text.contains("hunter2") && !text.contains("s3cret"),
@@ -174,8 +184,8 @@ fn issue_11_secrets_do_not_stay_on_the_card_after_an_import() {
 fn issue_11_the_error_file_says_where_and_what_to_change() {
     let i = Install::new();
     i.setup(&[]);
-    let (boot, args) = card(&i);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let card = Card::new(&i);
+    let (boot, args) = (&card.boot, card.args());
     let source = boot.join("acoupi.ron");
     let error_file = boot.join("acoupi-error.txt");
 
@@ -215,17 +225,9 @@ fn windows_saved_boot_files_are_installed_or_told_to_be_saved_as_utf8() {
     i.setup(&[]);
     let config = i.config_file();
     let original = fs::read_to_string(&config).unwrap();
-    let boot = i.root().join("boot");
-    fs::create_dir_all(&boot).unwrap();
-    let source = boot.join("acoupi.ron");
-    let error_file = boot.join("acoupi-error.txt");
-    let args = [
-        "boot-import",
-        "--source",
-        source.to_str().unwrap(),
-        "--error-file",
-        error_file.to_str().unwrap(),
-    ];
+    let card = Card::new(&i);
+    let (source, error_file) = (&card.source, &card.error_file);
+    let args = card.args();
     let edited = original
         .replace("\"Europe/London\"", "\"Europe/Berlin\"")
         .replace('\n', "\r\n");
@@ -234,10 +236,10 @@ fn windows_saved_boot_files_are_installed_or_told_to_be_saved_as_utf8() {
         .into_iter()
         .chain(edited.encode_utf16().flat_map(u16::to_le_bytes))
         .collect();
-    fs::write(&source, utf16).unwrap();
+    fs::write(source, utf16).unwrap();
     let out = i.run(&args);
     assert_eq!(out.code, Some(2), "{out:#?}");
-    let reason = fs::read_to_string(&error_file).unwrap();
+    let reason = fs::read_to_string(error_file).unwrap();
     assert!(
         reason.contains(&format!(
             "{} is UTF-16 text, not UTF-8: save it as UTF-8",
@@ -248,7 +250,7 @@ fn windows_saved_boot_files_are_installed_or_told_to_be_saved_as_utf8() {
     assert_eq!(fs::read_to_string(&config).unwrap(), original);
 
     fs::write(
-        &source,
+        source,
         [b"\xEF\xBB\xBF".as_slice(), edited.as_bytes()].concat(),
     )
     .unwrap();

@@ -1,6 +1,6 @@
 //! MQTT delivery and checks against a real mosquitto on loopback.
 
-mod messaging_support;
+use crate::messaging_support;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,9 +8,9 @@ use std::time::Duration;
 use acoupi::messaging::config::{MqttConfig, Secret};
 use acoupi::messaging::mqtt::{check_mqtt, MqttMessenger};
 use acoupi::messaging::{CheckError, Messenger};
-use acoupi::store::outbox::{Order, Outbox};
+use acoupi::store::outbox::Order;
 use jiff::{SignedDuration, Timestamp};
-use messaging_support::{deliver_at, Broker, Proxy, Subscriber, PASSWORD, USER};
+use messaging_support::{deliver_at, scratch_outbox, Broker, Proxy, Subscriber, PASSWORD, USER};
 
 fn mqtt(port: u16) -> MqttConfig {
     MqttConfig {
@@ -47,8 +47,7 @@ fn ids_in(received: &[(String, Vec<u8>, bool)], topic: &str) -> Vec<String> {
 async fn messages_are_published_with_qos1_and_status_is_retained_online() {
     let broker = Broker::start();
     let sub = Subscriber::start(broker.port, "acoupi/#").await;
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let mut cfg = mqtt(broker.port);
     cfg.per_kind_subtopics = true;
     let messenger = MqttMessenger::start(&cfg, "dev-1").unwrap();
@@ -116,8 +115,7 @@ async fn password_is_accepted_and_a_wrong_one_is_reported_as_rejected() {
         .await
         .unwrap();
     let messenger = MqttMessenger::start(&cfg, "dev-3").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     outbox.enqueue("detection", "{\"n\":1}", t0()).unwrap();
     let report = deliver_at(&outbox, &[&messenger], t0()).await;
     assert_eq!(report.sent, 1);
@@ -153,8 +151,7 @@ async fn tls_works_with_the_right_ca_and_a_wrong_ca_is_a_tls_error() {
         .await
         .unwrap();
     let messenger = MqttMessenger::start(&cfg, "dev-4").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     outbox.enqueue("detection", "{\"n\":1}", t0()).unwrap();
     let report = deliver_at(&outbox, &[&messenger], t0()).await;
     assert_eq!(report.sent, 1);
@@ -198,8 +195,7 @@ async fn closed_port_and_unknown_host_are_reported_distinctly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_loses_no_message() {
     let mut broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let messenger = MqttMessenger::start(&mqtt(broker.port), "dev-6").unwrap();
     let messengers = [&messenger as &dyn Messenger];
     for n in 0..10 {
@@ -258,8 +254,7 @@ async fn acknowledgements_lost_for_a_while_are_recorded_late_and_duplicates_coun
     let broker = Broker::start();
     let proxy = Proxy::start(broker.port);
     let sub = Subscriber::start(broker.port, "acoupi").await;
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let mut cfg = mqtt(proxy.port);
     cfg.timeout = 1;
     let messenger = MqttMessenger::start(&cfg, "dev-7").unwrap();

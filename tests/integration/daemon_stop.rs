@@ -7,19 +7,22 @@
 //! connected program with its MQTT broker down (a loopback port nobody listens on).
 //! Each test measures SIGTERM → exit and prints the figure.
 
-mod connected_support;
-mod messaging_support;
-mod support;
+use crate::connected_support;
+use crate::messaging_support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use acoupi::store::{audit, MetadataStore};
-use connected_support::{messages_db, outbox_messages, set_deployment, setup_connected};
+use connected_support::{messages_db, mqtt_settings, outbox_messages};
+use connected_support::{set_deployment, setup_connected};
 use messaging_support::free_port;
 use nix::sys::signal::Signal;
 use support::feeder::Feeder;
-use support::{part_files, ramp, wait_until, wav_files, wav_samples, Install, Notify, RATE};
+use support::{
+    part_files, ramp, wait_until, wav_files, wav_samples, Install, Notify, Running, RATE,
+};
 
 /// The stop budget the issue sets; the assertions allow a little for a loaded test host.
 const STOP_BUDGET: Duration = Duration::from_secs(2);
@@ -51,20 +54,13 @@ fn samples_on_disk(home: &Path, tmp: &Path) -> u64 {
 // the stop waited on the stalled read until systemd's SIGKILL.
 #[test]
 fn issue_11_sigterm_during_a_capture_stall_stops_within_2_s_keeping_every_sample() {
-    let install = Install::new();
-    install.setup(&[]);
-    install.deploy("stall stop");
-    let notify = Notify::bind(install.root());
-    let feeder = Feeder::start(&install.fifo, 0);
-    let t0 = Instant::now();
-    let mut daemon = install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, Duration::from_secs(10), |l| l == "READY=1")
-            .is_some(),
-        "no READY=1; log:\n{}",
-        daemon.log_text()
-    );
+    let Running {
+        install,
+        notify,
+        feeder,
+        mut daemon,
+        ready_at,
+    } = Running::start("stall stop");
     // 2.5 s of audio, then the source stalls with the FIFO open.
     assert!(feeder.wait_written(2 * RATE + RATE / 2, Duration::from_secs(6)));
     let written = feeder.pause();
@@ -78,7 +74,7 @@ fn issue_11_sigterm_during_a_capture_stall_stops_within_2_s_keeping_every_sample
     // The stall is judged (and the read is blocked) before the signal.
     assert!(
         notify
-            .wait_for(t0, Duration::from_secs(5), |l| l
+            .wait_for(ready_at, Duration::from_secs(5), |l| l
                 == "STATUS=capture stalled: no audio from the microphone")
             .is_some(),
         "the stall was never reported; log:\n{}",
@@ -125,26 +121,17 @@ fn issue_11_sigterm_with_the_broker_down_stops_within_2_s_and_leaves_no_wal() {
     setup_connected(
         &install,
         &[
-            "messaging.mqtt.host=127.0.0.1".into(),
-            format!("messaging.mqtt.port={}", free_port()),
-            "messaging.mqtt.timeout=5".into(),
-            "messaging.message_send_interval=1".into(),
-            "messaging.summary_interval=10".into(),
-            "messaging.heartbeat_interval=10".into(),
-        ],
+            mqtt_settings(free_port(), 5),
+            vec!["messaging.heartbeat_interval=10".into()],
+        ]
+        .concat(),
     );
     set_deployment(&install, "no broker");
     let _feeder = Feeder::start(&install.fifo, 0);
     let notify = Notify::bind(install.root());
     let t0 = Instant::now();
     let mut daemon = install.spawn_daemon("run", &notify);
-    assert!(
-        notify
-            .wait_for(t0, Duration::from_secs(10), |l| l == "READY=1")
-            .is_some(),
-        "no READY=1; log:\n{}",
-        daemon.log_text()
-    );
+    notify.expect_ready(t0, Duration::from_secs(10), &daemon);
     // A summary is queued and its delivery is being tried against the dead port.
     let outbox = messages_db(&install);
     assert!(

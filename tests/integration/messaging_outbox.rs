@@ -4,6 +4,9 @@ use acoupi::store::outbox::{format_timestamp, Order, Outbox, OutboxError, Outcom
 use jiff::{SignedDuration, Timestamp};
 use uuid::Uuid;
 
+use crate::messaging_support::scratch_outbox;
+use crate::support::rerun_alone;
+
 fn t0() -> Timestamp {
     "2026-06-01T00:00:00Z".parse().unwrap()
 }
@@ -24,16 +27,13 @@ fn enqueued_message_survives_a_crash() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("messages.db");
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "enqueued_message_survives_a_crash",
-            "--nocapture",
-        ])
-        .env(CRASH_ENV, &db)
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child aborts");
+    let child = rerun_alone(
+        module_path!(),
+        "enqueued_message_survives_a_crash",
+        CRASH_ENV,
+        db.as_os_str(),
+    );
+    assert!(!child.status.success(), "the child aborts");
     let outbox = Outbox::open(&db).unwrap();
     let due = outbox.due(10, Order::OldestFirst, t0()).unwrap();
     assert_eq!(due.len(), 1);
@@ -66,8 +66,7 @@ fn timestamps_use_upstream_text_with_six_fraction_digits() {
 
 #[test]
 fn due_honours_order_limit_and_next_attempt() {
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let ids: Vec<Uuid> = (0..5)
         .map(|n| {
             outbox
@@ -115,8 +114,7 @@ fn due_honours_order_limit_and_next_attempt() {
 
 #[test]
 fn backoff_doubles_up_to_the_cap() {
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
     let mut now = t0();
     let mut ceilings = Vec::new();
@@ -151,8 +149,7 @@ fn backoff_doubles_up_to_the_cap() {
 
 #[test]
 fn permanent_failure_is_kept_with_its_reason_and_never_due_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let id = outbox.enqueue("detection", "{}", t0()).unwrap();
     outbox
         .record_attempt(
@@ -183,8 +180,7 @@ fn permanent_failure_is_kept_with_its_reason_and_never_due_again() {
 
 #[test]
 fn response_for_an_unknown_message_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let err = outbox
         .record_attempt(
             Uuid::new_v4(),
@@ -200,8 +196,7 @@ fn response_for_an_unknown_message_is_an_error() {
 
 #[test]
 fn prune_removes_only_finished_messages_older_than_the_cutoff() {
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(dir.path().join("messages.db")).unwrap();
+    let (_dir, outbox) = scratch_outbox();
     let old = outbox.enqueue("detection", "{}", t0()).unwrap();
     let recent = outbox.enqueue("detection", "{}", t0()).unwrap();
     let queued = outbox.enqueue("detection", "{}", t0()).unwrap();

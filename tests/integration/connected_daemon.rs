@@ -6,9 +6,9 @@
 //! same port: every message the outbox holds must reach the subscriber, and recording
 //! must go on during the outage.
 
-mod connected_support;
-mod messaging_support;
-mod support;
+use crate::connected_support;
+use crate::messaging_support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
@@ -17,7 +17,8 @@ use std::time::Duration;
 use acoupi::store::outbox::Outbox;
 use connected_support::{assert_summaries_contiguous, messages_db, metadata, outbox_messages};
 use connected_support::{check_fails_with, check_passes, stop, summaries, wait_for};
-use connected_support::{received_on, recordings_since, set_deployment, setup_connected};
+use connected_support::{mqtt_settings, received_on, recordings_since};
+use connected_support::{set_deployment, setup_connected};
 use jiff::Timestamp;
 use messaging_support::{free_port, Broker, Subscriber, PASSWORD, USER};
 use support::feeder::Feeder;
@@ -31,14 +32,13 @@ async fn broker_outage_loses_no_message_and_recording_goes_on() {
     setup_connected(
         &install,
         &[
-            "messaging.mqtt.host=127.0.0.1".into(),
-            format!("messaging.mqtt.port={}", broker.port),
-            "messaging.mqtt.timeout=2".into(),
-            "messaging.message_send_interval=1".into(),
-            "messaging.summary_interval=10".into(),
-            "messaging.heartbeat_interval=10".into(),
-            "heartbeat.interval=10".into(),
-        ],
+            mqtt_settings(broker.port, 2),
+            vec![
+                "messaging.heartbeat_interval=10".into(),
+                "heartbeat.interval=10".into(),
+            ],
+        ]
+        .concat(),
     );
     set_deployment(&install, "outage");
 
