@@ -215,7 +215,7 @@ pub struct DeploymentStatus {
 pub struct IntegrityStatus {
     /// `ok` or `failed`.
     pub status: IntegrityVerdict,
-    /// `integrity_check` (start-up) or `quick_check` (the daily pass).
+    /// `quick_check` (start-up) or `integrity_check` (the daily pass).
     pub check: String,
     /// When it ran, RFC 3339 UTC.
     pub checked_on: String,

@@ -18,6 +18,7 @@ use crate::daemon::messaging::HeartbeatSender;
 use crate::daemon::notify;
 use crate::messaging::heartbeat::{HeartbeatPayload, RecorderStatus};
 use crate::store::metadata::MetadataStore;
+use crate::store::{Check, Durability};
 use crate::system::layout::Layout;
 use crate::system::metrics::Metrics;
 use crate::system::systemd::Systemctl;
@@ -41,7 +42,9 @@ impl BeatConfig {
     fn load(layout: &Layout, serial: &str) -> anyhow::Result<BeatConfig> {
         let config = crate::config::load(&layout.config_file)?;
         let paths = layout.storage_paths(&config.paths);
-        let store = MetadataStore::open(&paths.db_metadata)?;
+        // The recorder checks the file (`daemon::integrity`); a SIGHUP must not read
+        // every index entry again.
+        let store = MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick)?;
         let interval = Duration::from_secs(u64::from(config.heartbeat.interval.max(1)));
         let outbox = HeartbeatSender::open(layout, &config, &paths, interval, serial)?;
         Ok(BeatConfig {

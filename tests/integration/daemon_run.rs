@@ -656,7 +656,8 @@ fn status_and_check_report_the_recorders_last_integrity_check() {
         serde_json::from_str(&r.install.ok(&["deployment", "status", "--json"]).stdout).unwrap();
     let integrity = &json["deployment"]["integrity"];
     assert_eq!(integrity["status"], "ok", "{json:#}");
-    assert_eq!(integrity["check"], "integrity_check", "{json:#}");
+    // The start-up check is the quick one; the deep one runs daily in the background.
+    assert_eq!(integrity["check"], "quick_check", "{json:#}");
     let checked_on: jiff::Timestamp = integrity["checked_on"].as_str().unwrap().parse().unwrap();
     assert!(
         checked_on >= before,
@@ -665,16 +666,16 @@ fn status_and_check_report_the_recorders_last_integrity_check() {
     assert_eq!(json["program"]["status"], "ok", "{json:#}");
     let text = r.install.ok(&["deployment", "status"]).stdout;
     assert!(
-        text.contains("database check : ok (integrity_check at "),
+        text.contains("database check : ok (quick_check at "),
         "{text}"
     );
 
-    // What the daily quick_check stores when SQLite reports damage.
+    // What the daily integrity_check stores when SQLite reports damage.
     let report = "*** in database main ***\nPage 42: btreeInitPage() returns error code 11";
     rusqlite::Connection::open(r.install.db())
         .unwrap()
         .execute(
-            "UPDATE acoupi_integrity SET kind = 'quick_check', problems = ?1",
+            "UPDATE acoupi_integrity SET kind = 'integrity_check', problems = ?1",
             [report],
         )
         .unwrap();
@@ -687,14 +688,14 @@ fn status_and_check_report_the_recorders_last_integrity_check() {
     assert_eq!(json["program"]["status"], "unhealthy", "{json:#}");
     let problem = json["program"]["problem"].as_str().unwrap();
     assert!(
-        problem.starts_with("metadata.db failed SQLite's quick_check at ")
+        problem.starts_with("metadata.db failed SQLite's integrity_check at ")
             && problem.contains("Page 42"),
         "{problem}"
     );
     let text = r.install.ok(&["deployment", "status"]).stdout;
     assert!(text.contains("database check : "), "{text}");
     assert!(
-        text.contains("FAILED: metadata.db failed SQLite's quick_check"),
+        text.contains("FAILED: metadata.db failed SQLite's integrity_check"),
         "{text}"
     );
     let check = r.install.run(&["check"]);
@@ -702,7 +703,7 @@ fn status_and_check_report_the_recorders_last_integrity_check() {
     assert!(
         check
             .stderr
-            .contains("metadata.db failed SQLite's quick_check at ")
+            .contains("metadata.db failed SQLite's integrity_check at ")
             && check.stderr.contains("move the file aside"),
         "{}",
         check.stderr

@@ -45,6 +45,7 @@ use crate::daemon::notify;
 use crate::daemon::watchdog;
 use crate::schedule::plan::Planner;
 use crate::store::metadata::{Deployment, Gap, MetadataStore};
+use crate::store::{Check, Durability};
 use crate::system::layout::Layout;
 use crate::system::{device_id, storage, sysroot::SysRoot};
 use crate::tasks::management::{available_bytes, PassReport};
@@ -141,7 +142,8 @@ impl Daemon {
         let config = crate::config::load(&layout.config_file)?;
         let paths = layout.storage_paths(&config.paths);
         storage::ensure_storages(&paths, storage::storage_owner(&layout)?)?;
-        let mut store = MetadataStore::open(&paths.db_metadata).map_err(|e| {
+        // quick_check, not the full check: see `daemon::integrity`.
+        let mut store = MetadataStore::open_with(&paths.db_metadata, Durability::Full, Check::Quick).map_err(|e| {
             // SQLite cannot even open a database without room for its shared-memory
             // index; its own words ("disk I/O error") would not tell an operator why.
             let dir = paths.db_metadata.parent().unwrap_or(Path::new("."));
