@@ -216,24 +216,19 @@ pub(crate) fn field_errors(errors: &[FieldError]) -> String {
 }
 
 /// Sends SIGHUP to the running recorder and beat daemons so they reread the
-/// configuration; says so for each one signalled. No pid file, or a stale one, means
+/// configuration; says so for each one signalled. No pid file, or a stale one (a pid
+/// now used by another program, or by acoupi in another role: `system::process`), means
 /// that daemon is not running: nothing to do.
 fn reload_running(layout: &Layout) -> anyhow::Result<()> {
-    for (name, pid_file) in [
-        ("recorder", layout.pid_file()),
-        ("beat", layout.beat_pid_file()),
+    for (name, role, pid_file) in [
+        ("recorder", "run", layout.pid_file()),
+        ("beat", "beat", layout.beat_pid_file()),
     ] {
-        if let Some(pid) = running_pid(&pid_file) {
+        if let Some(pid) = crate::system::process::pid_from_file(&pid_file, Some(role)) {
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
                 .with_context(|| format!("asking the running {name} (pid {pid}) to reload"))?;
             println!("reloaded running {name}");
         }
     }
     Ok(())
-}
-
-/// The pid in `path` if that process exists and is an acoupi process: a stale file may
-/// name a pid reused by another program (see `system::process`).
-fn running_pid(path: &Path) -> Option<nix::unistd::Pid> {
-    crate::system::process::pid_from_file(path, None)
 }

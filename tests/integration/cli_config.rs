@@ -340,19 +340,27 @@ fn set_sends_sighup_to_the_running_recorder_and_beat_and_to_nothing_else() {
     let home = Home::set_up();
     let run = home.dir.path().join("run");
     fs::create_dir_all(&run).unwrap();
-    // Stand-ins named like acoupi: SIGHUP's default action ends them, which the test sees.
-    // A symlink, not a copy: the kernel names a process after the path it was started
-    // by, and an executable just written can still be open for writing in a child
-    // another test thread forks (`Text file busy`).
-    let standin = home.dir.path().join("acoupi-standin");
-    let sleep = Command::new("sh")
-        .args(["-c", "command -v sleep"])
-        .output()
-        .unwrap()
-        .stdout;
-    std::os::unix::fs::symlink(String::from_utf8(sleep).unwrap().trim(), &standin).unwrap();
-    let mut recorder = Command::new(&standin).arg("600").spawn().expect("recorder");
-    let mut beat = Command::new(&standin).arg("600").spawn().expect("beat");
+    // Stand-ins started as `acoupi-standin run` and `acoupi-standin beat`: a shell under
+    // a name like acoupi's, running the script file named after the role (in its working
+    // folder); SIGHUP's default action ends it, which the test sees. A symlink, not a
+    // copy: the kernel names a process after the path it was started by, and an
+    // executable just written can still be open for writing in a child another test
+    // thread forks (`Text file busy`).
+    let scripts = home.dir.path().join("standin");
+    fs::create_dir_all(&scripts).unwrap();
+    let standin = scripts.join("acoupi-standin");
+    std::os::unix::fs::symlink("/bin/sh", &standin).unwrap();
+    for role in ["run", "beat"] {
+        fs::write(scripts.join(role), "sleep 600\n").unwrap();
+    }
+    let start = |role: &str| {
+        Command::new(&standin)
+            .arg(role)
+            .current_dir(&scripts)
+            .spawn()
+            .expect(role)
+    };
+    let (mut recorder, mut beat) = (start("run"), start("beat"));
     fs::write(run.join("acoupi.pid"), format!("{}\n", recorder.id())).unwrap();
     fs::write(home.dir.path().join("beat.pid"), format!("{}\n", beat.id())).unwrap();
     let out = home.ok(&["config", "set", "microphone.samplerate", "96000"]);
@@ -375,6 +383,18 @@ fn set_sends_sighup_to_the_running_recorder_and_beat_and_to_nothing_else() {
     assert!(other.try_wait().unwrap().is_none(), "sleep was signalled");
     other.kill().unwrap();
     other.wait().unwrap();
+    // An acoupi process in another role (here the beat's stand-in, named in the
+    // recorder's pid file) is not the recorder: not signalled.
+    let mut beat = start("beat");
+    fs::write(run.join("acoupi.pid"), format!("{}\n", beat.id())).unwrap();
+    let out = home.ok(&["config", "set", "microphone.samplerate", "48000"]);
+    assert_eq!(out, "");
+    assert!(
+        beat.try_wait().unwrap().is_none(),
+        "the beat was signalled as the recorder"
+    );
+    beat.kill().unwrap();
+    beat.wait().unwrap();
 }
 
 #[test]
