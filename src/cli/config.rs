@@ -6,7 +6,7 @@
 //! field navigation and coercion live in `config::tree`; this file only wires them to
 //! the command line.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 
