@@ -62,6 +62,7 @@ fn child(pcm: &str, rate: u32, seconds: i64, dir: &Path) -> Result<(), String> {
         deployment_name: None,
         position: None,
         serial: None,
+        kept_until: None,
     };
     let planner = Arc::new(Gapless {
         origin: OnceLock::new(),

@@ -69,6 +69,17 @@ pub struct FinishedFile {
     pub start_approximate: bool,
 }
 
+impl FinishedFile {
+    /// The stream-time instant just after its last sample.
+    pub fn end(&self) -> Timestamp {
+        let ns = i128::from(self.frames) * 1_000_000_000 / i128::from(self.samplerate.max(1));
+        let ns = i64::try_from(ns).unwrap_or(i64::MAX);
+        self.start
+            .checked_add(jiff::SignedDuration::from_nanos(ns))
+            .unwrap_or(Timestamp::MAX)
+    }
+}
+
 /// Errors of device lookup, device configuration and capture.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {

@@ -154,6 +154,22 @@ pub fn open_for_reading(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// The tables of another application's database: `Some` when the file holds tables
+/// and none of them is in `known`. A file with no table (new or empty) is `None`, as is
+/// one with some of ours beside tables of its own (a user's notes). Both databases
+/// refuse a `Some` before writing anything: adding our tables to another program's file
+/// would mix two programs' data, and a path pointing at it is a mistake to report.
+pub fn foreign_tables(conn: &Connection, known: &[&str]) -> rusqlite::Result<Option<Vec<String>>> {
+    let tables = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+        )?
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let ours = tables.iter().any(|t| known.contains(&t.as_str()));
+    Ok((!ours && !tables.is_empty()).then_some(tables))
+}
+
 /// Runs the check: `None` when SQLite answers a single `ok`, else the first lines of its
 /// report. An error means the check could not run (SQLite's own "malformed" or "not a
 /// database" errors are classified [`StoreError::Corrupt`] by [`StoreError::sqlite`]).

@@ -191,29 +191,17 @@ const KNOWN_TABLES: &[&str] = &[
     "acoupi_integrity",
 ];
 
-/// Refuses another application's database ([`StoreError::Foreign`]): tables this
-/// schema does not know and none of those it does. Adding our tables to it would mix
-/// two programs' data in one file, and `paths.db_metadata` pointing at it is a
-/// mistake the user wants to hear about. A file with no table at all (new, or empty)
-/// is ours to fill; one with our tables and some of its own (a user's notes) is kept.
+/// Refuses another application's database ([`StoreError::Foreign`], by
+/// [`super::db::foreign_tables`]) before anything is written to it.
 pub fn refuse_foreign(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let tables: Vec<String> = conn
-        .prepare(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-        )
-        .and_then(|mut stmt| {
-            stmt.query_map([], |row| row.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(|e| StoreError::sqlite(path, "listing the tables of", e))?;
-    let ours = tables.iter().any(|t| KNOWN_TABLES.contains(&t.as_str()));
-    if !ours && !tables.is_empty() {
-        return Err(StoreError::Foreign {
+    match super::db::foreign_tables(conn, KNOWN_TABLES) {
+        Ok(None) => Ok(()),
+        Ok(Some(tables)) => Err(StoreError::Foreign {
             path: path.to_path_buf(),
             tables,
-        });
+        }),
+        Err(e) => Err(StoreError::sqlite(path, "listing the tables of", e)),
     }
-    Ok(())
 }
 
 /// The migrations in order; a file at version `n` has had the first `n` applied.

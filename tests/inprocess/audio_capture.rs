@@ -20,7 +20,7 @@ use acoupi::schedule::plan::{Plan, Planner};
 use jiff::{SignedDuration, Timestamp};
 
 /// PCMs defined in the test config, one per test so tests can run in parallel.
-const PCMS: [&str; 9] = [
+const PCMS: [&str; 10] = [
     "reopen8k",
     "idle8k",
     "gapless8k",
@@ -30,6 +30,7 @@ const PCMS: [&str; 9] = [
     "probe",
     "testcap",
     "s32to16",
+    "keptuntil",
 ];
 
 /// The directory holding `asound.conf` and the `<pcm>.raw` inputs.
@@ -152,6 +153,7 @@ fn config(pcm: &str, tmp: &Path, rate: u32, channels: u16, bits: u16) -> Recorde
         deployment_name: Some("test site".into()),
         position: Some((52.1, -1.5)),
         serial: Some("unit-7".into()),
+        kept_until: None,
     }
 }
 
@@ -610,4 +612,37 @@ fn pcm_is_closed_while_idle_and_reopened_for_the_next_window() {
     for f in &files {
         assert_eq!(samples_i32(&f.path), want);
     }
+}
+
+/// A capture started after another (a reload) names no file before the audio the other
+/// kept ends, unless that end is so far ahead that the clock must have stepped back.
+#[test]
+fn a_restarted_capture_starts_after_the_audio_kept_before_it() {
+    let rate = 8000;
+    counter_input("keptuntil", rate as usize);
+    let first_file = |kept_until: Timestamp| {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = RecorderConfig {
+            kept_until: Some(kept_until),
+            ..config("keptuntil", tmp.path(), rate, 1, 16)
+        };
+        let events = record(
+            cfg,
+            Arc::new(Slots::new(500, 500, 1)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let files = finished(&events);
+        assert_eq!(files.len(), 1, "events: {events:?}");
+        files[0].start
+    };
+    // Ahead by a little: a stream that ran ahead of the clock. The next one follows it.
+    let ahead = Timestamp::now() + SignedDuration::from_millis(1500);
+    assert_eq!(first_file(ahead), ahead);
+    // Ahead by a minute: the clock stepped back. Files are named by the clock again.
+    let stepped = Timestamp::now() + SignedDuration::from_secs(60);
+    let start = first_file(stepped);
+    assert!(
+        start <= Timestamp::now(),
+        "{start} follows a kept end the clock left behind"
+    );
 }

@@ -31,6 +31,7 @@ mod connected_daemon;
 mod connected_reload;
 mod daemon_beat;
 mod daemon_disk_full;
+mod daemon_reload_order;
 mod daemon_run;
 mod daemon_stop;
 mod image_bake;

@@ -24,17 +24,24 @@ impl Feeder {
     /// Starts writing ramp samples from sample `first` once a reader opens the FIFO;
     /// stops for good when the reader closes it.
     pub fn start(fifo: &Path, first: u64) -> Feeder {
-        Feeder::spawn(fifo, first, false)
+        Feeder::spawn(fifo, first, false, 0)
     }
 
     /// Like [`Feeder::start`], but waits for the next reader when one closes the FIFO,
     /// as a microphone outlives the recorder's capture restarts (a reload). The ramp goes
     /// on where it stopped; what the pipe held at the close is lost with the old reader.
     pub fn reopening(fifo: &Path, first: u64) -> Feeder {
-        Feeder::spawn(fifo, first, true)
+        Feeder::spawn(fifo, first, true, 0)
     }
 
-    fn spawn(fifo: &Path, first: u64, reopen: bool) -> Feeder {
+    /// Like [`Feeder::reopening`], but each new reader finds `backlog` samples already
+    /// waiting, as from a source that buffers audio before it is read: the reader gets
+    /// audio faster than real time at first, so its stream time runs ahead of the clock.
+    pub fn reopening_with_backlog(fifo: &Path, first: u64, backlog: u64) -> Feeder {
+        Feeder::spawn(fifo, first, true, backlog)
+    }
+
+    fn spawn(fifo: &Path, first: u64, reopen: bool, backlog: u64) -> Feeder {
         let limit = Arc::new(AtomicU64::new(u64::MAX));
         let written = Arc::new(AtomicU64::new(first));
         let last_write = Arc::new(Mutex::new(None));
@@ -46,7 +53,8 @@ impl Feeder {
             stop.clone(),
             fifo.to_path_buf(),
         );
-        let join = std::thread::spawn(move || while feed(&path, &l, &w, &lw, &s) && reopen {});
+        let join =
+            std::thread::spawn(move || while feed(&path, backlog, &l, &w, &lw, &s) && reopen {});
         Feeder {
             limit,
             written,
@@ -103,10 +111,12 @@ impl Drop for Feeder {
     }
 }
 
-/// Feeds one reader of the FIFO; returns `true` when that reader went away, `false`
-/// when told to stop.
+/// Feeds one reader of the FIFO, `backlog` samples at once and then one [`CHUNK`] per
+/// 0.1 s from the moment it opened (a microphone delivers nothing from before it was
+/// opened); returns `true` when that reader went away, `false` when told to stop.
 fn feed(
     path: &Path,
+    backlog: u64,
     limit: &AtomicU64,
     written: &AtomicU64,
     last_write: &Mutex<Option<Instant>>,
@@ -135,14 +145,16 @@ fn feed(
     let mut file = file;
     let step = Duration::from_millis(100);
     let mut next = Instant::now();
+    let mut first = backlog.max(CHUNK);
     while !stop.load(Ordering::Relaxed) {
         let n = written.load(Ordering::SeqCst);
         if n < limit.load(Ordering::SeqCst) {
-            let bytes: Vec<u8> = (n..n + CHUNK).flat_map(|i| ramp(i).to_le_bytes()).collect();
+            let len = std::mem::replace(&mut first, CHUNK);
+            let bytes: Vec<u8> = (n..n + len).flat_map(|i| ramp(i).to_le_bytes()).collect();
             if file.write_all(&bytes).is_err() {
                 return true; // the reader went away
             }
-            written.store(n + CHUNK, Ordering::SeqCst);
+            written.store(n + len, Ordering::SeqCst);
             *last_write.lock().unwrap() = Some(Instant::now());
         }
         next += step;

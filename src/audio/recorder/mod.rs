@@ -49,6 +49,12 @@ const NANOS_PER_SEC: i128 = 1_000_000_000;
 /// without an overrun (a hung USB device, a paused source): well above the ~1 s of audio
 /// a full buffer can hold, so ordinary scheduling delays never trigger it.
 const STALL_REANCHOR_NS: i128 = 3 * NANOS_PER_SEC;
+/// How far ahead of the wall clock kept audio may end and still hold back the next
+/// stream's time (see [`Recorder::anchor_at`]). A stream runs ahead by what its source
+/// had buffered when it started, or by a device clock faster than the system's: tenths
+/// of a second, a few seconds after days. More than this is the system clock stepping
+/// back (an NTP correction), which names files by the new clock (`_1` on a clash).
+const MAX_CARRIED_LEAD_NS: i128 = 2 * NANOS_PER_SEC;
 
 /// What the recorder needs to know. Built by the daemon from the configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +80,10 @@ pub struct RecorderConfig {
     pub position: Option<(f64, f64)>,
     /// GUANO `Serial`: the recorder's device id.
     pub serial: Option<String>,
+    /// Where the audio a previous recorder kept ends (its last file's stream-time end),
+    /// so a restarted capture (a reload) never names a file before audio it follows.
+    /// Ignored when it is more than 2 s ahead of the wall clock: the clock stepped back.
+    pub kept_until: Option<Timestamp>,
 }
 
 /// The running recorder.
@@ -181,12 +191,15 @@ pub fn spawn_recorder(
     }
     let progress = Arc::new(Progress::default());
     let recorder = Arc::new(Recorder {
-        cfg,
         planner,
         events: Box::new(events),
         shutdown,
         progress: progress.clone(),
-        current: Mutex::new(Current::default()),
+        current: Mutex::new(Current {
+            kept_until: cfg.kept_until,
+            ..Current::default()
+        }),
+        cfg,
     });
     let r = recorder.clone();
     let (ended_tx, ended) = std::sync::mpsc::channel();
@@ -226,6 +239,8 @@ struct Current {
     model: String,
     /// Set when a stop took the file over: the capture thread writes nothing more.
     closed: bool,
+    /// The stream-time end of the last file kept (or [`RecorderConfig::kept_until`]).
+    kept_until: Option<Timestamp>,
 }
 
 /// Why a stream ended.
@@ -282,6 +297,23 @@ impl Recorder {
 
     fn emit(&self, e: RecorderEvent) {
         (self.events)(e);
+    }
+
+    /// The stream time to give the next frame read at wall time `now`, when capture
+    /// (re)starts: `now`, unless kept audio ends later, by no more than
+    /// [`MAX_CARRIED_LEAD_NS`]. Stream time then never runs backwards across a restart,
+    /// so file names sort in the order their audio was captured and no two files claim
+    /// the same stretch of time.
+    fn anchor_at(&self, now: Timestamp) -> Timestamp {
+        match self.current().kept_until {
+            Some(end)
+                if end > now
+                    && end.as_nanosecond() - now.as_nanosecond() <= MAX_CARRIED_LEAD_NS =>
+            {
+                end
+            }
+            _ => now,
+        }
     }
 
     /// Sleeps until wall time `until`, waking early on shutdown.
@@ -414,9 +446,10 @@ impl Recorder {
             conv: Converter::new(cap.format, self.cfg.bit_depth),
             model: cap.name.clone(),
             clock: StreamClock {
-                anchor_ns: 0,
+                anchor_ns: 0, // set by the first read (`Stream::keep_time`)
                 rate: i128::from(self.cfg.samplerate),
             },
+            anchored: false,
             pos: 0,
             skip_slot: None,
         };
@@ -428,7 +461,6 @@ impl Recorder {
         if let Err(e) = cap.pcm.start() {
             return StreamEnd::Lost(read_err(e));
         }
-        s.clock.anchor_ns = Timestamp::now().as_nanosecond();
         let io = cap.pcm.io_bytes();
         loop {
             if self.stopping() {
@@ -445,7 +477,7 @@ impl Recorder {
             match result {
                 Ok(n) => {
                     self.progress.add_frames(n as u64);
-                    s.reanchor_after_stall(n as u64);
+                    s.keep_time(n as u64);
                     if let Some(end) = s.process(&buf[..n * bpf], n as u64, bpf) {
                         return end;
                     }
@@ -464,13 +496,14 @@ impl Recorder {
                     let now = Timestamp::now();
                     tracing::warn!(count, "capture overrun; recovered");
                     self.emit(RecorderEvent::Xrun { at: now, count });
+                    // Stream time restarts at the wall clock: the lost frames are unknown.
+                    let resumed = self.anchor_at(now);
                     self.emit(RecorderEvent::Gap {
                         start: gap_start,
-                        end: now.max(gap_start),
+                        end: resumed.max(gap_start),
                         reason: GapReason::Xrun,
                     });
-                    // Stream time restarts at the wall clock: the lost frames are unknown.
-                    s.clock.anchor_ns = now.as_nanosecond();
+                    s.clock.anchor_ns = resumed.as_nanosecond();
                     s.pos = 0;
                 }
                 Err(e) => {

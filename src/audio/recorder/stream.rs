@@ -1,7 +1,7 @@
 //! Cutting one open stream into files: where each frame goes by the plan (record,
-//! listen, idle), when a file ends at its slot's exact sample, the re-anchoring of
-//! stream time after a stall, and finishing a file (GUANO chunk, rename, event) — from
-//! the capture thread, or from a stop that took a stuck thread's file over.
+//! listen, idle), when a file ends at its slot's exact sample, anchoring stream time at
+//! the first read and after a stall, and finishing a file (GUANO chunk, rename, event) —
+//! from the capture thread, or from a stop that took a stuck thread's file over.
 
 use jiff::Timestamp;
 
@@ -19,6 +19,8 @@ pub(super) struct Stream<'a> {
     pub(super) conv: Converter,
     pub(super) model: String,
     pub(super) clock: StreamClock,
+    /// False until the first read has placed stream time ([`Stream::keep_time`]).
+    pub(super) anchored: bool,
     /// Frames of this stream already handled.
     pub(super) pos: u64,
     /// A slot whose file could not be written (disk full): not retried until it ends.
@@ -26,13 +28,24 @@ pub(super) struct Stream<'a> {
 }
 
 impl Stream<'_> {
-    /// After a stall, the `n` frames just read are recent audio, not the continuation
+    /// Ties stream time to the wall clock by the `n` frames just read.
+    ///
+    /// The first read of a stream anchors it: those frames were captured just before
+    /// they could be read, so they end now (a device's buffer fills from the start; a
+    /// source that held audio back must not put later files ahead of the clock), and
+    /// never before kept audio ends ([`Recorder::anchor_at`]).
+    ///
+    /// After a stall, the frames just read are recent audio, not the continuation
     /// stream time assumes: cut the file there, record the gap, and restart stream time at
     /// the wall clock so later files are named and timed correctly.
-    pub(super) fn reanchor_after_stall(&mut self, n: u64) {
+    pub(super) fn keep_time(&mut self, n: u64) {
         let now = Timestamp::now().as_nanosecond();
-        let chunk_start = self.clock.time(self.pos);
         let chunk_ns = i128::from(n) * NANOS_PER_SEC / self.clock.rate;
+        if !std::mem::replace(&mut self.anchored, true) {
+            self.clock.anchor_ns = self.rec.anchor_at(ts(now - chunk_ns)).as_nanosecond();
+            return;
+        }
+        let chunk_start = self.clock.time(self.pos);
         if now - chunk_start.as_nanosecond() - chunk_ns <= STALL_REANCHOR_NS {
             return;
         }
@@ -192,7 +205,7 @@ impl Recorder {
         match result {
             Ok((path, frames)) => {
                 tracing::debug!(path = ?path, frames, "recording finished");
-                self.emit(RecorderEvent::FileFinished(FinishedFile {
+                let file = FinishedFile {
                     path,
                     start,
                     frames,
@@ -201,7 +214,11 @@ impl Recorder {
                     bit_depth: cfg.bit_depth,
                     time_expansion: cfg.time_expansion,
                     start_approximate: false,
-                }));
+                };
+                let mut current = self.current();
+                current.kept_until = current.kept_until.max(Some(file.end()));
+                drop(current);
+                self.emit(RecorderEvent::FileFinished(file));
                 Ok(())
             }
             Err(e) => Err((f.slot, e)),

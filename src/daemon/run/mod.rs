@@ -37,7 +37,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::audio::recorder::Stopped;
-use crate::audio::{spawn_recorder, RecorderEvent, RecorderHandle};
+use crate::audio::{spawn_recorder, RecorderConfig, RecorderEvent, RecorderHandle};
 use crate::daemon::control;
 use crate::daemon::errors::{ErrorKind, ErrorTally};
 use crate::daemon::messaging::{self, MessagingService};
@@ -115,6 +115,10 @@ struct Daemon {
     started_at: Timestamp,
     /// Files finished since start-up, for `status` and `STATUS=`.
     files: u64,
+    /// The stream-time end of the latest file captured or recovered: a capture thread
+    /// started after it (a reload) names no file before it (see
+    /// [`RecorderConfig::kept_until`]).
+    kept_until: Option<Timestamp>,
     /// When the last management pass completed: the watchdog's evidence that the default
     /// worker is making progress.
     last_pass: Option<std::time::Instant>,
@@ -196,6 +200,7 @@ impl Daemon {
             events_tx,
             started_at: Timestamp::now(),
             files: 0,
+            kept_until: None,
             last_pass: None,
             last_error: None,
             schedule_ended: false,
@@ -211,7 +216,10 @@ impl Daemon {
     }
 
     fn start_capture(&mut self) -> anyhow::Result<()> {
-        let cfg = self.program.recorder_config(&self.deployment, &self.serial);
+        let cfg = RecorderConfig {
+            kept_until: self.kept_until,
+            ..self.program.recorder_config(&self.deployment, &self.serial)
+        };
         let shutdown = Arc::new(AtomicBool::new(false));
         let planner: Arc<dyn Planner> = self.program.gate.clone();
         let events = self.events_tx.clone();
@@ -254,6 +262,7 @@ impl Daemon {
         match event {
             RecorderEvent::FileFinished(file) => {
                 self.files += 1;
+                self.kept_until = self.kept_until.max(Some(file.end()));
                 let row = self.new_row(&file);
                 self.store_or_keep(Unstored::Recording { row, kept: false });
             }

@@ -113,6 +113,7 @@ impl Program {
             deployment_name: Some(deployment.name.clone()),
             position: deployment.latitude.zip(deployment.longitude),
             serial: Some(serial.to_string()),
+            kept_until: None,
         }
     }
 }

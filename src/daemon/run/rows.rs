@@ -41,6 +41,9 @@ impl Daemon {
             match outcome {
                 RepairOutcome::Recovered(file) => {
                     tracing::warn!(path = %file.path.display(), frames = file.frames, start = %file.start, approximate = file.start_approximate, "recovered an interrupted recording");
+                    if !file.start_approximate {
+                        self.kept_until = self.kept_until.max(Some(file.end()));
+                    }
                     let row = self.new_row(&file);
                     self.store_or_keep(Unstored::Recording { row, kept: false });
                 }

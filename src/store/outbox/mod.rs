@@ -68,6 +68,7 @@ fn parse_id(path: &Path, bytes: &[u8]) -> Result<Uuid, OutboxError> {
 impl Outbox {
     /// Opens (creating if needed) the outbox at `path` with the default back-off.
     /// An upstream messages.db is upgraded in place: its tables are kept as they are.
+    /// Another application's database is refused ([`OutboxError::Foreign`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Outbox, OutboxError> {
         Outbox::open_with_backoff(path, Backoff::default())
     }
@@ -85,6 +86,12 @@ impl Outbox {
         let mut conn = Connection::open(&path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_err)?;
+        // Before anything writes to the file (WAL mode changes its header).
+        match crate::store::db::foreign_tables(&conn, schema::TABLES) {
+            Ok(None) => {}
+            Ok(Some(tables)) => return Err(OutboxError::Foreign { path, tables }),
+            Err(e) => return Err(open_err(e)),
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         // FULL: a WAL commit is fsynced, so an accepted message survives a power cut.

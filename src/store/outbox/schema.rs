@@ -40,6 +40,9 @@ pub const UPSTREAM_MESSAGE_TYPES: &[&str] = &[
     "detection",
 ];
 
+/// Every table messages.db may hold: upstream's and ours.
+pub const TABLES: &[&str] = &["message", "response", "message_state"];
+
 /// Upstream acoupi 0.8's tables, as its message store creates them.
 const UPSTREAM_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS message (

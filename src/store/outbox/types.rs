@@ -31,6 +31,15 @@ pub enum OutboxError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The file is another application's database (see
+    /// [`crate::store::db::foreign_tables`]). Nothing was written to it.
+    #[error("{} is not an acoupi message outbox: it holds other tables ({}) and none of acoupi's; nothing was written to it; point messaging.messages_db at another file (`acoupi config set messaging.messages_db /path/to/messages.db`) or move this one away", .path.display(), .tables.join(", "))]
+    Foreign {
+        /// The messages.db file.
+        path: PathBuf,
+        /// The tables found.
+        tables: Vec<String>,
+    },
     /// A query failed.
     #[error("{action} in the message outbox {path}: {source}")]
     Query {

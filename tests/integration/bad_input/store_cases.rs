@@ -247,3 +247,30 @@ fn issue_11_the_recorder_clamps_min_free_and_keeps_every_recording() {
         assert!(f.exists(), "{} deleted\n{log}", f.display());
     }
 }
+
+/// Issue 11: another application's database where the connected program's messages.db
+/// should be was migrated into an outbox. `check` now refuses it by name, and the file
+/// stays byte-identical.
+#[test]
+fn foreign_messages_db_fails_check_and_is_left_alone() {
+    let install = Install::new();
+    install.setup_program(
+        "connected",
+        &["messaging.http.base_url=http://127.0.0.1:9/messages"],
+    );
+    install.mic_from_file();
+    let messages = install.db().with_file_name("messages.db");
+    std::fs::create_dir_all(messages.parent().unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(&messages).unwrap();
+    conn.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);")
+        .unwrap();
+    drop(conn);
+    let bytes = std::fs::read(&messages).unwrap();
+    let m = messages.display();
+    Case::new(&install).refused(
+        &["check"],
+        1,
+        &format!("error: opening the message outbox {m}: {m} is not an acoupi message outbox: it holds other tables (notes) and none of acoupi's; nothing was written to it; point messaging.messages_db at another file (`acoupi config set messaging.messages_db /path/to/messages.db`) or move this one away"),
+    );
+    assert_eq!(std::fs::read(&messages).unwrap(), bytes);
+}
