@@ -34,6 +34,7 @@ mod daemon_disk_full;
 mod daemon_reload_order;
 mod daemon_run;
 mod daemon_stop;
+mod daemon_tmp_dir;
 mod image_bake;
 mod image_units;
 mod messaging_http;

@@ -54,7 +54,8 @@ use pause::Pause;
 use program::Program;
 use rows::Unstored;
 
-/// How often the management task runs.
+/// How often the management task runs when no file finishes (retention, disk-full
+/// recovery); a finished file starts a pass at once.
 const MANAGEMENT_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a stop waits for the capture thread to finish its file itself. It checks
 /// its shutdown flag at least every 0.5 s (`WAIT_MS`) unless a device call blocks;
@@ -412,7 +413,16 @@ impl Daemon {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => self.reload().await,
-                Some(event) = self.events.recv() => self.handle_event(event),
+                Some(event) = self.events.recv() => {
+                    // A finished file is moved out of the temporary directory (RAM in
+                    // the image) at once, not at the next tick: a power cut then loses
+                    // at most the file in progress.
+                    let finished = matches!(event, RecorderEvent::FileFinished(_));
+                    self.handle_event(event);
+                    if finished {
+                        manage.reset_immediately();
+                    }
+                }
                 _ = manage.tick() => self.management_pass(),
                 _ = tick.tick() => self.tick(),
                 conn = listener.accept() => {
