@@ -18,6 +18,8 @@ const LAYERS: &[&[&str]] = &[
     &["audio"],
     // The only SQL (reads audio files for the audit).
     &["store"],
+    // Detection models over finished recordings (their rows go through the store).
+    &["detection"],
     // Delivery from the outbox; the management task.
     &["messaging", "tasks"],
     // The program configuration, made of sections the lower modules own.
