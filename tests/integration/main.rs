@@ -38,6 +38,7 @@ mod daemon_run;
 mod daemon_stop;
 mod daemon_tmp_dir;
 mod image_bake;
+mod image_bake_config;
 mod image_units;
 mod messaging_http;
 mod messaging_mqtt;
