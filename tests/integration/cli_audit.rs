@@ -282,13 +282,13 @@ fn audit_while_the_recorder_records_finds_nothing() {
         mut daemon,
         ..
     } = Running::start("live");
-    // Audit continuously until a management pass has moved files into the recordings
-    // root (passes run every 10 s), and a few times after: captures in progress, rows
-    // being written and files being moved must never show as findings.
+    // Audit continuously over three seconds of audio, while files finish and are moved
+    // into the recordings root (at once, by a management pass): captures in progress,
+    // rows being written and files being moved must never show as findings.
     let mut saw_part = false;
     let mut rounds_after_move = 0;
     let deadline = Instant::now() + Duration::from_secs(25);
-    while rounds_after_move < 5 {
+    while rounds_after_move < 5 || feeder.written() <= 3 * RATE {
         assert!(
             Instant::now() < deadline,
             "no file was moved to the recordings root"
@@ -302,7 +302,6 @@ fn audit_while_the_recorder_records_finds_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(saw_part, "the recorder never had a capture in progress");
-    assert!(feeder.written() > 2 * RATE);
     daemon.signal(Signal::SIGTERM);
     assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
     install.ok(&["audit"]);

@@ -359,14 +359,21 @@ fn finished_files_without_a_row_are_registered_again_on_restart() {
 /// blocked so nothing moves. Returns the samples written and the frames in the `.part`.
 fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (u64, u64) {
     let tmp = r.install.tmp_audio();
+    // A finished file leaves tmp/ at once: count it wherever it is.
+    let finished = || {
+        let mut files = wav_files(&tmp);
+        files.extend(wav_files(&r.install.recordings()));
+        files.sort_by_key(|f| f.file_name().map(|n| n.to_owned()));
+        files
+    };
     assert!(
-        wait_until(Duration::from_secs(4), || !wav_files(&tmp).is_empty()),
+        wait_until(Duration::from_secs(4), || !finished().is_empty()),
         "no finished file; log:\n{}",
         r.daemon.log_text()
     );
     // The first file ends at the first whole second of stream time; the others are
     // 1 s long. Stop the audio `after_boundary` frames into file `files_before + 1`.
-    let first = wav_samples(&wav_files(&tmp)[0]).len() as u64;
+    let first = wav_samples(&finished()[0]).len() as u64;
     let boundary = first + (files_before - 1) * RATE;
     let limit = (boundary + after_boundary).div_ceil(CHUNK) * CHUNK;
     r.feeder.pause_at(limit);
@@ -376,7 +383,7 @@ fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (
     );
     // Wait until capture has stored every sample written: the state is then still.
     let settled = wait_until(Duration::from_secs(6), || {
-        let wavs = wav_files(&tmp);
+        let wavs = finished();
         let done: u64 = wavs.iter().map(|f| wav_samples(f).len() as u64).sum();
         let part: u64 = part_files(&tmp).iter().map(|p| part_frames(p)).sum();
         r.feeder.written() == limit && wavs.len() as u64 == files_before && done + part == limit
