@@ -18,7 +18,9 @@
 //!
 //! `cargo bench --bench capture`; `CAPTURE_BENCH_SECONDS` (audio length, default 300:
 //! long enough that start-up costs, a few milliseconds, weigh little), `CAPTURE_BENCH_RUNS`
-//! (default 5), `CAPTURE_BENCH_TMP`.
+//! (default 5), `CAPTURE_BENCH_TMP`, `CAPTURE_BENCH_BASELINE=PATH` (the capture bench
+//! binary of an earlier build: its recorder takes its turn in the same runs, so a change
+//! is measured against what it replaced under the same load).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -236,18 +238,26 @@ fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
         let out = out_dir.path();
 
-        let (mut ours_runs, mut arecord_runs) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            let mut ours = Command::new(&me);
-            ours.env("ALSA_CONFIG_PATH", &conf).args([
+        let baseline = std::env::var_os("CAPTURE_BENCH_BASELINE").map(PathBuf::from);
+        let (mut ours_runs, mut arecord_runs, mut base_runs) = (Vec::new(), Vec::new(), Vec::new());
+        let recorder = |exe: &Path| {
+            let mut c = Command::new(exe);
+            c.env("ALSA_CONFIG_PATH", &conf).args([
                 "--child",
                 &pcm,
                 &rate.to_string(),
                 &seconds.to_string(),
                 &out.display().to_string(),
             ]);
-            ours_runs.push(wait_measured(ours)?);
+            c
+        };
+        for _ in 0..runs {
+            ours_runs.push(wait_measured(recorder(&me))?);
             empty(out)?;
+            if let Some(b) = &baseline {
+                base_runs.push(wait_measured(recorder(b))?);
+                empty(out)?;
+            }
 
             let mut arecord = Command::new("arecord");
             arecord.env("ALSA_CONFIG_PATH", &conf).args([
@@ -278,6 +288,15 @@ fn main() -> Result<(), String> {
         let (cpu_a, rss_a, wall_a) = summary(&ours_runs);
         let (cpu_r, rss_r, wall_r) = summary(&arecord_runs);
         let per_hour = |cpu: f64| cpu * 3600.0 / seconds as f64;
+        if !base_runs.is_empty() {
+            let (cpu_b, rss_b, wall_b) = summary(&base_runs);
+            println!(
+                "{rate:>8}  {:>8}  {:>14.3}  {rss_b:>12}  {wall_b:>9.3}  (ratio to arecord {:.2}x)",
+                "baseline",
+                per_hour(cpu_b),
+                cpu_b / cpu_r.max(1e-6)
+            );
+        }
         println!(
             "{rate:>8}  {:>8}  {:>14.3}  {rss_a:>12}  {wall_a:>9.3}",
             "acoupi",
@@ -302,8 +321,8 @@ fn main() -> Result<(), String> {
     for reads_per_s in [10, 5] {
         let (kept, fresh) = plan_lookup_us_per_hour(reads_per_s);
         println!(
-            "plan lookups, default schedule, {reads_per_s} reads/s: {:.3} CPU s per audio hour \
-             (every answer worked out again: {:.3} s)",
+            "plan lookups, default schedule, {reads_per_s} reads/s: {:.4} CPU s per audio hour \
+             (every answer worked out again: {:.4} s)",
             kept / 1e6,
             fresh / 1e6
         );
