@@ -28,6 +28,12 @@ pub const RATE_RANGE: std::ops::RangeInclusive<u32> = 8000..=384_000;
 const PERIOD_US: u32 = 100_000;
 /// Target buffer: a second of slack absorbs a slow SD card write without an overrun.
 const BUFFER_US: u32 = 1_000_000;
+/// Target audio per wakeup of the capture thread. Each wakeup costs a poll, a read, a
+/// file write and a plan lookup whatever its size, so whole periods are read several at
+/// a time (issue 14: the fixed cost per period). Files are cut by stream time, not by
+/// wakeups, so cuts stay exact; at most a quarter of the buffer is taken, leaving the
+/// rest as slack for a slow write.
+const READ_US: u64 = 250_000;
 /// Below this the buffer is too small to ride out a stalled write; we warn.
 const MIN_BUFFER_US: u64 = 500_000;
 
@@ -296,8 +302,11 @@ pub struct Capture {
     pub name: String,
     /// The format in use.
     pub format: SampleFormat,
-    /// Frames per period (the read size).
+    /// Frames per period.
     pub period_frames: usize,
+    /// Frames per read: whole periods, about [`READ_US`] (the PCM's `avail_min`, so a
+    /// wait returns when a whole read is there).
+    pub read_frames: usize,
     /// Frames in the ring buffer.
     pub buffer_frames: usize,
 }
@@ -308,6 +317,7 @@ impl std::fmt::Debug for Capture {
             .field("name", &self.name)
             .field("format", &self.format)
             .field("period_frames", &self.period_frames)
+            .field("read_frames", &self.read_frames)
             .finish()
     }
 }
@@ -392,14 +402,47 @@ pub fn open_capture(pcm: &str, params: &CaptureParams) -> Result<Capture, AudioE
             "capture buffer below half a second: overruns are likelier"
         );
     }
-    tracing::debug!(pcm, %format, period, buffer, "capture opened");
-    Ok(Capture {
-        pcm: p,
-        name: pcm.to_string(),
+    let period = period.max(1);
+    let read = read_frames(period, buffer, params.samplerate);
+    if read != period {
+        // A device that refuses it is read a period at a time, as before: slower, not wrong.
+        let applied = p.sw_params_current().and_then(|swp| {
+            swp.set_avail_min(read as alsa::pcm::Frames)?;
+            p.sw_params(&swp)
+        });
+        if let Err(e) = applied {
+            tracing::debug!(pcm, error = %e, "larger reads refused; reading one period at a time");
+            return Ok(capture(p, pcm, format, period, period, buffer));
+        }
+    }
+    tracing::debug!(pcm, %format, period, read, buffer, "capture opened");
+    Ok(capture(p, pcm, format, period, read, buffer))
+}
+
+fn capture(
+    pcm: PCM,
+    name: &str,
+    format: SampleFormat,
+    period: u64,
+    read: u64,
+    buffer: u64,
+) -> Capture {
+    Capture {
+        pcm,
+        name: name.to_string(),
         format,
-        period_frames: period.max(1) as usize,
+        period_frames: period as usize,
+        read_frames: read as usize,
         buffer_frames: buffer as usize,
-    })
+    }
+}
+
+/// Frames per read for a PCM with these period and buffer sizes: the whole periods
+/// nearest [`READ_US`] at `rate`, at least one, at most a quarter of the buffer.
+fn read_frames(period: u64, buffer: u64, rate: u32) -> u64 {
+    let want = READ_US * u64::from(rate) / 1_000_000;
+    let periods = ((want + period / 2) / period).clamp(1, (buffer / 4 / period).max(1));
+    periods * period
 }
 
 fn names(f: &[SampleFormat]) -> String {
@@ -445,13 +488,13 @@ pub fn test_capture(
     )?;
     let want = ((seconds.max(0.0) * f64::from(rate)) as u64).max(cap.period_frames as u64);
     let bpf = cap.format.bytes_per_sample() * usize::from(channels);
-    let mut buf = vec![0u8; cap.period_frames * bpf];
+    let mut buf = vec![0u8; cap.read_frames * bpf];
     let io = cap.pcm.io_bytes();
     let started = Instant::now();
     let mut got = 0u64;
     let mut peak = 0i64;
     while got < want {
-        let n = (want - got).min(cap.period_frames as u64) as usize;
+        let n = (want - got).min(cap.read_frames as u64) as usize;
         if cap
             .pcm
             .wait(Some(2000))
@@ -483,4 +526,25 @@ pub fn test_capture(
         elapsed_ms: started.elapsed().as_millis() as u64,
         peak_dbfs: 20.0 * (peak as f64 / full_scale).log10(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_take_whole_periods_near_a_quarter_second_within_a_quarter_buffer() {
+        // 100 ms periods, 1 s buffer: 2.5 periods round to 3, capped at a quarter of the
+        // buffer: 2.
+        assert_eq!(read_frames(4800, 48_000, 48_000), 9600);
+        assert_eq!(read_frames(800, 8000, 8000), 1600);
+        // A 2 s buffer lets the nearest count through.
+        assert_eq!(read_frames(4800, 96_000, 48_000), 14_400);
+        // A small buffer caps the read at a quarter of it.
+        assert_eq!(read_frames(4800, 24_000, 48_000), 4800);
+        // Long periods: never less than one.
+        assert_eq!(read_frames(48_000, 96_000, 48_000), 48_000);
+        // Short periods: many per read.
+        assert_eq!(read_frames(480, 48_000, 48_000), 12_000);
+    }
 }

@@ -23,6 +23,14 @@ pub const PART_SUFFIX: &str = ".wav.part";
 const FORMAT_PCM: u16 = 1;
 /// `WAVE_FORMAT_EXTENSIBLE`: required for more than 16 bits or more than 2 channels.
 const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
+/// How much audio may follow the header's last rewrite, in seconds: a `.part` read as it
+/// is (without `repair`, which keeps every whole frame whatever the header says) shows
+/// all but at most this much. Each rewrite is a write call of its own, and the header
+/// used to be rewritten every second (issue 14: fixed cost per period); a few seconds keep
+/// an interrupted file useful as it is.
+pub const HEADER_REWRITE_SECS: u64 = 5;
+/// The longest header [`WavSpec::header`] writes (`WAVE_FORMAT_EXTENSIBLE`).
+const MAX_HEADER_LEN: usize = 68;
 /// `KSDATAFORMAT_SUBTYPE_PCM` as stored on disk.
 const SUBTYPE_PCM: [u8; 16] = [
     0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B, 0x71,
@@ -124,13 +132,15 @@ impl WavSpec {
     }
 
     /// The header for `data_bytes` of audio followed by `trailer_bytes` of other chunks.
-    fn header(&self, data_bytes: u64, trailer_bytes: u64) -> Vec<u8> {
+    /// Built on the stack: it is rewritten as the file grows, and the capture thread
+    /// allocates nothing per period.
+    fn header(&self, data_bytes: u64, trailer_bytes: u64) -> Header {
         let fmt_len: u32 = if self.extensible() { 40 } else { 16 };
         let block = self.block_align() as u16;
         let rate = self.header_rate();
         let riff = (self.header_len() - 8 + data_bytes + (data_bytes & 1) + trailer_bytes)
             .min(u64::from(u32::MAX)) as u32;
-        let mut h = Vec::with_capacity(self.header_len() as usize);
+        let mut h = Header::default();
         h.extend_from_slice(b"RIFF");
         h.extend_from_slice(&riff.to_le_bytes());
         h.extend_from_slice(b"WAVEfmt ");
@@ -159,7 +169,34 @@ impl WavSpec {
         }
         h.extend_from_slice(b"data");
         h.extend_from_slice(&(data_bytes.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+        debug_assert_eq!(h.len as u64, self.header_len());
         h
+    }
+}
+
+/// A header's bytes, at most [`MAX_HEADER_LEN`] of them.
+struct Header {
+    bytes: [u8; MAX_HEADER_LEN],
+    len: usize,
+}
+
+impl Default for Header {
+    fn default() -> Header {
+        Header {
+            bytes: [0; MAX_HEADER_LEN],
+            len: 0,
+        }
+    }
+}
+
+impl Header {
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        self.bytes[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -201,7 +238,7 @@ impl WavWriter {
                         data_bytes: 0,
                         header_at_bytes: 0,
                     };
-                    if let Err(e) = w.file.write_all_at(&spec.header(0, 0), 0) {
+                    if let Err(e) = w.file.write_all_at(spec.header(0, 0).as_slice(), 0) {
                         // On a full disk the name is created but not its first page. An
                         // empty `.part` is nobody's recording: start-up repair cannot read
                         // it, and one per slot would pile up while the disk stays full.
@@ -232,7 +269,8 @@ impl WavWriter {
     }
 
     /// Appends whole frames already in the file's sample format. The header sizes are
-    /// rewritten after every second of audio so a crash loses at most that much.
+    /// rewritten after every [`HEADER_REWRITE_SECS`] of audio, so a `.part` read as it is
+    /// after a crash shows all but at most that much (`repair` recovers all of it).
     /// On a short write (e.g. `ENOSPC`) the file is cut back to whole frames and stays
     /// valid; the error is returned.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), WavError> {
@@ -242,8 +280,8 @@ impl WavWriter {
             return Err(io_err("writing", &self.part)(e));
         }
         self.data_bytes += bytes.len() as u64;
-        let second = u64::from(self.spec.samplerate) * self.spec.block_align();
-        if self.data_bytes - self.header_at_bytes >= second {
+        let every = HEADER_REWRITE_SECS * u64::from(self.spec.samplerate) * self.spec.block_align();
+        if self.data_bytes - self.header_at_bytes >= every {
             self.write_header(0)?;
         }
         Ok(())
@@ -265,7 +303,7 @@ impl WavWriter {
 
     fn write_header(&mut self, trailer: u64) -> Result<(), WavError> {
         self.file
-            .write_all_at(&self.spec.header(self.data_bytes, trailer), 0)
+            .write_all_at(self.spec.header(self.data_bytes, trailer).as_slice(), 0)
             .map_err(io_err("writing header of", &self.part))?;
         self.header_at_bytes = self.data_bytes;
         Ok(())
@@ -483,13 +521,35 @@ mod tests {
     #[test]
     fn header_is_valid_while_the_file_grows() {
         let dir = tempfile::tempdir().unwrap();
+        let rate = 8000u64;
         let mut w =
             WavWriter::create(dir.path(), Timestamp::UNIX_EPOCH, spec(8000, 1, 16)).unwrap();
-        let second: Vec<u8> = (0..8000i16).flat_map(|s| s.to_le_bytes()).collect();
-        w.write(&second).unwrap();
-        w.write(&second[..100]).unwrap();
-        // Without finishing: the header covers the first full second at least.
-        let r = hound::WavReader::open(w.part_path()).unwrap();
-        assert_eq!(r.duration(), 8000);
+        let period: Vec<u8> = (0..800i16).flat_map(|s| s.to_le_bytes()).collect();
+        let mut rewrites = 0;
+        let mut shown = 0;
+        for i in 1..=120u64 {
+            w.write(&period).unwrap();
+            // Without finishing: the header always describes whole audio already written,
+            // and never lags it by more than the bound.
+            let r = hound::WavReader::open(w.part_path()).unwrap();
+            let frames = u64::from(r.duration());
+            assert!(
+                frames <= i * 800,
+                "{frames} frames claimed after {}",
+                i * 800
+            );
+            assert!(
+                i * 800 - frames < HEADER_REWRITE_SECS * rate,
+                "header lags {} frames behind",
+                i * 800 - frames
+            );
+            if frames != shown {
+                rewrites += 1;
+                shown = frames;
+            }
+        }
+        // 12 s of audio: rewritten at 5 s and 10 s, not at every second.
+        assert_eq!(rewrites, 2);
+        assert_eq!(shown, 2 * HEADER_REWRITE_SECS * rate);
     }
 }

@@ -17,6 +17,15 @@
 //! Windows of every local date in `[start_date, end_date]` count (each window belongs to the
 //! date it starts on); an empty window list records around the clock. Overlapping or
 //! touching windows are one window.
+//!
+//! # Cost
+//!
+//! The capture thread asks [`Planner::plan_at`] at every read, and an answer costs the
+//! resolution of five days of windows (time-zone arithmetic, solar events). Every answer
+//! at `t` holds for every later instant before the end it names (a file's end, the next
+//! file, the next window), so the last one is kept and given again while it holds.
+
+use std::sync::Mutex;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -32,7 +41,7 @@ use super::ScheduleError;
 const HORIZON_DAYS: i64 = 400;
 
 /// The recording schedule in absolute time for one time zone and place.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Schedule {
     windows: Vec<Window>,
     tz: TimeZone,
@@ -41,6 +50,32 @@ pub struct Schedule {
     interval: i64,
     start_date: Option<Date>,
     end_date: Option<Date>,
+    /// The last answer of [`Planner::plan_at`] and the instants it holds for (see the
+    /// module's "Cost"). A `Mutex`: the planner is shared with the capture thread.
+    last: Mutex<Option<Held>>,
+}
+
+/// A plan and the span `[from, until)` over which [`Schedule::plan_at`] gives it.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    from: Timestamp,
+    until: Timestamp,
+    plan: Plan,
+}
+
+impl Clone for Schedule {
+    fn clone(&self) -> Schedule {
+        Schedule {
+            windows: self.windows.clone(),
+            tz: self.tz.clone(),
+            location: self.location,
+            duration: self.duration,
+            interval: self.interval,
+            start_date: self.start_date,
+            end_date: self.end_date,
+            last: Mutex::new(None),
+        }
+    }
 }
 
 impl Schedule {
@@ -85,6 +120,7 @@ impl Schedule {
             interval: i64::from(recording.interval),
             start_date: recording.start_date,
             end_date: recording.end_date,
+            last: Mutex::new(None),
         })
     }
 
@@ -176,6 +212,31 @@ impl Schedule {
 
 impl Planner for Schedule {
     fn plan_at(&self, t: Timestamp) -> Plan {
+        // A poisoned lock only ever holds a whole answer (it is written in one statement).
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = *last {
+            if h.from <= t && t < h.until {
+                return h.plan;
+            }
+        }
+        let plan = self.plan_uncached(t);
+        let until = match plan {
+            Plan::Record { end, .. } => Some(end),
+            Plan::Listen { until } => Some(until),
+            Plan::Idle { until } => until,
+        };
+        *last = until.map(|until| Held {
+            from: t,
+            until,
+            plan,
+        });
+        plan
+    }
+}
+
+impl Schedule {
+    /// [`Planner::plan_at`] worked out from the windows, without the last answer.
+    fn plan_uncached(&self, t: Timestamp) -> Plan {
         let around = self
             .local_date(t)
             .checked_sub(2.days())

@@ -518,6 +518,25 @@ fn probe_lists_rates_channels_and_formats() {
         .starts_with("opening PCM \"nosuchpcm\""));
 }
 
+/// The capture thread wakes once per few periods (issue 14: each wakeup has a fixed
+/// cost), and the PCM agrees: its `avail_min` is the read size, so a wait ends when a
+/// whole read is there.
+#[test]
+fn the_capture_reads_whole_periods_several_at_a_time() {
+    input("probe", &[0; 64]);
+    let params = CaptureParams {
+        samplerate: 8000,
+        channels: 1,
+        format: Some(SampleFormat::S16_LE),
+        bit_depth: 16,
+    };
+    let cap = device::open_capture("probe", &params).unwrap();
+    assert_eq!((cap.period_frames, cap.buffer_frames), (800, 8000));
+    assert_eq!(cap.read_frames, 1600);
+    let swp = cap.pcm.sw_params_current().unwrap();
+    assert_eq!(swp.get_avail_min().unwrap(), 1600);
+}
+
 #[test]
 fn test_capture_reads_frames_and_measures_the_peak() {
     // A full-scale negative sample makes the peak exactly 0 dBFS.

@@ -2,9 +2,9 @@
 //! on, `WATCHDOG_USEC`, real alsa-lib reading a FIFO through the `file` plugin, a real
 //! metadata.db.
 //!
-//! The FIFO is fed a counter ramp at real-time pace (8 kHz mono, 0.1 s per write), so
-//! every sample in every file can be checked against what went in, and pausing the writer
-//! with the FIFO held open is a true capture stall. `WATCHDOG_USEC=3000000` gives pings
+//! The FIFO is fed a counter ramp at real-time pace (8 kHz mono, 0.2 s per write: the
+//! recorder's read size), so every sample in every file can be checked against what went
+//! in, and pausing the writer with the FIFO held open is a true capture stall. `WATCHDOG_USEC=3000000` gives pings
 //! every second and a stall threshold of 1.5 s.
 
 use crate::support;

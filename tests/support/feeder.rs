@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{ramp, wait_until, CHUNK};
+use super::{ramp, wait_until, CHUNK, CHUNK_EVERY};
 
-/// Writes ramp samples into the FIFO, one [`CHUNK`] every 0.1 s, up to a limit that the
+/// Writes ramp samples into the FIFO, one [`CHUNK`] every [`CHUNK_EVERY`], up to a limit that the
 /// test moves to pause and resume it.
 pub struct Feeder {
     limit: Arc<AtomicU64>,
@@ -112,7 +112,7 @@ impl Drop for Feeder {
 }
 
 /// Feeds one reader of the FIFO, `backlog` samples at once and then one [`CHUNK`] per
-/// 0.1 s from the moment it opened (a microphone delivers nothing from before it was
+/// [`CHUNK_EVERY`] from the moment it opened (a microphone delivers nothing from before it was
 /// opened); returns `true` when that reader went away, `false` when told to stop.
 fn feed(
     path: &Path,
@@ -143,7 +143,7 @@ fn feed(
         return false;
     }
     let mut file = file;
-    let step = Duration::from_millis(100);
+    let step = CHUNK_EVERY;
     let mut next = Instant::now();
     let mut first = backlog.max(CHUNK);
     while !stop.load(Ordering::Relaxed) {

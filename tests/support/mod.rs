@@ -23,10 +23,13 @@ use std::time::{Duration, Instant};
 
 /// The test microphone's rate: 8 kHz mono s16.
 pub const RATE: u64 = 8000;
-/// Frames per FIFO write: one 0.1 s period, the recorder's read size. A write of 1600
-/// bytes (≤ `PIPE_BUF`) is atomic, so every read of one period gets a whole write: the
-/// `file` plugin would otherwise pad a short read with stale bytes.
-pub const CHUNK: u64 = 800;
+/// Frames per FIFO write: 0.2 s, the recorder's read size at 8 kHz (two 0.1 s periods,
+/// `device::READ_US` capped at a quarter of the 1 s buffer). A write of 3200 bytes
+/// (≤ `PIPE_BUF`) is atomic, so every read gets a whole write: the `file` plugin would
+/// otherwise pad a short read with stale bytes.
+pub const CHUNK: u64 = 1600;
+/// How often the feeder writes a [`CHUNK`]: real-time pace.
+pub const CHUNK_EVERY: std::time::Duration = std::time::Duration::from_millis(CHUNK * 1000 / RATE);
 /// Header bytes of a 16-bit mono WAV file.
 pub const WAV_HEADER: u64 = 44;
 /// `WATCHDOG_USEC` for daemon tests: pings every 1 s, stall after 1.5 s.

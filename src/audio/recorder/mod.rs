@@ -440,7 +440,7 @@ impl Recorder {
     /// Reads one open stream until the plan says idle, the device fails, or shutdown.
     fn stream(&self, cap: &Capture) -> StreamEnd {
         let bpf = cap.format.bytes_per_sample() * usize::from(self.cfg.channels);
-        let mut buf = vec![0u8; cap.period_frames * bpf];
+        let mut buf = vec![0u8; cap.read_frames * bpf];
         let mut s = Stream {
             rec: self,
             conv: Converter::new(cap.format, self.cfg.bit_depth),

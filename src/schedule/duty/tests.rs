@@ -333,3 +333,35 @@ fn bad_recording_settings_are_refused_with_the_field_named() {
     r.end_date = Some(date(2026, 1, 1));
     assert!(err(r, None).contains("after recording.end_date"));
 }
+
+/// The last answer given again while it holds (module docs, "Cost") is the answer the
+/// windows give: walked the way the capture thread asks (increasing instants, a few a
+/// second apart, with stream-time nanoseconds), across a DST change, a window crossing
+/// midnight, the end of a date range and solar windows.
+#[test]
+fn an_answer_given_again_is_the_one_the_windows_give() {
+    let london = Some(Location {
+        latitude: 51.5,
+        longitude: -0.12,
+    });
+    let mut ranged = recording(60, 600, &[("22:00", "02:00")]);
+    ranged.end_date = Some(date(2026, 3, 29));
+    let cases = [
+        (recording(3, 10, &[("06:00", "22:30")]), None),
+        (ranged, None),
+        (recording(60, 60, &[("sunset-30m", "sunrise+1h")]), london),
+        (recording(20, 30, &[]), None),
+    ];
+    for (r, loc) in cases {
+        let s = schedule(&r, "Europe/London", loc);
+        let mut t = at("2026-03-28T20:00:00.123456789Z");
+        let end = at("2026-03-30T08:00:00Z");
+        let mut asked = 0;
+        while t < end {
+            assert_eq!(s.plan_at(t), s.plan_uncached(t), "at {t} for {r:?}");
+            t += jiff::SignedDuration::from_nanos(17_300_000_007);
+            asked += 1;
+        }
+        assert!(asked > 7000);
+    }
+}
