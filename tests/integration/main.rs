@@ -44,6 +44,7 @@ mod messaging_http;
 mod messaging_mqtt;
 mod messaging_outbox;
 mod messaging_outbox_memory;
+mod scripts_shared;
 
 /// A file under `tests/integration` or `tests/inprocess` without its `mod` line in the
 /// binary's `main.rs` compiles into nothing, so its tests would silently never run; a new
