@@ -11,6 +11,7 @@
 //! - [`error`]: an error and its causes as one line of text.
 //! - [`audio`]: ALSA capture and WAV files.
 //! - [`schedule`]: when to record (pure).
+//! - [`detection`]: models run on recordings (tract), detections and their rows.
 //! - [`store`]: metadata.db (upstream schema + migrations); the only SQL.
 //! - [`tasks`]: the management task (saving filters, moves, retention).
 //! - [`daemon`]: `acoupi run`, `acoupi beat` and the control socket.
@@ -25,6 +26,7 @@ pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod detection;
 pub mod error;
 pub mod files;
 pub mod messaging;
