@@ -169,3 +169,55 @@ fn a_model_without_a_fixed_window_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn a_file_becomes_upstream_rows_in_metadata_db() {
+    use crate::store::metadata::{MetadataStore, PredictionType};
+    use crate::store::NewRecording;
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = Model::load(&setup(dir.path())).unwrap();
+    let wav = dir.path().join("r.wav");
+    write_wav(&wav, RATE, &silence_then_tone(RATE, 0.1, 0.1));
+    let found = detect_file(&model, &wav).unwrap();
+
+    let mut store = MetadataStore::open(&dir.path().join("metadata.db")).unwrap();
+    let now = jiff::Timestamp::now();
+    let deployment = store.start_deployment("site", None, None, now).unwrap();
+    let recording = NewRecording {
+        id: uuid::Uuid::new_v4(),
+        path: wav.clone(),
+        datetime: now,
+        duration_s: 0.2,
+        samplerate_hz: RATE,
+        audio_channels: 1,
+        deployment_id: deployment.id,
+        clock_synced: true,
+        time_expansion: 1.0,
+        bit_depth: 16,
+        frames: 1600,
+    };
+    store.insert_recording(&recording).unwrap();
+    let output = rows::model_output(model.name(), recording.id, now, &found);
+    store.insert_model_output(&output).unwrap();
+
+    let stored = store.model_outputs(recording.id).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].model_name, "tiny");
+    let tags: Vec<(PredictionType, &str, &str, f64)> = stored[0]
+        .detections
+        .iter()
+        .map(|d| {
+            let t = &d.tags[0];
+            let start = d.location.map_or(-1.0, |b| b.start_time_s);
+            (d.prediction_type, t.key.as_str(), t.value.as_str(), start)
+        })
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            (PredictionType::Event, "class", "quiet", 0.0),
+            (PredictionType::Event, "class", "loud", 0.1)
+        ]
+    );
+}
