@@ -43,14 +43,14 @@ pub struct Detection {
 #[derive(Debug, thiserror::Error)]
 pub enum DetectionError {
     /// A file the configuration names cannot be read.
-    #[error("{field} {}: cannot read it: {source} (check the path in `acoupi config get {field}`)", path.display())]
+    #[error("{field} {}: cannot read it: {cause} (check the path in `acoupi config get {field}`)", path.display())]
     Read {
         /// The dotted field naming the file.
         field: &'static str,
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (kept in the message, not as a source, so the fix stays the last words).
+        cause: std::io::Error,
     },
     /// The model file is not a model this kind can run.
     #[error("detection.model_file {}: not a usable window model: {reason}", path.display())]

@@ -44,7 +44,7 @@ impl Model {
         let bytes = std::fs::read(path).map_err(|e| DetectionError::Read {
             field: "detection.model_file",
             path: path.clone(),
-            source: e,
+            cause: e,
         })?;
         let typed = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
@@ -186,7 +186,7 @@ fn labels(path: Option<&Path>, scores: usize) -> Result<Vec<String>, DetectionEr
     let text = std::fs::read_to_string(path).map_err(|e| DetectionError::Read {
         field: "detection.labels_file",
         path: path.to_owned(),
-        source: e,
+        cause: e,
     })?;
     let labels: Vec<String> = text
         .lines()

@@ -26,6 +26,7 @@ mod cli_boot_import;
 mod cli_check_messaging;
 mod cli_config;
 mod cli_deployment;
+mod cli_detect;
 mod cli_inspect;
 mod connected_daemon;
 mod connected_reload;
