@@ -46,6 +46,10 @@ pub struct DetectionConfig {
     pub threshold: f64,
     /// Only these classes are reported and stored; empty reports every class.
     pub classes: Vec<String>,
+    /// The detection-based saving filter: keep a recording only when the model found
+    /// something in it (or a `recording_saving` filter keeps it, or it was not analysed:
+    /// skipped while the model was behind, or the model failed on it).
+    pub keep_only_detected: bool,
 }
 
 impl Default for DetectionConfig {
@@ -58,6 +62,7 @@ impl Default for DetectionConfig {
             overlap: 0.0,
             threshold: DEFAULT_THRESHOLD,
             classes: Vec::new(),
+            keep_only_detected: false,
         }
     }
 }

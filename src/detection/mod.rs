@@ -6,6 +6,7 @@
 //! - `rows`: detections as upstream's `model_output` / `detection` / `predicted_tag` rows.
 //! - `tiny`: a two-class ONNX model built in code, for tests and for trying the pipeline
 //!   without a licensed model.
+//! - `worker`: the detection thread behind a bounded queue, with its skip rule.
 //!
 //! Nothing here prints or speaks SQL: `cli::detect` prints, `store` writes the rows.
 
@@ -14,6 +15,7 @@ pub mod config;
 pub mod model;
 pub mod rows;
 pub mod tiny;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 

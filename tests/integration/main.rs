@@ -31,6 +31,7 @@ mod cli_inspect;
 mod connected_daemon;
 mod connected_reload;
 mod daemon_beat;
+mod daemon_detect;
 mod daemon_disk_full;
 mod daemon_reload_order;
 mod daemon_run;
