@@ -221,3 +221,45 @@ fn a_file_becomes_upstream_rows_in_metadata_db() {
         ]
     );
 }
+
+#[test]
+fn a_full_queue_skips_the_new_recording_and_never_waits() {
+    use std::sync::mpsc::channel;
+    use worker::{Job, Submitted, Worker};
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = Model::load(&setup(dir.path())).unwrap();
+    let wav = dir.path().join("r.wav");
+    write_wav(&wav, RATE, &silence_then_tone(RATE, 0.1, 0.1));
+    // The sink blocks the worker on its first outcome until the test lets it go, so the
+    // queue fills deterministically: one recording in hand, `capacity` waiting.
+    let (entered_tx, entered) = channel();
+    let (release, released) = channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let (outcomes_tx, outcomes) = channel();
+    let sink = Box::new(move |o: worker::Outcome| {
+        let _ = entered_tx.send(());
+        let _ = released.lock().unwrap().recv();
+        let _ = outcomes_tx.send(o);
+    });
+    let mut w = Worker::spawn(model, 1, sink).unwrap();
+    let job = |n: u128| Job {
+        recording_id: uuid::Uuid::from_u128(n),
+        path: wav.clone(),
+    };
+    assert_eq!(w.submit(job(1)), Submitted::Queued);
+    entered.recv().unwrap();
+    assert_eq!(w.submit(job(2)), Submitted::Queued);
+    let t = std::time::Instant::now();
+    assert_eq!(w.submit(job(3)), Submitted::Skipped);
+    assert!(t.elapsed() < std::time::Duration::from_millis(50));
+    assert_eq!(w.skipped(), 1);
+    drop(release);
+    drop(w);
+    let done: Vec<u128> = outcomes.iter().map(|o| o.recording_id.as_u128()).collect();
+    assert_eq!(
+        done,
+        [1, 2],
+        "the queued recordings finish, the skipped one never runs"
+    );
+}
