@@ -51,6 +51,16 @@ fn the_recorder_stores_model_outputs_and_keeps_only_recordings_with_detections()
     );
     assert_eq!(d["capacity"], 4);
     assert!(d["analysed"].as_u64().unwrap() >= 3, "{status:#}");
+    let out = install.ok(&["deployment", "status"]);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("detection :"))
+        .unwrap_or_else(|| panic!("no detection line in status:\n{}", out.stdout));
+    assert!(
+        line.contains(": tiny: ") && line.contains(" 0 skipped (model behind), 0 failed, "),
+        "{line}"
+    );
 
     daemon.signal(Signal::SIGTERM);
     let exit = daemon
