@@ -64,6 +64,28 @@ pub struct DaemonStatus {
     pub recording: RecordingWorker,
     /// The default worker.
     pub default: DefaultWorker,
+    /// The detection worker, when a model is configured and loaded (absent from the
+    /// answers of recorders that predate it, hence optional both ways).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionWorker>,
+}
+
+/// What the detection worker reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectionWorker {
+    /// The model's name.
+    pub model: String,
+    /// Recordings the model has finished with since the daemon started.
+    pub analysed: u64,
+    /// Recordings not analysed because the model was behind (the skip rule,
+    /// `detection::worker`).
+    pub skipped: u64,
+    /// Recordings the model failed on.
+    pub failed: u64,
+    /// Recordings waiting for the model now.
+    pub waiting: u64,
+    /// How many may wait before new ones are skipped.
+    pub capacity: u64,
 }
 
 word_enum! {

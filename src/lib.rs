@@ -12,6 +12,7 @@
 //! - [`health`]: the recorder's health words (control answer, worker states, the beat's verdict).
 //! - [`audio`]: ALSA capture and WAV files.
 //! - [`schedule`]: when to record (pure).
+//! - [`detection`]: models run on recordings (tract), detections and their rows.
 //! - [`store`]: metadata.db (upstream schema + migrations); the only SQL.
 //! - [`tasks`]: the management task (saving filters, moves, retention).
 //! - [`daemon`]: `acoupi run`, `acoupi beat` and the control socket.
@@ -27,6 +28,7 @@ pub mod audio;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod detection;
 pub mod error;
 pub mod files;
 pub mod health;

@@ -122,6 +122,7 @@ pub fn run_checks(layout: &Layout) -> Vec<Finding> {
     }
     findings.extend(microphone_findings(layout, &config));
     findings.extend(messaging_findings(layout, &config, &paths));
+    findings.extend(detection_findings(&config));
     match clock::clock_sync() {
         Ok(c) if c.synchronised => {}
         Ok(_) => findings.push(Finding::warning(
@@ -313,6 +314,20 @@ fn messaging_findings(layout: &Layout, config: &Config, paths: &StoragePaths) ->
         }
     }
     findings
+}
+
+/// The detection model, when configured, loads and runs on a second of silence: a model
+/// that cannot would fail on the first recording of the deployment instead.
+fn detection_findings(config: &Config) -> Vec<Finding> {
+    let Some(section) = &config.detection else {
+        return Vec::new();
+    };
+    match crate::detection::Model::load(section)
+        .and_then(|model| crate::detection::detect_silence(&model, 1.0))
+    {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Finding::error(crate::error::chain(&e))],
+    }
 }
 
 /// `acoupi check`: prints each finding with its fix, or "Health checks passed".

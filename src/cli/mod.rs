@@ -32,6 +32,7 @@ pub mod broken;
 pub mod check;
 pub mod config;
 pub mod deployment;
+pub mod detect;
 pub mod devices;
 pub mod inspect;
 pub mod setup;
@@ -69,6 +70,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// List capture devices with the rates, channels and formats they support.
     Devices(devices::DevicesArgs),
+    /// Run the configured detection model over a WAV file and print what it finds.
+    Detect(detect::DetectArgs),
     /// Start, stop or inspect the deployment.
     #[command(subcommand)]
     Deployment(deployment::DeploymentCommand),
@@ -127,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check => check::run(&layout),
         Command::Audit(args) => audit::run(&layout, args),
         Command::Devices(args) => devices::run(args),
+        Command::Detect(args) => detect::run(&layout, args),
         Command::Deployment(cmd) => deployment::run(&layout, cmd),
         Command::Run => crate::daemon::run::run(layout),
         Command::Beat => crate::daemon::beat::run(layout),

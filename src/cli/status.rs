@@ -134,6 +134,8 @@ pub struct Workers {
     pub default: Option<WorkerHealth>,
     /// What the recording worker is doing.
     pub detail: Option<String>,
+    /// The detection worker, when the recorder runs a model: its counts in one line.
+    pub detection: Option<String>,
 }
 
 /// The program section.
@@ -295,12 +297,19 @@ pub fn collect_status(layout: &Layout) -> Status {
             recording: Some(s.recording.health),
             default: Some(s.default.health),
             detail: Some(s.recording.detail),
+            detection: s.detection.map(|d| {
+                format!(
+                    "{}: {} analysed, {} skipped (model behind), {} failed, {}/{} waiting",
+                    d.model, d.analysed, d.skipped, d.failed, d.waiting, d.capacity
+                )
+            }),
         },
         Err(_) => Workers {
             status: Availability::Unavailable,
             recording: None,
             default: None,
             detail: None,
+            detection: None,
         },
     };
     let (program, deployment) = match check::config_findings(layout) {

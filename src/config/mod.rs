@@ -13,6 +13,7 @@ pub mod render;
 pub mod schema;
 pub mod tree;
 pub mod validate;
+pub mod validate_detection;
 pub mod validate_messaging;
 pub mod validate_paths;
 

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audio::format::SampleFormat;
+use crate::detection::config::DetectionConfig;
 use crate::messaging::config::MessagingConfig;
 /// The schedule owns its input: `recording` and `recording_saving` are declared in
 /// `schedule::spec`, next to the bounds and windows they are made of.
@@ -58,6 +59,8 @@ pub struct Config {
     /// When both `mqtt` and `http` are set, BOTH are used: a message leaves the outbox
     /// only when every configured messenger has it.
     pub messaging: Option<MessagingConfig>,
+    /// On-device detection: the model every recording runs through. `None` runs none.
+    pub detection: Option<DetectionConfig>,
 }
 
 /// The microphone. Upstream names: `device_name`, `samplerate`, `audio_channels`,
@@ -125,6 +128,7 @@ impl Default for Config {
             heartbeat: Heartbeat::default(),
             deployment: None,
             messaging: None,
+            detection: None,
         }
     }
 }

@@ -87,6 +87,11 @@ pub fn int_range(field: &str) -> Option<IntRange> {
         }
         "messaging.mqtt.keep_alive" => (5, U32, " seconds"),
         "messaging.mqtt.port" => (1, 65_535, ""),
+        "detection.samplerate" => (
+            (*RATE_RANGE.start()).into(),
+            (*RATE_RANGE.end()).into(),
+            " Hz",
+        ),
         _ => return None,
     };
     Some(IntRange {
@@ -271,6 +276,9 @@ pub fn validate(config: &Config) -> Result<(), Vec<FieldError>> {
     }
 
     for (field, message) in super::validate_messaging::messaging_errors(config) {
+        push(&field, message);
+    }
+    for (field, message) in super::validate_detection::detection_errors(config) {
         push(&field, message);
     }
 

@@ -23,7 +23,9 @@ pub const PROTOCOL: u32 = 1;
 // The answer's types live in the leaf module `health`, shared with the beat, the CLI and
 // the heartbeat message without those importing the daemon; re-exported here because
 // they are this protocol's vocabulary.
-pub use crate::health::{DaemonStatus, DefaultWorker, RecordingWorker, WorkerHealth, WorkerState};
+pub use crate::health::{
+    DaemonStatus, DefaultWorker, DetectionWorker, RecordingWorker, WorkerHealth, WorkerState,
+};
 
 /// Why the daemon could not be asked.
 #[derive(Debug, thiserror::Error)]

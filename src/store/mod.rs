@@ -36,6 +36,8 @@ mod tests;
 #[cfg(test)]
 mod tests_invariant;
 #[cfg(test)]
+mod tests_model_outputs;
+#[cfg(test)]
 mod tests_recordings;
 #[cfg(test)]
 mod tests_summary;

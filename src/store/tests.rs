@@ -153,7 +153,7 @@ fn indices(conn: &Connection, tables: &[&str]) -> Vec<(String, String, bool, Vec
     out
 }
 
-fn upstream_db(path: &Path) -> Connection {
+pub(super) fn upstream_db(path: &Path) -> Connection {
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(UPSTREAM_DDL).unwrap();
     conn

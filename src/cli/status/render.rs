@@ -47,6 +47,9 @@ pub fn render_status(s: &Status) -> String {
     if let Some(detail) = &s.workers.detail {
         field(&mut out, "doing", detail);
     }
+    if let Some(detection) = &s.workers.detection {
+        field(&mut out, "detection", detection);
+    }
     out.push_str(&head(s.program.status == ProgramHealth::Ok, "Program"));
     out.push('\n');
     field(&mut out, "status", s.program.status.as_str());

@@ -11,6 +11,7 @@
 use serde_json::{Map, Number, Value};
 
 use crate::audio::format::SampleFormat;
+use crate::detection::config::DetectionConfig;
 use crate::messaging::config::{HttpConfig, MessagingConfig, MqttConfig};
 
 use super::schema::{Config, Paths, RecordingSaving, Site};
@@ -150,6 +151,7 @@ pub(crate) fn shape_config() -> Config {
         longitude: 0.0,
     });
     c.messaging = Some(MessagingConfig::shape());
+    c.detection = Some(DetectionConfig::shape());
     c
 }
 
@@ -172,6 +174,7 @@ fn create_section(section: &str) -> Result<Value, TreeError> {
         "messaging" => Ok(serde_json::to_value(MessagingConfig::default()).unwrap_or(Value::Null)),
         "messaging.mqtt" => Ok(serde_json::to_value(new_mqtt()).unwrap_or(Value::Null)),
         "messaging.http" => Ok(serde_json::to_value(new_http()).unwrap_or(Value::Null)),
+        "detection" => Ok(serde_json::to_value(DetectionConfig::default()).unwrap_or(Value::Null)),
         "deployment" => Err(TreeError::UnsetSection {
             section: section.into(),
             example: "(name: \"hedgerow\", latitude: 51.5, longitude: -0.12)".into(),

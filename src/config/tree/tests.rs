@@ -58,7 +58,7 @@ fn get_errors_say_what_exists() {
     assert!(get(&c, "zzz")
         .unwrap_err()
         .to_string()
-        .contains("valid fields are deployment, heartbeat, messaging, microphone"));
+        .contains("valid fields are deployment, detection, heartbeat, messaging, microphone"));
 }
 
 #[test]

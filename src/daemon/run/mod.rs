@@ -21,6 +21,7 @@
 //! metadata.db cannot take them, when the pause begins and ends), `report` what it says
 //! about itself (control socket, `STATUS=`, the watchdog's observation).
 
+mod detect;
 mod pause;
 mod program;
 mod report;
@@ -34,7 +35,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use jiff::Timestamp;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use crate::audio::recorder::Stopped;
 use crate::audio::{spawn_recorder, RecorderConfig, RecorderEvent, RecorderHandle};
@@ -43,6 +44,7 @@ use crate::daemon::errors::{ErrorKind, ErrorTally};
 use crate::daemon::messaging::{self, MessagingService};
 use crate::daemon::notify;
 use crate::daemon::watchdog;
+use crate::detection::worker::Outcome;
 use crate::schedule::plan::Planner;
 use crate::store::metadata::{Deployment, Gap, MetadataStore};
 use crate::store::{Check, Durability};
@@ -140,6 +142,16 @@ struct Daemon {
     /// The disk-full pause. Shared with the capture thread, which plans through the
     /// gate that reads it; begun and ended only here (`disk_full`, `disk_has_room`).
     pause: Arc<Pause>,
+    /// The detection worker; `None` without a model (or one that does not load).
+    detection: Option<detect::Detection>,
+    /// Recordings queued for the model: the management task leaves them in the
+    /// temporary directory until their output is stored. Kept across reloads (a
+    /// replaced worker still finishes its queue).
+    waiting: std::collections::HashSet<uuid::Uuid>,
+    /// What the detection thread made of each recording.
+    outcomes: UnboundedReceiver<Outcome>,
+    /// The sender each detection thread gets a clone of.
+    outcomes_tx: UnboundedSender<Outcome>,
 }
 
 impl Daemon {
@@ -190,6 +202,8 @@ impl Daemon {
         let messaging =
             MessagingService::start(&layout, &program.config, &program.paths, &serial, &errors)?;
         let (events_tx, events) = unbounded_channel();
+        let (outcomes_tx, outcomes) = unbounded_channel();
+        let detection = detect::start(&program.config, &outcomes_tx);
         let mut daemon = Daemon {
             layout,
             store,
@@ -210,6 +224,10 @@ impl Daemon {
             errors,
             unstored: Vec::new(),
             pause,
+            detection,
+            waiting: Default::default(),
+            outcomes,
+            outcomes_tx,
         };
         daemon.recover_tmp_dir()?;
         daemon.start_capture()?;
@@ -265,7 +283,9 @@ impl Daemon {
                 self.files += 1;
                 self.kept_until = self.kept_until.max(Some(file.end()));
                 let row = self.new_row(&file);
+                let (id, path) = (row.id, row.path.clone());
                 self.store_or_keep(Unstored::Recording { row, kept: false });
+                self.queue_for_detection(id, path);
             }
             RecorderEvent::Gap { start, end, reason } => {
                 tracing::warn!(%start, %end, ?reason, "audio gap");
@@ -318,7 +338,7 @@ impl Daemon {
         match self
             .program
             .management
-            .pass(&mut self.store, Timestamp::now())
+            .pass_waiting(&mut self.store, Timestamp::now(), &self.waiting)
         {
             Ok(report) => {
                 if report != PassReport::default() {
@@ -366,6 +386,7 @@ impl Daemon {
                 self.stop_capture().await;
                 self.program = program;
                 let capture = self.start_capture();
+                self.reload_detection();
                 // Messaging only after capture runs again: stopping the old service
                 // waits for its last delivery and MQTT close, seconds when its server
                 // has stopped answering, and the microphone must not wait for that.
@@ -423,6 +444,10 @@ impl Daemon {
                         manage.reset_immediately();
                     }
                 }
+                Some(outcome) = self.outcomes.recv() => {
+                    self.detection_done(outcome);
+                    manage.reset_immediately();
+                }
                 _ = manage.tick() => self.management_pass(),
                 _ = tick.tick() => self.tick(),
                 conn = listener.accept() => {
@@ -436,6 +461,12 @@ impl Daemon {
         notify::stopping();
         tracing::info!("stopping: finishing the current file");
         self.stop_capture().await;
+        // Outcomes already in, stored; recordings still waiting for the model are
+        // decided without it (not analysed: a detection-based filter keeps them).
+        while let Ok(outcome) = self.outcomes.try_recv() {
+            self.detection_done(outcome);
+        }
+        self.waiting.clear();
         self.management_pass();
         if !self.unstored.is_empty() {
             tracing::warn!(

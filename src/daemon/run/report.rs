@@ -65,6 +65,7 @@ impl Daemon {
                 last_pass_age_s: last_pass_age.map(|d| d.as_secs()),
                 last_error: self.last_error.clone(),
             },
+            detection: self.detection_status(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! metadata.db: deployments (here), recordings ([`recordings`]), capture gaps and
-//! heartbeats ([`journal`]), and the figures `deployment status` reads without counting:
+//! heartbeats ([`journal`]), model outputs with their detections and tags
+//! ([`model_outputs`]), and the figures `deployment status` reads without counting:
 //! the recording summary and the last integrity check ([`summary`]).
 //!
 //! [`MetadataStore`] holds one connection. Every method is one transaction and the
@@ -27,9 +28,11 @@ pub use super::metadata_types::{
 use super::{schema, StoreError};
 
 mod journal;
+mod model_outputs;
 mod recordings;
 mod summary;
 
+pub use model_outputs::{BoundingBox, DetectionRow, ModelOutput, PredictedTag, PredictionType};
 pub use summary::IntegrityRecord;
 
 /// The open metadata.db.

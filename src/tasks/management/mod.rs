@@ -16,12 +16,14 @@
 //! the row's update in metadata.db) is undone, the rest wait for the next pass, retention
 //! still runs, and the report says `disk_full`.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
+use uuid::Uuid;
 
 use crate::audio::{add_missing_guano, name, GuanoContext};
 use crate::store::metadata::{MetadataStore, Recording};
@@ -32,8 +34,12 @@ pub type KeepRule = Box<dyn Fn(Timestamp) -> bool + Send>;
 
 /// What the management task needs to know.
 pub struct Management {
-    /// The saving filters; `None` keeps everything.
+    /// The saving filters; `None` keeps everything (unless `keep_detected`).
     pub keep: Option<KeepRule>,
+    /// The detection-based saving filter (`detection.keep_only_detected`): a recording
+    /// is kept when the model found something in it, or when it was not analysed (no
+    /// model output: skipped while the model was behind), or when `keep` keeps it.
+    pub keep_detected: bool,
     /// Root of the kept recordings.
     pub recordings_root: PathBuf,
     /// Free space to keep on the recordings file system, in bytes (the daemon clamps
@@ -63,6 +69,9 @@ pub struct PassReport {
     /// Recordings a full disk kept from moving: they stay in the temporary directory,
     /// with their rows, until a later pass.
     pub left_in_tmp: u64,
+    /// Recordings left in the temporary directory because the model has not finished
+    /// with them: a later pass decides them.
+    pub waiting_for_detection: u64,
     /// True when free space is below the minimum and deleting kept recordings cannot
     /// restore it (none left, or all of them would free too little:
     /// `min_free_out_of_reach`), or a move found the disk full (`left_in_tmp`): the
@@ -130,6 +139,7 @@ impl Management {
     pub fn new(recordings_root: PathBuf, min_free_bytes: u64) -> Management {
         Management {
             keep: None,
+            keep_detected: false,
             recordings_root,
             min_free_bytes,
             max_age: None,
@@ -144,18 +154,33 @@ impl Management {
         store: &mut MetadataStore,
         now: Timestamp,
     ) -> Result<PassReport, ManagementError> {
+        self.pass_waiting(store, now, &HashSet::new())
+    }
+
+    /// [`Management::pass`] leaving the recordings in `waiting` (queued for the model)
+    /// where they are: their saving decision needs the model's output.
+    pub fn pass_waiting(
+        &self,
+        store: &mut MetadataStore,
+        now: Timestamp,
+        waiting: &HashSet<Uuid>,
+    ) -> Result<PassReport, ManagementError> {
         let mut report = PassReport::default();
         for rec in store.tmp_recordings()? {
             let Some(path) = rec.path.clone() else {
                 continue;
             };
+            if waiting.contains(&rec.id) {
+                report.waiting_for_detection += 1;
+                continue;
+            }
             if !path.exists() {
                 tracing::warn!(path = %path.display(), "recording file vanished; removing its row");
                 store.delete_recording(rec.id)?;
                 report.missing_files += 1;
                 continue;
             }
-            if self.keep.as_ref().is_none_or(|keep| keep(rec.datetime)) {
+            if self.keeps(store, &rec)? {
                 match self.keep_file(store, &rec, &path) {
                     Ok(()) => report.kept += 1,
                     Err(e) if e.is_disk_full() => {
@@ -177,6 +202,23 @@ impl Management {
         self.retire_old(store, now, &mut report)?;
         self.free_space(store, &mut report)?;
         Ok(report)
+    }
+
+    /// The saving decision: the time-based filters OR the detection-based one; neither
+    /// configured keeps everything.
+    fn keeps(&self, store: &MetadataStore, rec: &Recording) -> Result<bool, ManagementError> {
+        if self.keep.is_none() && !self.keep_detected {
+            return Ok(true);
+        }
+        if self.keep.as_ref().is_some_and(|keep| keep(rec.datetime)) {
+            return Ok(true);
+        }
+        if !self.keep_detected {
+            return Ok(false);
+        }
+        // Stored detections already passed `detection.threshold` and `classes`.
+        let outputs = store.model_outputs(rec.id)?;
+        Ok(outputs.is_empty() || outputs.iter().any(|o| !o.detections.is_empty()))
     }
 
     /// Moves a recording into the recordings root and its row after it. When the row

@@ -412,3 +412,80 @@ fn records_keeps_deletions_and_crashes_leave_rows_and_files_in_step() {
         .collect();
     assert_eq!(left, vec![second(20), second(22)]);
 }
+
+/// Stores a model output for `rec` with one detection per class in `classes`.
+fn output(f: &mut Fixture, rec: &Recording, classes: &[&str]) {
+    let found: Vec<crate::detection::Detection> = classes
+        .iter()
+        .map(|c| crate::detection::Detection {
+            class: c.to_string(),
+            score: 0.9,
+            start_s: 0.0,
+            end_s: 1.0,
+            low_freq_hz: 0.0,
+            high_freq_hz: 4000.0,
+        })
+        .collect();
+    let o = crate::detection::rows::model_output("tiny", rec.id, rec.datetime, &found);
+    f.store.insert_model_output(&o).unwrap();
+}
+
+#[test]
+fn keep_only_detected_keeps_detections_and_the_unanalysed_and_waits_for_the_queued() {
+    let mut f = fixture();
+    let detected = f.record(at("2026-06-01T05:00:00Z"), 100);
+    let nothing = f.record(at("2026-06-01T05:00:01Z"), 100);
+    let unanalysed = f.record(at("2026-06-01T05:00:02Z"), 100);
+    let queued = f.record(at("2026-06-01T05:00:03Z"), 100);
+    output(&mut f, &detected, &["loud"]);
+    output(&mut f, &nothing, &[]);
+    let mut m = f.management();
+    m.keep_detected = true;
+    let waiting: HashSet<Uuid> = [queued.id].into();
+    let report = m
+        .pass_waiting(&mut f.store, at("2026-06-01T06:00:00Z"), &waiting)
+        .unwrap();
+    assert_eq!(
+        report,
+        PassReport {
+            kept: 2,
+            filtered_out: 1,
+            waiting_for_detection: 1,
+            ..PassReport::default()
+        }
+    );
+    assert_eq!(
+        f.row(detected.id).unwrap().state,
+        Some(RecordingState::Kept)
+    );
+    assert_eq!(
+        f.row(unanalysed.id).unwrap().state,
+        Some(RecordingState::Kept)
+    );
+    assert!(f.row(nothing.id).is_none() && !nothing.path.unwrap().exists());
+    assert_eq!(f.row(queued.id).unwrap().state, Some(RecordingState::Tmp));
+    assert!(queued.path.as_ref().unwrap().exists());
+
+    // Its output stored and no longer waiting, the next pass decides it.
+    output(&mut f, &queued, &[]);
+    let report = f.pass(&m, at("2026-06-01T06:00:10Z"));
+    assert_eq!((report.filtered_out, report.waiting_for_detection), (1, 0));
+    assert!(f.audit().is_clean());
+}
+
+#[test]
+fn a_time_filter_still_keeps_what_the_model_found_nothing_in() {
+    let mut f = fixture();
+    let morning = f.record(at("2026-06-01T05:00:00Z"), 100);
+    let noon = f.record(at("2026-06-01T12:00:00Z"), 100);
+    output(&mut f, &morning, &[]);
+    output(&mut f, &noon, &[]);
+    let mut m = f.management();
+    let eleven = at("2026-06-01T11:00:00Z");
+    m.keep = Some(Box::new(move |t| t < eleven));
+    m.keep_detected = true;
+    let report = f.pass(&m, at("2026-06-01T13:00:00Z"));
+    assert_eq!((report.kept, report.filtered_out), (1, 1));
+    assert_eq!(f.row(morning.id).unwrap().state, Some(RecordingState::Kept));
+    assert!(f.row(noon.id).is_none());
+}

@@ -1,0 +1,128 @@
+//! The recorder's side of detection: starting the detection worker from the
+//! configuration, queueing each finished recording, storing what the model found, and
+//! holding a queued recording in the temporary directory until its output is stored
+//! (its saving decision may depend on it).
+//!
+//! A model that does not load is an error in the log and in status, not a stop: the
+//! recorder records without detection (audio first), and every recording is then "not
+//! analysed", which a detection-based saving filter keeps.
+
+use tokio::sync::mpsc::UnboundedSender;
+use uuid::Uuid;
+
+use crate::config::schema::Config;
+use crate::daemon::control::DetectionWorker;
+use crate::detection::worker::{Job, Outcome, Submitted, Worker, DEFAULT_CAPACITY};
+use crate::detection::{rows, DetectionConfig, Model};
+
+use super::Daemon;
+
+/// The running detection worker and what the default worker knows of it.
+pub(super) struct Detection {
+    /// The section the worker was started from: a reload restarts it only if it changed.
+    config: DetectionConfig,
+    worker: Worker,
+    model: String,
+    analysed: u64,
+    failed: u64,
+}
+
+/// Starts the worker `config` asks for; `None` without a `detection` section or when the
+/// model does not load (logged).
+pub(super) fn start(config: &Config, outcomes: &UnboundedSender<Outcome>) -> Option<Detection> {
+    let section = config.detection.as_ref()?;
+    let model = match Model::load(section) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %crate::error::chain(&e), "the detection model does not load: recording without detection");
+            return None;
+        }
+    };
+    let name = model.name().to_owned();
+    let tx = outcomes.clone();
+    // A closed receiver means the daemon is going away; nothing left to store.
+    let sink = Box::new(move |o| drop(tx.send(o)));
+    match Worker::spawn(model, DEFAULT_CAPACITY, sink) {
+        Ok(worker) => {
+            tracing::info!(model = %name, "detection worker started");
+            Some(Detection {
+                config: section.clone(),
+                worker,
+                model: name,
+                analysed: 0,
+                failed: 0,
+            })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "starting the detection thread failed: recording without detection");
+            None
+        }
+    }
+}
+
+impl Daemon {
+    /// Queues a finished recording for the model; a queued one waits in the temporary
+    /// directory for its output.
+    pub(super) fn queue_for_detection(&mut self, recording_id: Uuid, path: std::path::PathBuf) {
+        let Some(d) = self.detection.as_mut() else {
+            return;
+        };
+        if d.worker.submit(Job { recording_id, path }) == Submitted::Queued {
+            self.waiting.insert(recording_id);
+        }
+    }
+
+    /// Stores what the model made of a recording and lets the management task decide it.
+    pub(super) fn detection_done(&mut self, outcome: Outcome) {
+        self.waiting.remove(&outcome.recording_id);
+        let failed = outcome.result.is_err();
+        if let Some(d) = self.detection.as_mut() {
+            d.analysed += 1;
+            d.failed += u64::from(failed);
+        }
+        match outcome.result {
+            Ok(found) => {
+                let output = rows::model_output(
+                    &outcome.model_name,
+                    outcome.recording_id,
+                    outcome.finished_on,
+                    &found,
+                );
+                tracing::debug!(recording = %outcome.recording_id, detections = found.len(), took = ?outcome.took, "detection finished");
+                if let Err(e) = self.store.insert_model_output(&output) {
+                    let error = crate::error::chain(&e);
+                    tracing::error!(recording = %outcome.recording_id, %error, "storing the model output failed");
+                    self.last_error = Some(format!("storing a model output: {error}"));
+                }
+            }
+            Err(e) => {
+                let error = crate::error::chain(&e);
+                tracing::error!(recording = %outcome.recording_id, %error, "detection failed: the recording is kept as not analysed");
+                self.last_error = Some(format!("detection: {error}"));
+            }
+        }
+    }
+
+    /// After a reload: restarts the worker if the `detection` section changed. Queued
+    /// recordings of the old worker still finish (its queue drains before its thread
+    /// ends) and their outcomes arrive as usual.
+    pub(super) fn reload_detection(&mut self) {
+        let wanted = self.program.config.detection.as_ref();
+        if wanted == self.detection.as_ref().map(|d| &d.config) {
+            return;
+        }
+        self.detection = start(&self.program.config, &self.outcomes_tx);
+    }
+
+    /// The detection worker's line in `status`.
+    pub(super) fn detection_status(&self) -> Option<DetectionWorker> {
+        self.detection.as_ref().map(|d| DetectionWorker {
+            model: d.model.clone(),
+            analysed: d.analysed,
+            skipped: d.worker.skipped(),
+            failed: d.failed,
+            waiting: self.waiting.len() as u64,
+            capacity: d.worker.capacity() as u64,
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! The `detection` section of the configuration: which model runs on each recording,
+//! with which labels, and which of its scores count as detections.
+//!
+//! Declared here, not in `config::schema`, because the detection module owns its input
+//! (as `messaging::config` owns `messaging`); `config::validate_detection` checks it
+//! without touching the file system: whether the model file loads is `acoupi check`'s
+//! business, as whether a microphone answers is.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The score at or above which a class counts as detected when nothing else is set:
+/// upstream's detection programs default `detections.threshold` to 0.2.
+pub const DEFAULT_THRESHOLD: f64 = 0.2;
+
+/// What kind of model the file holds, and so how audio is prepared for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// An ONNX model that takes one window of mono samples (input `[1, samples]` or
+    /// `[samples]`, f32 in -1..1, at `samplerate`) and gives one score in 0..1 per class
+    /// (output `[1, classes]` or `[classes]`). The window length is the model's input
+    /// length; recordings are cut into windows `overlap` apart.
+    #[default]
+    OnnxWindow,
+}
+
+/// The `detection` section: present means every recording is run through the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// What kind of model `model_file` is.
+    pub kind: ModelKind,
+    /// The model file (absolute path). Never shipped with acoupi: models carry their own
+    /// licences, so the user points at a file they obtained.
+    pub model_file: PathBuf,
+    /// A text file with one class name per line, in the model's output order. `None`
+    /// names the classes by their index (`0`, `1`, …).
+    pub labels_file: Option<PathBuf>,
+    /// The sample rate the model expects, in Hz; recordings at another rate are resampled.
+    pub samplerate: u32,
+    /// How much consecutive windows overlap, as a fraction of the window (0 to 0.9).
+    pub overlap: f64,
+    /// A class scoring at least this (0 to 1) in a window is a detection.
+    pub threshold: f64,
+    /// Only these classes are reported and stored; empty reports every class.
+    pub classes: Vec<String>,
+    /// The detection-based saving filter: keep a recording only when the model found
+    /// something in it (or a `recording_saving` filter keeps it, or it was not analysed:
+    /// skipped while the model was behind, or the model failed on it).
+    pub keep_only_detected: bool,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig {
+            kind: ModelKind::OnnxWindow,
+            model_file: PathBuf::new(),
+            labels_file: None,
+            samplerate: 48_000,
+            overlap: 0.0,
+            threshold: DEFAULT_THRESHOLD,
+            classes: Vec::new(),
+            keep_only_detected: false,
+        }
+    }
+}
+
+impl DetectionConfig {
+    /// The section with every optional field present, for `acoupi config`'s field list.
+    pub fn shape() -> DetectionConfig {
+        DetectionConfig {
+            labels_file: Some(PathBuf::from("labels.txt")),
+            classes: vec![String::new()],
+            ..DetectionConfig::default()
+        }
+    }
+}

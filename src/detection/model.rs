@@ -1,0 +1,229 @@
+//! Loading a model with tract (pure Rust, linked into the one static binary) and running
+//! it window by window.
+//!
+//! Everything a model file can get wrong is found at load time, where the error can name
+//! `detection.model_file` or `detection.labels_file`: the input must be one window of
+//! samples of a fixed length, the output one score per class, one label per score. The
+//! model then runs once on silence, so a model that loads but cannot run fails here and
+//! not on the first recording of a deployment.
+
+use std::path::Path;
+
+use tract_onnx::prelude::*;
+
+use super::audio::{resample_linear, window_at, window_starts, Mono};
+use super::config::{DetectionConfig, ModelKind};
+use super::{Detection, DetectionError};
+
+/// A loaded, optimised model with its labels: ready to run on recordings.
+#[derive(Debug)]
+pub struct Model {
+    plan: TypedSimplePlan<TypedModel>,
+    /// The model's name in `model_output.model_name`: the model file's stem.
+    name: String,
+    labels: Vec<String>,
+    /// For each label, whether `detection.classes` lets it through.
+    reported: Vec<bool>,
+    window: usize,
+    hop: usize,
+    samplerate: u32,
+    threshold: f32,
+    /// Whether the input is `[1, samples]` (else `[samples]`).
+    batched: bool,
+}
+
+impl Model {
+    /// Loads the model and labels `config` names and runs the model once on silence.
+    pub fn load(config: &DetectionConfig) -> Result<Model, DetectionError> {
+        let path = &config.model_file;
+        let invalid = |reason: String| DetectionError::Model {
+            path: path.clone(),
+            reason,
+        };
+        let ModelKind::OnnxWindow = config.kind;
+        let bytes = std::fs::read(path).map_err(|e| DetectionError::Read {
+            field: "detection.model_file",
+            path: path.clone(),
+            cause: e,
+        })?;
+        let typed = tract_onnx::onnx()
+            .model_for_read(&mut bytes.as_slice())
+            .and_then(|m| m.into_typed())
+            .map_err(|e| invalid(format!("{e:#}")))?;
+        if typed.inputs.len() != 1 || typed.outputs.len() != 1 {
+            return Err(invalid(format!(
+                "it has {} inputs and {} outputs, a window model has one of each",
+                typed.inputs.len(),
+                typed.outputs.len()
+            )));
+        }
+        let input = typed
+            .input_fact(0)
+            .map_err(|e| invalid(format!("{e:#}")))?
+            .clone();
+        let dims = input.shape.as_concrete().map(|d| d.to_vec());
+        let (window, batched) = match dims.as_deref() {
+            Some([1, n]) if *n > 0 => (*n, true),
+            Some([n]) if *n > 0 => (*n, false),
+            _ => {
+                return Err(invalid(format!(
+                    "its input is {:?}, a window model takes [1, samples] or [samples] of a fixed length: export it with a fixed input shape",
+                    input.shape
+                )))
+            }
+        };
+        if input.datum_type != f32::datum_type() {
+            return Err(invalid(format!(
+                "its input is {:?}, a window model takes f32 samples",
+                input.datum_type
+            )));
+        }
+        let plan = typed
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| invalid(format!("{e:#}")))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let overlap = config.overlap.clamp(0.0, 0.9);
+        let hop = ((window as f64) * (1.0 - overlap)).round().max(1.0) as usize;
+        let mut model = Model {
+            plan,
+            name,
+            labels: Vec::new(),
+            reported: Vec::new(),
+            window,
+            hop,
+            samplerate: config.samplerate,
+            threshold: config.threshold as f32,
+            batched,
+        };
+        let scores = model
+            .scores(&vec![0.0; window])
+            .map_err(|e| invalid(format!("it does not run on a window of silence: {e}")))?;
+        model.labels = labels(config.labels_file.as_deref(), scores.len())?;
+        model.reported = reported(&model.labels, &config.classes)?;
+        Ok(model)
+    }
+
+    /// The name stored in `model_output.model_name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The class names, in the model's output order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Samples per window, at [`Model::samplerate`].
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// The sample rate the model takes.
+    pub fn samplerate(&self) -> u32 {
+        self.samplerate
+    }
+
+    /// One score per class for one window of exactly [`Model::window`] samples.
+    pub fn scores(&self, window: &[f32]) -> Result<Vec<f32>, DetectionError> {
+        let shape: &[usize] = if self.batched {
+            &[1, window.len()]
+        } else {
+            &[window.len()]
+        };
+        let run = || -> TractResult<Vec<f32>> {
+            let input = Tensor::from_shape(shape, window)?;
+            let out = self.plan.run(tvec!(input.into()))?;
+            let view = out[0].to_array_view::<f32>()?;
+            Ok(view.iter().copied().collect())
+        };
+        run().map_err(|e| DetectionError::Inference {
+            reason: format!("{e:#}"),
+        })
+    }
+
+    /// Runs the model over a recording and returns its detections, ordered by start time
+    /// then by falling score.
+    pub fn detect(&self, audio: &Mono) -> Result<Vec<Detection>, DetectionError> {
+        let samples = resample_linear(&audio.samples, audio.samplerate, self.samplerate);
+        let rate = f64::from(self.samplerate);
+        let length_s = samples.len() as f64 / rate;
+        let mut detections = Vec::new();
+        for start in window_starts(samples.len(), self.window, self.hop) {
+            let scores = self.scores(&window_at(&samples, start, self.window))?;
+            let start_s = start as f64 / rate;
+            let end_s = ((start + self.window) as f64 / rate).min(length_s);
+            let mut found: Vec<Detection> = scores
+                .iter()
+                .zip(&self.labels)
+                .zip(&self.reported)
+                .filter(|((score, _), reported)| **reported && **score >= self.threshold)
+                .map(|((score, label), _)| Detection {
+                    class: label.clone(),
+                    score: score.clamp(0.0, 1.0),
+                    start_s,
+                    end_s,
+                    low_freq_hz: 0.0,
+                    high_freq_hz: rate / 2.0,
+                })
+                .collect();
+            found.sort_by(|a, b| b.score.total_cmp(&a.score));
+            detections.extend(found);
+        }
+        Ok(detections)
+    }
+}
+
+/// The labels file's lines (trimmed, blank lines skipped), which must be one per score;
+/// without a file, the classes are named by their index.
+fn labels(path: Option<&Path>, scores: usize) -> Result<Vec<String>, DetectionError> {
+    let Some(path) = path else {
+        return Ok((0..scores).map(|i| i.to_string()).collect());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| DetectionError::Read {
+        field: "detection.labels_file",
+        path: path.to_owned(),
+        cause: e,
+    })?;
+    let labels: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if labels.len() != scores {
+        return Err(DetectionError::Labels {
+            path: path.to_owned(),
+            labels: labels.len(),
+            scores,
+        });
+    }
+    Ok(labels)
+}
+
+/// Which labels `detection.classes` reports (all when it is empty); a class that is no
+/// label is an error, with the closest label as a suggestion.
+fn reported(labels: &[String], classes: &[String]) -> Result<Vec<bool>, DetectionError> {
+    for class in classes {
+        if !labels.contains(class) {
+            let closest = labels
+                .iter()
+                .max_by(|a, b| {
+                    strsim::jaro_winkler(class, a).total_cmp(&strsim::jaro_winkler(class, b))
+                })
+                .cloned()
+                .unwrap_or_default();
+            return Err(DetectionError::UnknownClass {
+                class: class.clone(),
+                closest,
+            });
+        }
+    }
+    Ok(labels
+        .iter()
+        .map(|l| classes.is_empty() || classes.contains(l))
+        .collect())
+}
