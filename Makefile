@@ -12,9 +12,9 @@ SHELL := bash
 .ONESHELL:
 .PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench soak clean
 
-TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf
-gnu_aarch64-unknown-linux-musl := aarch64-linux-gnu
-gnu_armv7-unknown-linux-musleabihf := arm-linux-gnueabihf
+# The targets and their toolchain names come from scripts/targets.sh, their one home.
+TARGETS := $(shell . scripts/targets.sh && echo "$$ACOUPI_TARGETS")
+gnu_triple = $(shell . scripts/targets.sh && target_vars $(1) && echo "$$GNU_TRIPLE")
 
 # Debian packages the build, the tests and the image pipeline need on a fresh machine.
 # ipxe-qemu: the virtio NIC's option ROM (efi-virtio.rom) qemu-system-aarch64 loads in
@@ -30,11 +30,11 @@ APT_PACKAGES := make git debootstrap qemu-system-arm ipxe-qemu cpio kmod python3
 # linker, a musl-specs wrapper as the C compiler, pkg-config confined to the static alsa-lib.
 export CARGO_TARGET_DIR := $(BUILD)/target
 export PKG_CONFIG_ALLOW_CROSS := 1
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER := aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER := $(call gnu_triple,aarch64-unknown-linux-musl)-gcc
 export CC_aarch64_unknown_linux_musl := $(BUILD)/sysroot-aarch64-unknown-linux-musl/cc
 export PKG_CONFIG_LIBDIR_aarch64_unknown_linux_musl := $(BUILD)/alsa-aarch64-unknown-linux-musl/usr/lib/pkgconfig
 export PKG_CONFIG_SYSROOT_DIR_aarch64_unknown_linux_musl := $(BUILD)/alsa-aarch64-unknown-linux-musl
-export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_LINKER := arm-linux-gnueabihf-gcc
+export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_LINKER := $(call gnu_triple,armv7-unknown-linux-musleabihf)-gcc
 export CC_armv7_unknown_linux_musleabihf := $(BUILD)/sysroot-armv7-unknown-linux-musleabihf/cc
 export PKG_CONFIG_LIBDIR_armv7_unknown_linux_musleabihf := $(BUILD)/alsa-armv7-unknown-linux-musleabihf/usr/lib/pkgconfig
 export PKG_CONFIG_SYSROOT_DIR_armv7_unknown_linux_musleabihf := $(BUILD)/alsa-armv7-unknown-linux-musleabihf
@@ -73,7 +73,7 @@ $(ALSA_TARBALL): scripts/build-alsa.sh
 	mkdir -p $(BUILD)
 	ALSA_FETCH_ONLY=1 scripts/build-alsa.sh none $(BUILD)/alsa-fetch
 $(BUILD)/alsa-%/usr/lib/libasound.a: scripts/build-alsa.sh $(BUILD)/sysroot-%/cc
-	g=$(gnu_$*)
+	g=$(call gnu_triple,$*)
 	CC=$(BUILD)/sysroot-$*/cc AR=$$g-ar RANLIB=$$g-ranlib ALSA_SRC_DIR=$(BUILD) \
 	  scripts/build-alsa.sh $$g $(BUILD)/alsa-$*
 	touch $@

@@ -114,24 +114,12 @@ inode_meta() {
 		awk '/Mode:/ { for (i = 1; i <= NF; i++) if ($i == "Mode:") m = $(i + 1) }
 		     /^User:/ { u = $2; g = $4 } END { print m, u, g }'
 }
-# mkdir_missing DIR: debugfs `mkdir` for DIR and each missing parent. A `mkdir` of a
-# directory that exists is not harmless: debugfs 1.47 leaves an unconnected inode behind,
-# and real Raspberry Pi OS roots already have most of our directories.
-mkdir_missing() {
-	local p="" c
-	local -a parts
-	IFS=/ read -r -a parts <<<"${1#/}"
-	for c in "${parts[@]}"; do
-		p="$p/$c"
-		debugfs -R "stat $p" "$spec" 2>&1 | grep -q "Inode:" || printf 'mkdir %s\n' "$p"
-	done
-}
 {
 	# Every inode written in this batch gets SOURCE_DATE_EPOCH as its times.
 	echo "set_current_time @$SOURCE_DATE_EPOCH"
 	(cd "$overlay" && find . -mindepth 1 -type d | sort) | while read -r d; do
 		d=${d#.}
-		mkdir_missing "$d"
+		mkdir_missing "$spec" "$d"
 		printf 'sif %s mode 040755\nsif %s uid 0\nsif %s gid 0\n' "$d" "$d" "$d"
 	done
 	(cd "$overlay" && find . -type f | sort) | while read -r f; do
@@ -154,7 +142,7 @@ mkdir_missing() {
 			"$f" "$tmp/root/etc/$f" "$f" "$f" "${mode#0}" "$f" "$uid" "$f" "$gid"
 	done
 	wants=/etc/systemd/system/multi-user.target.wants
-	mkdir_missing "$wants"
+	mkdir_missing "$spec" "$wants"
 	units=(acoupi-boot-import.service)
 	[[ $enable == no ]] || units+=(acoupi.service acoupi-beat.service)
 	for u in "${units[@]}"; do

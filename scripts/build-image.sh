@@ -44,15 +44,13 @@ while (($#)); do
 	*) usage ;;
 	esac
 done
-case $arch in
-arm64) triple=aarch64-unknown-linux-musl ;;
-armhf) triple=armv7-unknown-linux-musleabihf ;;
-'') usage ;;
-*)
+[[ -n $arch ]] || usage
+# shellcheck source=targets.sh source-path=SCRIPTDIR
+source "$here/targets.sh"
+triple=$(target_of_arch "$arch") || {
 	echo "${0##*/}: error: unknown ARCH '$arch'; use arm64 or armhf" >&2
 	exit 2
-	;;
-esac
+}
 : "${dist:=$root/dist}" "${build:=$root/build}"
 : "${binary:=$build/target/$triple/release/acoupi}"
 [[ -x $binary ]] || die "binary $binary not found or not executable; run make build or set BINARY"

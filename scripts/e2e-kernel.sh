@@ -15,7 +15,7 @@ if [ -f "$k/.done" ] && [ -x "$out/busybox/bin/busybox" ]; then
   log "cached: $k ($(cat "$k/release"))"; exit 0
 fi
 t0=$(now)
-APT_CONFIG=$(private_apt "$out/apt"); export APT_CONFIG
+APT_CONFIG=$(private_apt "$out/apt" arm64 "$E2E_SUITE") || die "no private arm64 apt configuration"; export APT_CONFIG
 # The metapackage names the current ABI (linux-image-<ver>-arm64); fetch that package itself.
 pkg=$(apt-cache depends linux-image-arm64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 [ -n "$pkg" ] || die "cannot resolve linux-image-arm64 to a kernel package in the private apt sources"

@@ -8,38 +8,13 @@ E2E_SUITE=${E2E_SUITE:-bookworm}
 die() { echo "${PROG:-e2e}: error: $*" >&2; exit 1; }
 log() { echo "${PROG:-e2e}: $*" >&2; }
 
-# The Debian mirror this machine's apt uses. DEBIAN_MIRROR wins; it is never written to a file
-# except the private, generated apt sources under build/.
+# The Debian mirror this machine's apt uses (scripts/debian-mirror.sh; DEBIAN_MIRROR wins).
 debian_mirror() {
-  local m=${DEBIAN_MIRROR:-}
-  if [ -z "$m" ]; then
-    m=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  fi
-  [ -n "$m" ] || die "no Debian mirror in /etc/apt/sources.list.d/debian.sources; set DEBIAN_MIRROR"
-  printf '%s\n' "${m%/}"
+  "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh" || die "no Debian mirror found; set DEBIAN_MIRROR"
 }
 
-# Private arm64 apt configuration under $1 (system apt state untouched); prints the apt.conf path.
-private_apt() {
-  local dir=$1
-  mkdir -p "$dir"/{lists/partial,cache/archives/partial,etc}
-  if [ ! -f "$dir/apt.conf" ]; then
-    printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "$(debian_mirror)" "$E2E_SUITE" > "$dir/etc/debian.sources"
-    cat > "$dir/apt.conf.tmp" <<CONF
-Dir::Etc::SourceList "/dev/null";
-Dir::Etc::SourceParts "$dir/etc";
-Dir::State::Lists "$dir/lists";
-Dir::Cache "$dir/cache";
-Dir::State::status "/dev/null";
-APT::Architecture "arm64";
-APT::Architectures { "arm64"; };
-CONF
-    APT_CONFIG="$dir/apt.conf.tmp" apt-get update -qq >&2 || die "apt-get update failed for the private arm64 sources in $dir"
-    mv "$dir/apt.conf.tmp" "$dir/apt.conf"
-  fi
-  printf '%s\n' "$dir/apt.conf"
-}
+# shellcheck source=scripts/private-apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/private-apt.sh"
 
 # Seconds since the epoch with millisecond resolution, for timings in reports.
 now() { date +%s.%N | cut -c1-14; }

@@ -13,6 +13,8 @@
 set -euo pipefail
 PROG=e2e-run
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
 # shellcheck source=scripts/e2e-lib.sh
 . "$here/e2e-lib.sh"
 usage() { echo "usage: scripts/e2e-run.sh [--standin | --image PATH.img[.xz]] [--out DIR]" >&2; exit 2; }
@@ -102,26 +104,15 @@ TimeoutStartSec=1200
 [Install]
 WantedBy=multi-user.target
 UNIT
-# debugfs 1.47's `mkdir` of an existing directory leaves an unconnected inode behind (e2fsck
-# then reports errors): create only what is missing, parents first.
-mkdir_missing() {
-  local p="" c
-  local -a parts
-  IFS=/ read -r -a parts <<< "${1#/}"
-  for c in "${parts[@]}"; do
-    p="$p/$c"
-    debugfs -R "stat $p" "$rootfs" 2>&1 | grep -q "Inode:" || echo "mkdir $p"
-  done
-}
 {
-  mkdir_missing /usr/local/lib/e2e
+  mkdir_missing "$rootfs" /usr/local/lib/e2e
   for f in guest.sh counter.pl; do
     echo "write $x/$f /usr/local/lib/e2e/$f"
     echo "sif /usr/local/lib/e2e/$f mode 0100755"
     echo "sif /usr/local/lib/e2e/$f uid 0"
     echo "sif /usr/local/lib/e2e/$f gid 0"
   done
-  mkdir_missing /etc/systemd/system/multi-user.target.wants
+  mkdir_missing "$rootfs" /etc/systemd/system/multi-user.target.wants
   for u in e2e-signal.service e2e-check.service; do
     echo "write $x/$u /etc/systemd/system/$u"
     echo "sif /etc/systemd/system/$u mode 0100644"

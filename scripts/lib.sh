@@ -47,6 +47,20 @@ run_debugfs() {
 	[[ -z $errs ]] || die "debugfs on $spec failed: $errs"
 }
 
+# mkdir_missing SPEC DIR: the debugfs `mkdir` lines for DIR and each parent missing in
+# SPEC ("image?offset=N" or a file system image). A `mkdir` of a directory that exists is
+# not harmless: debugfs 1.47 leaves an unconnected inode behind (e2fsck then reports
+# errors), and real Raspberry Pi OS roots already have most of our directories.
+mkdir_missing() {
+	local spec=$1 p="" c
+	local -a parts
+	IFS=/ read -r -a parts <<<"${2#/}"
+	for c in "${parts[@]}"; do
+		p="$p/$c"
+		debugfs -R "stat $p" "$spec" 2>&1 | grep -q "Inode:" || printf 'mkdir %s\n' "$p"
+	done
+}
+
 # inspect_config HOST_BINARY FILE: the JSON report of `acoupi config inspect` on FILE
 # (valid, error, has_deployment, deployment_name, holds_secrets, program), from a build of
 # acoupi for this machine; dies with the loader's reason when FILE is not valid. The one

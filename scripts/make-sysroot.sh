@@ -13,22 +13,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 target_vars "$target" || die "unknown target $target"
 : "${DEBIAN_SUITE:=bookworm}"
 
-aptdir="$out/apt"
-mkdir -p "$aptdir"/{lists/partial,cache/archives/partial,etc} "$out/debs"
-mirror=$("$here/debian-mirror.sh")
-printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-  "$mirror" "$DEBIAN_SUITE" > "$aptdir/etc/debian.sources"
-cat > "$aptdir/apt.conf" <<CONF
-Dir::Etc::SourceList "/dev/null";
-Dir::Etc::SourceParts "$aptdir/etc";
-Dir::State::Lists "$aptdir/lists";
-Dir::Cache "$aptdir/cache";
-APT::Architecture "$DEB_ARCH";
-APT::Architectures { "$DEB_ARCH"; };
-CONF
-export APT_CONFIG="$aptdir/apt.conf"
+mkdir -p "$out/debs"
+# shellcheck source=scripts/private-apt.sh
+. "$here/private-apt.sh"
+# Fresh package lists on every sysroot build: the versions to fetch are today's.
+rm -f "$out/apt/apt.conf"
+APT_CONFIG=$(private_apt "$out/apt" "$DEB_ARCH" "$DEBIAN_SUITE") || die "no private $DEB_ARCH apt configuration"
+export APT_CONFIG
 echo "make-sysroot: $target: fetching musl-dev:$DEB_ARCH linux-libc-dev:$DEB_ARCH ($DEBIAN_SUITE)" >&2
-apt-get update -qq || die "apt-get update failed for the private $DEB_ARCH sources"
 (cd "$out/debs" && apt-get download -qq "musl-dev:$DEB_ARCH" "linux-libc-dev:$DEB_ARCH") \
   || die "could not download musl-dev/linux-libc-dev for $DEB_ARCH"
 for f in "$out"/debs/*.deb; do dpkg-deb -x "$f" "$out"; done

@@ -9,6 +9,7 @@
 //! - [`config`]: the RON program configuration.
 //! - [`files`]: facts about files: a full disk, the crash-safe replacement.
 //! - [`error`]: an error and its causes as one line of text.
+//! - [`health`]: the recorder's health words (control answer, worker states, the beat's verdict).
 //! - [`audio`]: ALSA capture and WAV files.
 //! - [`schedule`]: when to record (pure).
 //! - [`store`]: metadata.db (upstream schema + migrations); the only SQL.
@@ -16,6 +17,7 @@
 //! - [`daemon`]: `acoupi run`, `acoupi beat` and the control socket.
 //! - [`system`]: the operating system around us (paths, systemd, metrics, clock).
 //! - [`messaging`]: MQTT and HTTP messengers, delivery from the messages.db outbox, heartbeat payloads.
+//! - `layering` (tests only): the layers above, checked against every `crate::` path.
 //! - `words` (private): `word_enum!`, the one table of each status enum's words.
 
 #[macro_use]
@@ -27,6 +29,9 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod files;
+pub mod health;
+#[cfg(test)]
+mod layering;
 pub mod messaging;
 pub mod schedule;
 pub mod store;

@@ -79,6 +79,26 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
+impl Guano {
+    /// The chunk a test writes with a file of `frames` frames at 8 kHz named `name`,
+    /// starting at `start`: no position, serial or deployment, model `test`. Tests that
+    /// need another field override it (`Guano { time_expansion: 2.0, ..for_test(..) }`).
+    pub(crate) fn for_test(name: &str, frames: u64, start: Timestamp) -> Guano {
+        Guano {
+            timestamp: start,
+            position: None,
+            samplerate: 8000,
+            length_seconds: frames as f64 / 8000.0,
+            model: "test".into(),
+            serial: None,
+            original_filename: name.into(),
+            time_expansion: 1.0,
+            deployment_name: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -69,19 +69,9 @@ mod tests {
         };
         let mut w = WavWriter::create(dir, Timestamp::UNIX_EPOCH, spec).unwrap();
         w.write(&vec![0u8; frames * 2]).unwrap();
-        w.finish(|name, n| Guano {
-            timestamp: Timestamp::UNIX_EPOCH,
-            position: None,
-            samplerate: 8000,
-            length_seconds: n as f64 / 8000.0,
-            model: "m".into(),
-            serial: None,
-            original_filename: name.into(),
-            time_expansion: 1.0,
-            deployment_name: None,
-        })
-        .unwrap()
-        .0
+        w.finish(|name, n| Guano::for_test(name, n, Timestamp::UNIX_EPOCH))
+            .unwrap()
+            .0
     }
 
     #[test]

@@ -455,17 +455,7 @@ mod tests {
     }
 
     fn meta(name: &str, frames: u64) -> Guano {
-        Guano {
-            timestamp: Timestamp::UNIX_EPOCH,
-            position: None,
-            samplerate: 8000,
-            length_seconds: frames as f64 / 8000.0,
-            model: "test".into(),
-            serial: None,
-            original_filename: name.into(),
-            time_expansion: 1.0,
-            deployment_name: None,
-        }
+        Guano::for_test(name, frames, Timestamp::UNIX_EPOCH)
     }
 
     #[test]

@@ -132,7 +132,7 @@ pub fn json_text(value: &Value, field: &str) -> String {
     out
 }
 
-const EMPTY: Order = Order {
+static EMPTY: Order = Order {
     fields: Vec::new(),
     item: None,
 };
@@ -141,8 +141,48 @@ fn pad(depth: usize, unit: &str) -> String {
     unit.repeat(depth)
 }
 
+/// How RON and JSON differ where a list or a struct is laid out, one item a line.
+struct Layout {
+    /// One level of indentation.
+    indent: &'static str,
+    /// RON ends every item with a comma; JSON only the ones before another.
+    trailing_comma: bool,
+}
+
+const RON: Layout = Layout {
+    indent: "    ",
+    trailing_comma: true,
+};
+const JSON: Layout = Layout {
+    indent: "  ",
+    trailing_comma: false,
+};
+
+/// Writes `open`, then `count` items one a line at `depth + 1` (each written by `item`
+/// after its indentation), then `close` at `depth`.
+fn write_block(
+    out: &mut String,
+    layout: &Layout,
+    depth: usize,
+    (open, close): (char, char),
+    count: usize,
+    mut item: impl FnMut(usize, &mut String),
+) {
+    out.push(open);
+    out.push('\n');
+    for i in 0..count {
+        out.push_str(&pad(depth + 1, layout.indent));
+        item(i, out);
+        if layout.trailing_comma || i + 1 < count {
+            out.push(',');
+        }
+        out.push('\n');
+    }
+    out.push_str(&pad(depth, layout.indent));
+    out.push(close);
+}
+
 fn write_ron(value: &Value, order: &Order, depth: usize, out: &mut String) {
-    let ind = "    ";
     match value {
         Value::Null => out.push_str("None"),
         Value::Number(n) if n.is_f64() && !n.to_string().contains(['.', 'e', 'E']) => {
@@ -151,29 +191,18 @@ fn write_ron(value: &Value, order: &Order, depth: usize, out: &mut String) {
         }
         Value::Array(items) if items.is_empty() => out.push_str("[]"),
         Value::Array(items) => {
-            out.push_str("[\n");
-            for item in items {
-                out.push_str(&pad(depth + 1, ind));
-                write_ron(
-                    item,
-                    order.item.as_deref().unwrap_or(&EMPTY),
-                    depth + 1,
-                    out,
-                );
-                out.push_str(",\n");
-            }
-            out.push_str(&pad(depth, ind));
-            out.push(']');
+            let o = order.item.as_deref().unwrap_or(&EMPTY);
+            write_block(out, &RON, depth, ('[', ']'), items.len(), |i, out| {
+                write_ron(&items[i], o, depth + 1, out)
+            });
         }
         Value::Object(map) => {
-            out.push_str("(\n");
-            for (k, o) in order.keys(map) {
-                let _ = write!(out, "{}{k}: ", pad(depth + 1, ind));
+            let keys = order.keys(map);
+            write_block(out, &RON, depth, ('(', ')'), keys.len(), |i, out| {
+                let (k, o) = keys[i];
+                let _ = write!(out, "{k}: ");
                 write_ron(&map[k], o.unwrap_or(&EMPTY), depth + 1, out);
-                out.push_str(",\n");
-            }
-            out.push_str(&pad(depth, ind));
-            out.push(')');
+            });
         }
         // Booleans, other numbers and strings are written the same in RON and JSON.
         other => out.push_str(&other.to_string()),
@@ -181,33 +210,20 @@ fn write_ron(value: &Value, order: &Order, depth: usize, out: &mut String) {
 }
 
 fn write_json(value: &Value, order: &Order, depth: usize, out: &mut String) {
-    let ind = "  ";
     match value {
         Value::Array(items) if !items.is_empty() => {
-            out.push_str("[\n");
-            for (i, item) in items.iter().enumerate() {
-                out.push_str(&pad(depth + 1, ind));
-                write_json(
-                    item,
-                    order.item.as_deref().unwrap_or(&EMPTY),
-                    depth + 1,
-                    out,
-                );
-                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
-            }
-            out.push_str(&pad(depth, ind));
-            out.push(']');
+            let o = order.item.as_deref().unwrap_or(&EMPTY);
+            write_block(out, &JSON, depth, ('[', ']'), items.len(), |i, out| {
+                write_json(&items[i], o, depth + 1, out)
+            });
         }
         Value::Object(map) if !map.is_empty() => {
-            out.push_str("{\n");
             let keys = order.keys(map);
-            for (i, (k, o)) in keys.iter().enumerate() {
-                let _ = write!(out, "{}{}: ", pad(depth + 1, ind), Value::from(*k));
-                write_json(&map[*k], o.unwrap_or(&EMPTY), depth + 1, out);
-                out.push_str(if i + 1 < keys.len() { ",\n" } else { "\n" });
-            }
-            out.push_str(&pad(depth, ind));
-            out.push('}');
+            write_block(out, &JSON, depth, ('{', '}'), keys.len(), |i, out| {
+                let (k, o) = keys[i];
+                let _ = write!(out, "{}: ", Value::from(k));
+                write_json(&map[k], o.unwrap_or(&EMPTY), depth + 1, out);
+            });
         }
         other => out.push_str(&other.to_string()),
     }

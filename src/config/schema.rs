@@ -8,8 +8,6 @@
 //! Defaults match upstream's default program (3 s every 10 s, 06:00–22:30,
 //! Europe/London), but the window is a single wrap-aware interval, not 24 hours.
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
 use crate::audio::format::SampleFormat;
@@ -17,6 +15,9 @@ use crate::messaging::config::MessagingConfig;
 /// The schedule owns its input: `recording` and `recording_saving` are declared in
 /// `schedule::spec`, next to the bounds and windows they are made of.
 pub use crate::schedule::spec::{Recording, RecordingSaving};
+/// The layout owns its input too: `paths` is declared in `system::layout`, which turns it
+/// into the storages' real paths (so `system` never imports `config`).
+pub use crate::system::layout::Paths;
 
 /// Which acoupi program runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -78,19 +79,6 @@ pub struct Microphone {
     pub sample_format: Option<SampleFormat>,
     /// Bits per sample stored in the WAV file: one of `audio::wav::BIT_DEPTHS` (16, 24, 32).
     pub bit_depth: u16,
-}
-
-/// Paths. Relative paths are read from `ACOUPI_HOME`; defaults derive from the layout
-/// (system or user mode), never from `$HOME` behind the user's back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct Paths {
-    /// Temporary audio (`*.wav.part` while recording); a tmpfs on the device.
-    pub tmp_audio: Option<PathBuf>,
-    /// Root of the kept recordings (`YYYY/MM/DD/` below it).
-    pub recordings: Option<PathBuf>,
-    /// The metadata database.
-    pub db_metadata: Option<PathBuf>,
 }
 
 /// Retention of kept recordings (ours; upstream only stops recording on low space).

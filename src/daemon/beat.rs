@@ -13,10 +13,11 @@ use anyhow::Context;
 use jiff::Timestamp;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::daemon::control::{self, WorkerHealth};
+use crate::daemon::control;
 use crate::daemon::messaging::HeartbeatSender;
 use crate::daemon::notify;
-use crate::messaging::heartbeat::{HeartbeatPayload, RecorderStatus};
+use crate::health::{RecorderStatus, WorkerHealth, WorkerState};
+use crate::messaging::heartbeat::HeartbeatPayload;
 use crate::store::metadata::MetadataStore;
 use crate::store::{Check, Durability};
 use crate::system::layout::Layout;
@@ -134,15 +135,7 @@ fn beat(
     timezone: &str,
 ) -> HeartbeatPayload {
     let workers = control::query(&layout.control_socket(), Duration::from_secs(2)).ok();
-    let status = match &workers {
-        None => RecorderStatus::Down,
-        Some(s)
-            if s.recording.health == WorkerHealth::Ok && s.default.health == WorkerHealth::Ok =>
-        {
-            RecorderStatus::Ok
-        }
-        Some(_) => RecorderStatus::Unhealthy,
-    };
+    let status = RecorderStatus::of(workers.as_ref());
     let payload = HeartbeatPayload {
         status,
         workers,
@@ -176,9 +169,9 @@ pub enum Supervised {
 /// session (the broker then says `offline`).
 fn supervised_status(payload: &HeartbeatPayload) -> Supervised {
     match &payload.workers {
-        Some(w) if w.default.health == WorkerHealth::Ok => match w.recording.state.as_str() {
-            "disk-full" => Supervised::WaitingForSpace,
-            "device-missing" => Supervised::WaitingForMicrophone,
+        Some(w) if w.default.health == WorkerHealth::Ok => match w.recording.state {
+            WorkerState::DiskFull => Supervised::WaitingForSpace,
+            WorkerState::DeviceMissing => Supervised::WaitingForMicrophone,
             _ => Supervised::Recorder(payload.status),
         },
         _ => Supervised::Recorder(payload.status),
@@ -271,7 +264,7 @@ fn recorder_pid(layout: &Layout, systemctl: &Systemctl) -> Option<nix::unistd::P
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::control::DaemonStatus;
+    use crate::health::DaemonStatus;
 
     const UNHEALTHY: Supervised = Supervised::Recorder(RecorderStatus::Unhealthy);
     const DOWN: Supervised = Supervised::Recorder(RecorderStatus::Down);
@@ -310,12 +303,12 @@ mod tests {
             assert!(!s.observe(supervised_status(&payload)));
         }
         // Nor one waiting for its microphone: a restart cannot plug it in.
-        payload.workers.as_mut().unwrap().recording.state = "device-missing".into();
+        payload.workers.as_mut().unwrap().recording.state = WorkerState::DeviceMissing;
         for _ in 0..10 {
             assert!(!s.observe(supervised_status(&payload)));
         }
         // A stalled capture is another matter.
-        payload.workers.as_mut().unwrap().recording.state = "stalled".into();
+        payload.workers.as_mut().unwrap().recording.state = WorkerState::Stalled;
         assert!(!s.observe(supervised_status(&payload)));
         assert!(!s.observe(supervised_status(&payload)));
         assert!(s.observe(supervised_status(&payload)));

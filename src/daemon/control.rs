@@ -14,68 +14,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 
 /// The protocol version spoken by this build.
 pub const PROTOCOL: u32 = 1;
 
-word_enum! {
-    /// Health of one worker as the daemon judges it; the words are the protocol's, the
-    /// status output's and the heartbeat's.
-    pub enum WorkerHealth {
-        /// Making progress as it should.
-        Ok => "ok",
-        /// Stalled, failing or waiting on something it needs (device, disk space).
-        Notok => "notok",
-    }
-}
-
-/// What the recording worker reports.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecordingWorker {
-    /// Overall judgement.
-    pub health: WorkerHealth,
-    /// Current state: `recording`, `listening`, `idle`, `device-missing`, `disk-full`, `stalled`.
-    pub state: String,
-    /// Human-readable detail, e.g. "recording 12/60 s" or "idle until 18:40 (Europe/London)".
-    pub detail: String,
-    /// The PCM being captured.
-    pub device: String,
-    /// Frames captured since the daemon started.
-    pub frames: u64,
-    /// Overruns recovered since the daemon started.
-    pub xruns: u64,
-    /// Files finished since the daemon started.
-    pub files: u64,
-}
-
-/// What the default worker (management and other periodic tasks) reports.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DefaultWorker {
-    /// Overall judgement.
-    pub health: WorkerHealth,
-    /// Seconds since the last completed management pass.
-    pub last_pass_age_s: Option<u64>,
-    /// The last error of a periodic task, if any.
-    pub last_error: Option<String>,
-}
-
-/// The answer to `status`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DaemonStatus {
-    /// Protocol version ([`PROTOCOL`]).
-    pub protocol: u32,
-    /// The daemon's process id.
-    pub pid: u32,
-    /// When the daemon started (RFC 3339, UTC).
-    pub started_at: String,
-    /// The recording worker.
-    pub recording: RecordingWorker,
-    /// The default worker.
-    pub default: DefaultWorker,
-}
+// The answer's types live in the leaf module `health`, shared with the beat, the CLI and
+// the heartbeat message without those importing the daemon; re-exported here because
+// they are this protocol's vocabulary.
+pub use crate::health::{DaemonStatus, DefaultWorker, RecordingWorker, WorkerHealth, WorkerState};
 
 /// Why the daemon could not be asked.
 #[derive(Debug, thiserror::Error)]

@@ -61,7 +61,8 @@ pub fn open_outbox(
     messaging: &MessagingConfig,
 ) -> anyhow::Result<Outbox> {
     let path = layout.messages_db(paths, messaging.messages_db.as_deref());
-    Outbox::open(&path).with_context(|| format!("opening the message outbox {}", path.display()))
+    // Every OutboxError names the file already.
+    Ok(Outbox::open(&path)?)
 }
 
 /// The running delivery thread of `acoupi run`.

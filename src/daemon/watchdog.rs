@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::audio::RecorderState;
-use crate::daemon::control::WorkerHealth;
+use crate::health::WorkerHealth;
 
 /// How long the capture may go without a successful read while a window is open before
 /// it counts as stalled, at most. A period is 0.1 s; reopening a USB device takes about a

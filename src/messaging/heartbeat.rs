@@ -8,7 +8,7 @@
 //! throttling, uptime, clock synchronisation, the workers' state and the outbox backlog.
 //! The caller (the `beat` daemon) fills the payload from the system and store modules;
 //! this module reads nothing itself. The workers' part is the control socket's answer
-//! (`daemon::control`, a leaf module of plain protocol types).
+//! (`health`, a leaf module of plain types).
 
 use std::time::Duration;
 
@@ -16,22 +16,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::daemon::control::{DaemonStatus, WorkerHealth};
+use crate::health::{DaemonStatus, RecorderStatus, WorkerHealth};
 use crate::store::outbox::OutboxStats;
 use crate::system::metrics::Metrics;
-
-word_enum! {
-    /// The recorder as one beat found it: the `status` of a stored heartbeat, the beat's
-    /// `STATUS=` line and what its supervisor counts.
-    pub enum RecorderStatus {
-        /// Both workers answered `ok`.
-        Ok => "ok",
-        /// The recorder answered, but a worker is not `ok`.
-        Unhealthy => "unhealthy",
-        /// The recorder did not answer on its control socket.
-        Down => "down",
-    }
-}
 
 word_enum! {
     /// Overall health as the heartbeat message reports it (upstream's words).

@@ -9,7 +9,20 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::schema::Paths;
+use serde::{Deserialize, Serialize};
+
+/// The configuration's `paths` section. Relative paths are read from `ACOUPI_HOME`; defaults derive from the layout
+/// (system or user mode), never from `$HOME` behind the user's back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Paths {
+    /// Temporary audio (`*.wav.part` while recording); a tmpfs on the device.
+    pub tmp_audio: Option<PathBuf>,
+    /// Root of the kept recordings (`YYYY/MM/DD/` below it).
+    pub recordings: Option<PathBuf>,
+    /// The metadata database.
+    pub db_metadata: Option<PathBuf>,
+}
 
 /// System-wide installation or a per-user one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

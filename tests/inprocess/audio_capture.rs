@@ -7,6 +7,8 @@
 //! counters, so any lost, repeated or reordered sample shows as a mismatch.
 //! The file plugin returns stale data past the end of its input: every planner here ends
 //! with `Idle { until: None }` before the input runs out.
+//! Windows that close and reopen, and a capture restarted after another, are
+//! `audio_capture_streams`, on these helpers.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,7 +62,7 @@ fn input(pcm: &str, bytes: &[u8]) {
 
 /// Makes `frames` frames of the 16-bit mono counter 0, 1, 2, … (wrapping) `pcm`'s input
 /// and returns them, for comparing with what the recorder kept.
-fn counter_input(pcm: &str, frames: usize) -> Vec<i16> {
+pub(crate) fn counter_input(pcm: &str, frames: usize) -> Vec<i16> {
     let counter: Vec<i16> = (0..frames).map(|i| i as i16).collect();
     let bytes: Vec<u8> = counter.iter().flat_map(|s| s.to_le_bytes()).collect();
     input(pcm, &bytes);
@@ -72,13 +74,13 @@ fn counter_input(pcm: &str, frames: usize) -> Vec<i16> {
 /// start at the first stream-time question, so files hold whole seconds of the input.
 /// The opening question gets `None` (answer "record") and fixes nothing.
 #[derive(Default)]
-struct Origin {
+pub(crate) struct Origin {
     at: Option<Timestamp>,
     asked_before_open: bool,
 }
 
 impl Origin {
-    fn at(&mut self, t: Timestamp) -> Option<Timestamp> {
+    pub(crate) fn at(&mut self, t: Timestamp) -> Option<Timestamp> {
         if self.at.is_none() && !std::mem::replace(&mut self.asked_before_open, true) {
             return None;
         }
@@ -88,7 +90,7 @@ impl Origin {
 
 /// Slots relative to the stream time of the first frame: `count` files of `duration`
 /// every `interval`, then never again.
-struct Slots {
+pub(crate) struct Slots {
     origin: std::sync::Mutex<Origin>,
     duration: SignedDuration,
     interval: SignedDuration,
@@ -98,7 +100,7 @@ struct Slots {
 }
 
 impl Slots {
-    fn new(duration_ms: i64, interval_ms: i64, count: i64) -> Slots {
+    pub(crate) fn new(duration_ms: i64, interval_ms: i64, count: i64) -> Slots {
         Slots {
             origin: std::sync::Mutex::new(Origin::default()),
             duration: SignedDuration::from_millis(duration_ms),
@@ -141,7 +143,7 @@ impl Planner for Slots {
     }
 }
 
-fn config(pcm: &str, tmp: &Path, rate: u32, channels: u16, bits: u16) -> RecorderConfig {
+pub(crate) fn config(pcm: &str, tmp: &Path, rate: u32, channels: u16, bits: u16) -> RecorderConfig {
     RecorderConfig {
         device_name: pcm.into(),
         samplerate: rate,
@@ -159,7 +161,7 @@ fn config(pcm: &str, tmp: &Path, rate: u32, channels: u16, bits: u16) -> Recorde
 
 /// Runs the recorder until it ends by itself (or by the planner's stop flag) and
 /// returns every event.
-fn record(
+pub(crate) fn record(
     cfg: RecorderConfig,
     planner: Arc<dyn Planner>,
     shutdown: Arc<AtomicBool>,
@@ -177,7 +179,7 @@ fn record(
     events
 }
 
-fn finished(events: &[RecorderEvent]) -> Vec<FinishedFile> {
+pub(crate) fn finished(events: &[RecorderEvent]) -> Vec<FinishedFile> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -187,7 +189,7 @@ fn finished(events: &[RecorderEvent]) -> Vec<FinishedFile> {
         .collect()
 }
 
-fn samples_i32(path: &PathBuf) -> Vec<i32> {
+pub(crate) fn samples_i32(path: &PathBuf) -> Vec<i32> {
     let mut r = hound::WavReader::open(path).unwrap();
     r.samples::<i32>().map(|s| s.unwrap()).collect()
 }
@@ -573,95 +575,4 @@ fn devices_report_marks_the_configured_pcm() {
 
 fn marked_index(r: &acoupi::cli::devices::DevicesReport) -> usize {
     r.devices.iter().position(|d| d.configured).unwrap()
-}
-
-/// Record 0.5 s, go idle for a moment, record 0.5 s in a new stream, then end.
-struct TwoWindows {
-    phase: std::sync::Mutex<(u8, Origin)>,
-}
-
-impl Planner for TwoWindows {
-    fn plan_at(&self, t: Timestamp) -> Plan {
-        let mut p = self.phase.lock().unwrap();
-        let half = SignedDuration::from_millis(500);
-        // Phases: 0 first window, 1 idle, 2 second window (each window's first stream
-        // question sets its origin), 3 done.
-        if p.0 == 1 {
-            *p = (2, Origin::default());
-        }
-        let Some(origin) = p.1.at(t) else {
-            return Plan::Record {
-                start: t,
-                end: t + half,
-            };
-        };
-        if t < origin + half && p.0 != 3 {
-            return Plan::Record {
-                start: origin,
-                end: origin + half,
-            };
-        }
-        if p.0 == 0 {
-            *p = (1, Origin::default());
-            return Plan::Idle {
-                until: Some(Timestamp::now() + SignedDuration::from_millis(20)),
-            };
-        }
-        p.0 = 3;
-        Plan::Idle { until: None }
-    }
-}
-
-#[test]
-fn pcm_is_closed_while_idle_and_reopened_for_the_next_window() {
-    let counter = counter_input("reopen8k", 8000);
-    let tmp = tempfile::tempdir().unwrap();
-    let events = record(
-        config("reopen8k", tmp.path(), 8000, 1, 16),
-        Arc::new(TwoWindows {
-            phase: std::sync::Mutex::new((0, Origin::default())),
-        }),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let files = finished(&events);
-    assert_eq!(files.len(), 2, "events: {events:?}");
-    // The file plugin replays its input from the start on every open: both files
-    // beginning at sample 0 proves the PCM was closed and opened again.
-    let want: Vec<i32> = counter[..4000].iter().map(|&v| i32::from(v)).collect();
-    for f in &files {
-        assert_eq!(samples_i32(&f.path), want);
-    }
-}
-
-/// A capture started after another (a reload) names no file before the audio the other
-/// kept ends, unless that end is so far ahead that the clock must have stepped back.
-#[test]
-fn a_restarted_capture_starts_after_the_audio_kept_before_it() {
-    let rate = 8000;
-    counter_input("keptuntil", rate as usize);
-    let first_file = |kept_until: Timestamp| {
-        let tmp = tempfile::tempdir().unwrap();
-        let cfg = RecorderConfig {
-            kept_until: Some(kept_until),
-            ..config("keptuntil", tmp.path(), rate, 1, 16)
-        };
-        let events = record(
-            cfg,
-            Arc::new(Slots::new(500, 500, 1)),
-            Arc::new(AtomicBool::new(false)),
-        );
-        let files = finished(&events);
-        assert_eq!(files.len(), 1, "events: {events:?}");
-        files[0].start
-    };
-    // Ahead by a little: a stream that ran ahead of the clock. The next one follows it.
-    let ahead = Timestamp::now() + SignedDuration::from_millis(1500);
-    assert_eq!(first_file(ahead), ahead);
-    // Ahead by a minute: the clock stepped back. Files are named by the clock again.
-    let stepped = Timestamp::now() + SignedDuration::from_secs(60);
-    let start = first_file(stepped);
-    assert!(
-        start <= Timestamp::now(),
-        "{start} follows a kept end the clock left behind"
-    );
 }

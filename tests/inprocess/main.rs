@@ -10,6 +10,7 @@
 
 mod abi_time64;
 mod audio_capture;
+mod audio_capture_streams;
 mod system_metrics;
 mod system_storage;
 mod system_systemctl;

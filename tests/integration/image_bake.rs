@@ -4,7 +4,8 @@
 //! `xz` for the release files, `debugfs` and `e2fsck -fn` for the root file system, mtools
 //! for the boot partition. Bad inputs must fail with a clear message and leave `dist/` empty.
 //!
-//! What a site configuration holds is the host binary's answer: the pipeline runs this
+//! What a site configuration holds is the host binary's answer (its tests are
+//! `image_bake_config`): the pipeline runs this
 //! crate's own `acoupi config inspect --json FILE` (the same loader as the device), so a
 //! rejected file fails the bake with the loader's reason, and the deployment and secrets
 //! it reports decide which units are enabled and the configuration's mode.
@@ -16,7 +17,7 @@ use std::process::{Command, Output};
 use crate::support::run_ok;
 
 /// The time every baked inode and boot file carries.
-const EPOCH: &str = "1700000000";
+pub(crate) const EPOCH: &str = "1700000000";
 /// Start sector of the root partition in the synthetic base (`--boot-mib 64`).
 const ROOT_START: u64 = 8192 + 64 * 2048;
 
@@ -24,21 +25,21 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn script(name: &str) -> Command {
+pub(crate) fn script(name: &str) -> Command {
     Command::new(repo().join("scripts").join(name))
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A scratch directory with a synthetic base and the binary to bake.
-struct Bench {
+pub(crate) struct Bench {
     dir: tempfile::TempDir,
 }
 
 impl Bench {
-    fn new() -> Bench {
+    pub(crate) fn new() -> Bench {
         let dir = tempfile::tempdir().expect("temporary directory");
         let binary = dir.path().join("acoupi");
         let real = repo().join("build/target/aarch64-unknown-linux-musl/release/acoupi");
@@ -52,16 +53,16 @@ impl Bench {
         Bench { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn dist(&self) -> PathBuf {
+    pub(crate) fn dist(&self) -> PathBuf {
         self.path("dist")
     }
 
     /// Builds a synthetic base with extra `make-test-base.sh` options.
-    fn base(&self, extra: &[&str]) -> PathBuf {
+    pub(crate) fn base(&self, extra: &[&str]) -> PathBuf {
         let base = self.path("base.img");
         run_ok(
             script("make-test-base.sh")
@@ -73,14 +74,14 @@ impl Bench {
         base
     }
 
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.path(name);
         fs::write(&path, contents).expect("write input file");
         path
     }
 
     /// Runs build-image.sh for arm64 with `args` after the defaults.
-    fn bake(&self, base: &Path, args: &[&str]) -> Output {
+    pub(crate) fn bake(&self, base: &Path, args: &[&str]) -> Output {
         script("build-image.sh")
             .args(["--arch", "arm64", "--version", "9.9.9"])
             .arg("--base")
@@ -101,13 +102,13 @@ impl Bench {
             .expect("run build-image.sh")
     }
 
-    fn bake_ok(&self, base: &Path, args: &[&str]) {
+    pub(crate) fn bake_ok(&self, base: &Path, args: &[&str]) {
         let out = self.bake(base, args);
         assert!(out.status.success(), "bake failed:\n{}", text(&out.stderr));
     }
 
     /// Expects a failed bake whose message contains `needle`, and nothing in dist/.
-    fn bake_fails(&self, base: &Path, args: &[&str], needle: &str) {
+    pub(crate) fn bake_fails(&self, base: &Path, args: &[&str], needle: &str) {
         let out = self.bake(base, args);
         let stderr = text(&out.stderr);
         assert!(!out.status.success(), "bake should fail:\n{stderr}");
@@ -121,7 +122,7 @@ impl Bench {
     }
 
     /// Restores the raw image from dist/ with `bmaptool copy` and checks it equals `xz -dc`.
-    fn restored(&self) -> PathBuf {
+    pub(crate) fn restored(&self) -> PathBuf {
         let xz = self.dist().join("acoupi-9.9.9-arm64.img.xz");
         let bmap = self.dist().join("acoupi-9.9.9-arm64.img.bmap");
         let copy = self.path("restored.img");
@@ -152,7 +153,7 @@ fn rootfs(img: &Path) -> String {
     format!("{}?offset={}", img.display(), ROOT_START * 512)
 }
 
-fn debugfs(img: &Path, request: &str) -> Vec<u8> {
+pub(crate) fn debugfs(img: &Path, request: &str) -> Vec<u8> {
     run_ok(
         Command::new("debugfs")
             .arg("-R")
@@ -163,7 +164,7 @@ fn debugfs(img: &Path, request: &str) -> Vec<u8> {
 }
 
 /// `(mode, uid, gid)` of an inode, from `debugfs stat`.
-fn inode(img: &Path, path: &str) -> (String, u32, u32) {
+pub(crate) fn inode(img: &Path, path: &str) -> (String, u32, u32) {
     let stat = text(&debugfs(img, &format!("stat {path}")));
     let mode = stat
         .split_whitespace()
@@ -182,7 +183,7 @@ fn inode(img: &Path, path: &str) -> (String, u32, u32) {
     (mode, nums[0], nums[1])
 }
 
-fn boot_file(img: &Path, name: &str) -> Option<String> {
+pub(crate) fn boot_file(img: &Path, name: &str) -> Option<String> {
     let out = Command::new("mtype")
         .arg("-i")
         .arg(format!("{}@@{}", img.display(), 8192 * 512))
@@ -193,14 +194,14 @@ fn boot_file(img: &Path, name: &str) -> Option<String> {
     out.status.success().then(|| text(&out.stdout))
 }
 
-fn wants(img: &Path) -> String {
+pub(crate) fn wants(img: &Path) -> String {
     text(&debugfs(
         img,
         "ls -l /etc/systemd/system/multi-user.target.wants",
     ))
 }
 
-fn assert_clean(img: &Path) {
+pub(crate) fn assert_clean(img: &Path) {
     run_ok(Command::new("e2fsck").arg("-fn").arg(rootfs(img)));
 }
 
@@ -293,177 +294,6 @@ fn bake_without_config_writes_every_file_and_enables_only_the_boot_import() {
 }
 
 #[test]
-fn site_config_with_deployment_enables_the_recorder_and_seeds_cloud_init() {
-    let bench = Bench::new();
-    let base = bench.base(&[]);
-    let site = "(microphone: (device_name: \"USB\"), deployment: Some((name: \"wood-7\", latitude: 52.1, longitude: 0.3)))\n";
-    let config = bench.write("site.ron", site);
-    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDtest field@laptop";
-    bench.bake_ok(
-        &base,
-        &[
-            "--config",
-            config.to_str().expect("utf-8 path"),
-            "--hostname",
-            "wood-7",
-            "--ssh-pubkey",
-            key,
-            "--wifi-ssid",
-            "Field \"Net\"",
-            "--wifi-psk",
-            "s3cret pass",
-            "--wifi-country",
-            "GB",
-            "--timezone",
-            "Europe/London",
-        ],
-    );
-    let img = bench.restored();
-    assert_clean(&img);
-
-    let wants = wants(&img);
-    for unit in [
-        "acoupi.service",
-        "acoupi-beat.service",
-        "acoupi-boot-import.service",
-    ] {
-        assert!(wants.contains(unit), "{unit} enabled:\n{wants}");
-        let link = text(&debugfs(
-            &img,
-            &format!("stat /etc/systemd/system/multi-user.target.wants/{unit}"),
-        ));
-        assert!(
-            link.contains(&format!(
-                "Fast link dest: \"/usr/lib/systemd/system/{unit}\""
-            )),
-            "{unit} link:\n{link}"
-        );
-    }
-    assert_eq!(text(&debugfs(&img, "cat /etc/acoupi/acoupi.ron")), site);
-    assert_eq!(boot_file(&img, "acoupi.ron").as_deref(), Some(site));
-
-    let user_data = boot_file(&img, "user-data").expect("user-data");
-    assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
-    assert!(user_data.contains("hostname: \"wood-7\""), "{user_data}");
-    assert!(user_data.contains(key), "{user_data}");
-    assert!(user_data.contains("lock_passwd: true"), "no password login");
-    let network = boot_file(&img, "network-config").expect("network-config");
-    assert!(network.contains("\"Field \\\"Net\\\"\":"), "{network}");
-    assert!(network.contains("password: \"s3cret pass\""), "{network}");
-    assert!(boot_file(&img, "meta-data").is_some_and(|m| m.starts_with("instance-id: acoupi-")));
-    assert_eq!(boot_file(&img, "ssh").as_deref(), Some(""));
-}
-
-/// Asserts the baked `/etc/acoupi/acoupi.ron` is mode 0600 and owned by the `acoupi`
-/// user and group of the image's own `/etc/passwd`, as for a file holding a secret.
-#[track_caller]
-fn assert_config_is_the_service_users_only(img: &Path) {
-    let passwd = text(&debugfs(img, "cat /etc/passwd"));
-    let acoupi: Vec<u32> = passwd
-        .lines()
-        .find(|l| l.starts_with("acoupi:"))
-        .expect("acoupi user")
-        .split(':')
-        .skip(2)
-        .take(2)
-        .map(|n| n.parse().expect("uid/gid"))
-        .collect();
-    assert_eq!(
-        inode(img, "/etc/acoupi/acoupi.ron"),
-        ("0600".into(), acoupi[0], acoupi[1])
-    );
-}
-
-/// A site configuration with a password is baked as `acoupi config set` leaves it on a
-/// device: mode 0600, owned by the service user (who must read it), not world-readable.
-#[test]
-fn site_config_with_a_password_is_readable_by_the_service_user_only() {
-    let bench = Bench::new();
-    let base = bench.base(&[]);
-    let site = "(program: connected, microphone: (device_name: \"USB\"),\n messaging: Some((mqtt: Some((host: \"broker.example\", username: Some(\"pi\"), password: Some(\"s3cret\"))))))\n";
-    let config = bench.write("site.ron", site);
-    bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
-    let img = bench.restored();
-    assert_config_is_the_service_users_only(&img);
-    assert_eq!(text(&debugfs(&img, "cat /etc/acoupi/acoupi.ron")), site);
-}
-
-/// Issue 11: the bake's grep missed a raw string (`r"hunter2"`) and a line break after
-/// `password:`, and baked such a file world-readable; the binary's answer catches both.
-#[test]
-fn issue_11_raw_string_password_after_a_line_break_is_baked_0600_for_acoupi() {
-    let bench = Bench::new();
-    let base = bench.base(&[]);
-    let site = "(program: connected, microphone: (device_name: \"USB\"),\n messaging: (mqtt: (host: \"broker.example\", username: \"pi\",\n  password:\n   r\"hunter2\")),\n deployment: (name: \"wood\", latitude: 51.5, longitude: -0.1))\n";
-    let config = bench.write("site.ron", site);
-    bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
-    let img = bench.restored();
-    assert_config_is_the_service_users_only(&img);
-    // The deployment, on its own line after `deployment:`, enabled the recorder too.
-    let wants = wants(&img);
-    assert!(wants.contains(" acoupi.service"), "{wants}");
-}
-
-/// A configuration whose only `password` is in a comment or a topic holds no secret: it
-/// stays readable by operators (0644, root), as the device would write it.
-#[test]
-fn password_only_in_a_comment_is_not_a_secret() {
-    let bench = Bench::new();
-    let base = bench.base(&[]);
-    let site = "(program: connected, microphone: (device_name: \"USB\"),\n // password: \"old\"\n messaging: (mqtt: (host: \"b\", topic: \"password: \\\"x\\\"\")))\n";
-    let config = bench.write("site.ron", site);
-    bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
-    let img = bench.restored();
-    assert_eq!(inode(&img, "/etc/acoupi/acoupi.ron"), ("0644".into(), 0, 0));
-}
-
-#[test]
-fn site_config_without_host_binary_is_refused_naming_the_fix() {
-    let bench = Bench::new();
-    let base = bench.base(&[]);
-    let config = bench.write("site.ron", "(microphone: (device_name: \"USB\"))\n");
-    let out = script("build-image.sh")
-        .args(["--arch", "arm64", "--version", "9.9.9", "--base"])
-        .arg(&base)
-        .arg("--binary")
-        .arg(bench.path("acoupi"))
-        .arg("--host-binary")
-        .arg(bench.path("no-such-acoupi"))
-        .arg("--dist")
-        .arg(bench.dist())
-        .arg("--build-dir")
-        .arg(bench.path("build"))
-        .arg("--config")
-        .arg(&config)
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .output()
-        .expect("run build-image.sh");
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("no host acoupi binary at")
-            && stderr.contains("run make build or pass --host-binary"),
-        "{stderr}"
-    );
-    assert!(!bench.dist().exists());
-}
-
-#[test]
-fn site_config_without_deployment_enables_nothing() {
-    let bench = Bench::new();
-    let base = bench.base(&[]);
-    let config = bench.write(
-        "site.ron",
-        "// deployment: Some((name: \"x\"))\n(timezone: \"UTC\", microphone: (device_name: \"USB\"))\n",
-    );
-    bench.bake_ok(&base, &["--config", config.to_str().expect("utf-8 path")]);
-    let img = bench.restored();
-    let wants = wants(&img);
-    assert!(!wants.contains(" acoupi.service"), "{wants}");
-    assert!(!wants.contains("acoupi-beat.service"), "{wants}");
-}
-
-#[test]
 fn bake_is_byte_reproducible_with_the_same_source_date_epoch() {
     let bench = Bench::new();
     let base = bench.base(&[]);
@@ -551,20 +381,6 @@ fn unknown_arch_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown ARCH 'riscv64'; use arm64 or armhf"));
     assert!(!bench.dist().exists());
-}
-
-#[test]
-fn invalid_site_configuration_is_refused_with_the_validators_reason() {
-    let bench = Bench::new();
-    let base = bench.base(&[]);
-    let config = bench.write("site.ron", "(INVALID: 1)\n");
-    bench.bake_fails(
-        &base,
-        &["--config", config.to_str().expect("utf-8 path")],
-        "invalid site configuration",
-    );
-    let out = bench.bake(&base, &["--config", config.to_str().expect("utf-8 path")]);
-    assert!(text(&out.stderr).contains("unknown field `INVALID` at the top level"));
 }
 
 #[test]

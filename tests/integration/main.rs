@@ -26,21 +26,25 @@ mod cli_boot_import;
 mod cli_check_messaging;
 mod cli_config;
 mod cli_deployment;
+mod cli_deployment_bad_input;
 mod cli_inspect;
 mod connected_daemon;
 mod connected_reload;
 mod daemon_beat;
+mod daemon_crash;
 mod daemon_disk_full;
 mod daemon_reload_order;
 mod daemon_run;
 mod daemon_stop;
 mod daemon_tmp_dir;
 mod image_bake;
+mod image_bake_config;
 mod image_units;
 mod messaging_http;
 mod messaging_mqtt;
 mod messaging_outbox;
 mod messaging_outbox_memory;
+mod scripts_shared;
 
 /// A file under `tests/integration` or `tests/inprocess` without its `mod` line in the
 /// binary's `main.rs` compiles into nothing, so its tests would silently never run; a new

@@ -44,29 +44,36 @@ fn run(cmd: &mut Command) {
     );
 }
 
+/// `openssl req` arguments for a new P-256 key without a passphrase, for every
+/// certificate the tests make.
+const NEW_EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
 /// Makes a CA (`<name>.pem`, `<name>.key`) in `dir`.
 pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
-    run(Command::new("openssl").current_dir(dir).args([
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &format!("{name}.key"),
-        "-out",
-        &format!("{name}.pem"),
-        "-days",
-        "2",
-        "-subj",
-        &format!("/CN={name}"),
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]));
+    run(Command::new("openssl")
+        .current_dir(dir)
+        .args(["req", "-x509"])
+        .args(NEW_EC_KEY)
+        .args([
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]));
     dir.join(format!("{name}.pem"))
 }
 
@@ -77,20 +84,18 @@ pub fn make_server_cert(dir: &Path, ca: &str) {
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    run(Command::new("openssl").current_dir(dir).args([
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]));
+    run(Command::new("openssl")
+        .current_dir(dir)
+        .arg("req")
+        .args(NEW_EC_KEY)
+        .args([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]));
     run(Command::new("openssl").current_dir(dir).args([
         "x509",
         "-req",

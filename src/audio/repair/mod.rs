@@ -231,17 +231,32 @@ pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
     let (file, len, head) = open_with_head(path, false)?;
     let h = wav::parse_header(path, &head)?;
     let guano_text = read_guano(&file, &h, len).map_err(io("reading"))?;
-    let (samplerate, time_expansion) = rate_and_te(&h, guano_text.as_deref());
     let stem = path
         .file_stem()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let frames = h.data_bytes / h.block_align;
-    let (start, start_approximate) = match super::name::start_of(&stem) {
+    let guano = guano_text.as_deref();
+    Ok(describe(path, &stem, &h, frames, guano, mtime(&file)))
+}
+
+/// What a recording at `path` is, from its header `h`, its `frames`, its GUANO text and
+/// its name `stem` (its start, else the GUANO's, else `last_write` less its length): the
+/// one reading a re-read file and a repaired one share, so the two cannot disagree.
+fn describe(
+    path: &Path,
+    stem: &str,
+    h: &wav::Parsed,
+    frames: u64,
+    guano_text: Option<&str>,
+    last_write: Option<Timestamp>,
+) -> FinishedFile {
+    let (samplerate, time_expansion) = rate_and_te(h, guano_text);
+    let (start, start_approximate) = match super::name::start_of(stem) {
         Some(t) => (t, false),
-        None => start_otherwise(guano_text.as_deref(), mtime(&file), frames, samplerate),
+        None => start_otherwise(guano_text, last_write, frames, samplerate),
     };
-    Ok(FinishedFile {
+    FinishedFile {
         path: path.to_path_buf(),
         start,
         frames,
@@ -250,7 +265,7 @@ pub fn read_finished(path: &Path) -> Result<FinishedFile, WavError> {
         bit_depth: h.bit_depth,
         time_expansion,
         start_approximate,
-    })
+    }
 }
 
 /// Opens a recording (for writing too when it is to be fixed in place): the file, its
@@ -303,16 +318,12 @@ fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavE
         return remove();
     }
 
-    let (samplerate, time_expansion) = rate_and_te(&h, guano_text.as_deref());
     let name = part
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let stem = name.trim_end_matches(PART_SUFFIX).to_string();
-    let (start, start_approximate) = match super::name::start_of(&stem) {
-        Some(t) => (t, false),
-        None => start_otherwise(guano_text.as_deref(), last_write, frames, samplerate),
-    };
+    let mut finished = describe(part, &stem, &h, frames, guano_text.as_deref(), last_write);
     let trailer = match &guano_text {
         Some(text) => {
             let glen = text.len() as u64;
@@ -322,11 +333,11 @@ fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavE
             // The chunk `finish` would have written, with the length that survived.
             let text = context
                 .guano(
-                    start,
-                    samplerate,
+                    finished.start,
+                    finished.samplerate,
                     frames,
                     format!("{stem}.wav"),
-                    time_expansion,
+                    finished.time_expansion,
                 )
                 .to_text();
             match append_guano(&file, &h, data_bytes, &text) {
@@ -345,16 +356,8 @@ fn repair_one(part: &Path, context: &GuanoContext) -> Result<RepairOutcome, WavE
 
     let done = part.with_file_name(format!("{stem}.wav"));
     std::fs::rename(part, &done).map_err(io("renaming"))?;
-    Ok(RepairOutcome::Recovered(FinishedFile {
-        path: done,
-        start,
-        frames,
-        samplerate,
-        channels: h.channels,
-        bit_depth: h.bit_depth,
-        time_expansion,
-        start_approximate,
-    }))
+    finished.path = done;
+    Ok(RepairOutcome::Recovered(finished))
 }
 
 /// Adds the GUANO chunk to a finished recording that has none: the writer leaves it out

@@ -128,15 +128,11 @@ fn issue_11_repair_writes_the_guano_chunk_the_writer_writes() {
     let c = context();
     let (expected, _) = w
         .finish(|name, n| Guano {
-            timestamp: start,
             position: c.position,
-            samplerate: 8000,
-            length_seconds: n as f64 / 8000.0,
             model: c.model.clone(),
             serial: c.serial.clone(),
-            original_filename: name.into(),
-            time_expansion: 1.0,
             deployment_name: c.deployment_name.clone(),
+            ..Guano::for_test(name, n, start)
         })
         .unwrap();
     assert_eq!(
@@ -222,15 +218,8 @@ fn crash_after_guano_keeps_audio_and_metadata() {
     w.write(&frames(1001)).unwrap();
     let (done, _) = w
         .finish(|name, n| Guano {
-            timestamp: Timestamp::UNIX_EPOCH,
-            position: None,
-            samplerate: 8000,
-            length_seconds: n as f64 / 8000.0,
-            model: "m".into(),
-            serial: None,
-            original_filename: name.into(),
             time_expansion: 2.0,
-            deployment_name: None,
+            ..Guano::for_test(name, n, Timestamp::UNIX_EPOCH)
         })
         .unwrap();
     // Simulate a crash between writing GUANO and the rename.

@@ -4,10 +4,9 @@
 use jiff::Timestamp;
 
 use crate::audio::RecorderState;
-use crate::daemon::control::{
-    DaemonStatus, DefaultWorker, RecordingWorker, WorkerHealth, PROTOCOL,
-};
+use crate::daemon::control::PROTOCOL;
 use crate::daemon::watchdog::{self, RecorderObservation};
+use crate::health::{DaemonStatus, DefaultWorker, RecordingWorker, WorkerHealth, WorkerState};
 use crate::schedule::plan::{Plan, Planner};
 
 use super::{Daemon, MANAGEMENT_INTERVAL};
@@ -44,9 +43,9 @@ impl Daemon {
         // While paused the capture thread is idle with the microphone closed; what
         // matters to an operator is why.
         let state = if paused {
-            state_name(RecorderState::DiskFull, false)
+            worker_state(RecorderState::DiskFull, false)
         } else {
-            state_name(obs.state, watchdog::is_stalled(&obs, now))
+            worker_state(obs.state, watchdog::is_stalled(&obs, now))
         };
         DaemonStatus {
             protocol: PROTOCOL,
@@ -54,7 +53,7 @@ impl Daemon {
             started_at: self.started_at.to_string(),
             recording: RecordingWorker {
                 health: recording_health,
-                state: state.into(),
+                state,
                 detail: self.detail(&obs, now),
                 device: self.program.config.microphone.device_name.clone(),
                 frames: progress.map_or(0, |p| p.frames()),
@@ -106,14 +105,15 @@ impl Daemon {
     }
 }
 
-fn state_name(state: RecorderState, stalled: bool) -> &'static str {
+/// The word the status answer gives the capture thread's state; a stall overrides it.
+fn worker_state(state: RecorderState, stalled: bool) -> WorkerState {
     match state {
-        _ if stalled => "stalled",
-        RecorderState::Idle => "idle",
-        RecorderState::Listening => "listening",
-        RecorderState::Recording => "recording",
-        RecorderState::DeviceMissing => "device-missing",
-        RecorderState::DiskFull => "disk-full",
-        RecorderState::Stopped => "stopped",
+        _ if stalled => WorkerState::Stalled,
+        RecorderState::Idle => WorkerState::Idle,
+        RecorderState::Listening => WorkerState::Listening,
+        RecorderState::Recording => WorkerState::Recording,
+        RecorderState::DeviceMissing => WorkerState::DeviceMissing,
+        RecorderState::DiskFull => WorkerState::DiskFull,
+        RecorderState::Stopped => WorkerState::Stopped,
     }
 }

@@ -50,19 +50,7 @@ impl Site {
         let start = at(start);
         let mut w = WavWriter::create(&self.tmp(), start, spec).unwrap();
         w.write(&vec![0u8; frames * 2]).unwrap();
-        let (path, n) = w
-            .finish(|name, n| Guano {
-                timestamp: start,
-                position: None,
-                samplerate: 8000,
-                length_seconds: n as f64 / 8000.0,
-                model: "test".into(),
-                serial: None,
-                original_filename: name.into(),
-                time_expansion: 1.0,
-                deployment_name: None,
-            })
-            .unwrap();
+        let (path, n) = w.finish(|name, n| Guano::for_test(name, n, start)).unwrap();
         if !guano {
             let data_end = 44 + 2 * n;
             let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();

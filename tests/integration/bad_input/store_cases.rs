@@ -270,7 +270,7 @@ fn foreign_messages_db_fails_check_and_is_left_alone() {
     Case::new(&install).refused(
         &["check"],
         1,
-        &format!("error: opening the message outbox {m}: {m} is not an acoupi message outbox: it holds other tables (notes) and none of acoupi's; nothing was written to it; point messaging.messages_db at another file (`acoupi config set messaging.messages_db /path/to/messages.db`) or move this one away"),
+        &format!("error: {m} is not an acoupi message outbox: it holds other tables (notes) and none of acoupi's; nothing was written to it; point messaging.messages_db at another file (`acoupi config set messaging.messages_db /path/to/messages.db`) or move this one away"),
     );
     assert_eq!(std::fs::read(&messages).unwrap(), bytes);
 }
