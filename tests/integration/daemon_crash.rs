@@ -73,12 +73,22 @@ fn finished_files_without_a_row_are_registered_again_on_restart() {
 /// blocked so nothing moves. Returns the samples written and the frames in the `.part`.
 fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (u64, u64) {
     let tmp = r.install.tmp_audio();
-    // A finished file leaves tmp/ at once: count it wherever it is.
-    let finished = || {
+    // A finished file leaves tmp/ at once: count it wherever it is, frames by name, read
+    // again when one moved between the listing and the read.
+    let finished = || loop {
         let mut files = wav_files(&tmp);
         files.extend(wav_files(&r.install.recordings()));
-        files.sort_by_key(|f| f.file_name().map(|n| n.to_owned()));
-        files
+        let frames: Option<Vec<_>> = files
+            .iter()
+            .map(|f| {
+                let reader = hound::WavReader::open(f).ok()?;
+                Some((f.file_name()?.to_owned(), u64::from(reader.duration())))
+            })
+            .collect();
+        if let Some(mut frames) = frames {
+            frames.sort();
+            return frames;
+        }
     };
     assert!(
         wait_until(Duration::from_secs(4), || !finished().is_empty()),
@@ -87,7 +97,7 @@ fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (
     );
     // The first file ends at the first whole second of stream time; the others are
     // 1 s long. Stop the audio `after_boundary` frames into file `files_before + 1`.
-    let first = wav_samples(&finished()[0]).len() as u64;
+    let first = finished()[0].1;
     let boundary = first + (files_before - 1) * RATE;
     let limit = (boundary + after_boundary).div_ceil(CHUNK) * CHUNK;
     r.feeder.pause_at(limit);
@@ -98,7 +108,7 @@ fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (
     // Wait until capture has stored every sample written: the state is then still.
     let settled = wait_until(Duration::from_secs(6), || {
         let wavs = finished();
-        let done: u64 = wavs.iter().map(|f| wav_samples(f).len() as u64).sum();
+        let done: u64 = wavs.iter().map(|(_, frames)| frames).sum();
         let part: u64 = part_files(&tmp).iter().map(|p| part_frames(p)).sum();
         r.feeder.written() == limit && wavs.len() as u64 == files_before && done + part == limit
     });
