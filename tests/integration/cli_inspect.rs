@@ -132,7 +132,7 @@ fn unparseable_file_exits_2_with_no_program() {
         v["error"]
             .as_str()
             .unwrap()
-            .ends_with("unknown field `INVALID` at the top level; valid fields are program, timezone, microphone, recording, paths, recording_saving, retention, heartbeat, deployment, messaging"),
+            .ends_with("unknown field `INVALID` at the top level; valid fields are program, timezone, microphone, recording, paths, recording_saving, retention, heartbeat, deployment, messaging, detection"),
         "{v}"
     );
     assert!(stderr.starts_with("error: "), "{stderr}");
