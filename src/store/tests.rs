@@ -159,6 +159,58 @@ pub(super) fn upstream_db(path: &Path) -> Connection {
     conn
 }
 
+/// The ids of [`upstream_rows`].
+pub(super) struct UpstreamRows {
+    /// The deployment.
+    pub deployment: Uuid,
+    /// Its one recording.
+    pub recording: Uuid,
+    /// The recording's one model output.
+    pub output: Uuid,
+    /// The output's one detection (with one predicted tag).
+    pub detection: Uuid,
+}
+
+/// An upstream database at `path` with one row in each of its tables, written as upstream
+/// writes them (zero microseconds omitted, the recording's `datetime` as given).
+pub(super) fn upstream_rows(path: &Path, recording_datetime: &str) -> UpstreamRows {
+    let ids = UpstreamRows {
+        deployment: Uuid::new_v4(),
+        recording: Uuid::new_v4(),
+        output: Uuid::new_v4(),
+        detection: Uuid::new_v4(),
+    };
+    let conn = upstream_db(path);
+    conn.execute(
+        "INSERT INTO deployment VALUES (?1, 'old', '2024-01-01T00:00:00+00:00', NULL, 1.5, 2.5)",
+        [ids.deployment.as_bytes()],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO recording (id, path, datetime, duration_s, samplerate_hz, audio_channels, deployment_id)
+         VALUES (?1, '/run/shm/x.wav', ?2, 3.0, 192000, 1, ?3)",
+        (ids.recording.as_bytes(), recording_datetime, ids.deployment.as_bytes()),
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO model_output VALUES (?1, 'BatDetect2', ?2, '2024-01-01T00:01:05+00:00')",
+        (ids.output.as_bytes(), ids.recording.as_bytes()),
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO detection VALUES (?1, 'event', 0.1, 0.2, 20000, 40000, 0.9, ?2)",
+        (ids.detection.as_bytes(), ids.output.as_bytes()),
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO predicted_tag (key, value, confidence_score, detection_id)
+         VALUES ('species', 'Pipistrellus', 0.8, ?1)",
+        [ids.detection.as_bytes()],
+    )
+    .unwrap();
+    ids
+}
+
 #[test]
 fn fresh_schema_keeps_upstream_columns_types_and_indices() {
     let dir = tempfile::tempdir().unwrap();
@@ -302,41 +354,11 @@ fn corrupt_file_is_refused_with_typed_error_and_left_in_place() {
 fn upstream_v1_database_migrates_without_losing_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metadata.db");
-    let dep = Uuid::new_v4();
-    let rec = Uuid::new_v4();
-    let out = Uuid::new_v4();
-    let det = Uuid::new_v4();
-    {
-        let conn = upstream_db(&path);
-        // Written as upstream writes: zero microseconds omitted, a naive timestamp.
-        conn.execute(
-            "INSERT INTO deployment VALUES (?1, 'old', '2024-01-01T00:00:00+00:00', NULL, 1.5, 2.5)",
-            [dep.as_bytes()],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO recording (id, path, datetime, duration_s, samplerate_hz, audio_channels, deployment_id)
-             VALUES (?1, '/run/shm/x.wav', '2024-01-01T00:01:00.250000', 3.0, 192000, 1, ?2)",
-            (rec.as_bytes(), dep.as_bytes()),
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO model_output VALUES (?1, 'BatDetect2', ?2, '2024-01-01T00:01:05+00:00')",
-            (out.as_bytes(), rec.as_bytes()),
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO detection VALUES (?1, 'event', 0.1, 0.2, 20000, 40000, 0.9, ?2)",
-            (det.as_bytes(), out.as_bytes()),
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO predicted_tag (key, value, confidence_score, detection_id)
-             VALUES ('species', 'Pipistrellus', 0.8, ?1)",
-            [det.as_bytes()],
-        )
-        .unwrap();
-    }
+    let UpstreamRows {
+        deployment: dep,
+        recording: rec,
+        ..
+    } = upstream_rows(&path, "2024-01-01T00:01:00.250000");
     let store = MetadataStore::open(&path).unwrap();
     let deployments = store.deployments().unwrap();
     assert_eq!(deployments.len(), 1);

@@ -4,8 +4,20 @@ use rusqlite::Connection;
 use uuid::Uuid;
 
 use super::metadata::{BoundingBox, DetectionRow, ModelOutput, PredictedTag, PredictionType};
-use super::tests::{at, fresh, new_recording, upstream_db};
+use super::tests::{at, fresh, new_recording, upstream_rows};
 use super::*;
+
+/// A fresh store holding one recording.
+fn stored_recording() -> (tempfile::TempDir, MetadataStore, NewRecording) {
+    let (dir, mut store, deployment) = fresh();
+    let rec = new_recording(
+        deployment.id,
+        at("2026-11-26T02:01:00Z"),
+        dir.path().join("a.wav"),
+    );
+    store.insert_recording(&rec).unwrap();
+    (dir, store, rec)
+}
 
 fn output(recording_id: Uuid) -> ModelOutput {
     let tag = |value: &str, confidence_score| PredictedTag {
@@ -44,13 +56,7 @@ fn output(recording_id: Uuid) -> ModelOutput {
 
 #[test]
 fn a_model_output_reads_back_whole_and_in_upstream_columns() {
-    let (dir, mut store, deployment) = fresh();
-    let rec = new_recording(
-        deployment.id,
-        at("2026-11-26T02:01:00Z"),
-        dir.path().join("a.wav"),
-    );
-    store.insert_recording(&rec).unwrap();
+    let (_dir, mut store, rec) = stored_recording();
     let out = output(rec.id);
     store.insert_model_output(&out).unwrap();
     assert_eq!(store.model_outputs(rec.id).unwrap(), vec![out.clone()]);
@@ -96,16 +102,10 @@ fn a_model_output_reads_back_whole_and_in_upstream_columns() {
 
 #[test]
 fn an_output_is_stored_once_and_only_for_a_stored_recording() {
-    let (dir, mut store, deployment) = fresh();
+    let (_dir, mut store, rec) = stored_recording();
     let missing = output(Uuid::new_v4());
     let e = store.insert_model_output(&missing).unwrap_err();
     assert!(matches!(e, StoreError::UnknownRecording { id } if id == missing.recording_id));
-    let rec = new_recording(
-        deployment.id,
-        at("2026-11-26T02:01:00Z"),
-        dir.path().join("a.wav"),
-    );
-    store.insert_recording(&rec).unwrap();
     let out = output(rec.id);
     store.insert_model_output(&out).unwrap();
     store.insert_model_output(&out).unwrap();
@@ -136,13 +136,7 @@ fn an_output_is_stored_once_and_only_for_a_stored_recording() {
 
 #[test]
 fn bad_scores_and_boxes_are_refused_before_writing() {
-    let (dir, mut store, deployment) = fresh();
-    let rec = new_recording(
-        deployment.id,
-        at("2026-11-26T02:01:00Z"),
-        dir.path().join("a.wav"),
-    );
-    store.insert_recording(&rec).unwrap();
+    let (_dir, mut store, rec) = stored_recording();
     let mut bad = output(rec.id);
     bad.detections[1].detection_score = 1.5;
     let e = store.insert_model_output(&bad).unwrap_err().to_string();
@@ -160,42 +154,7 @@ fn bad_scores_and_boxes_are_refused_before_writing() {
 fn outputs_written_by_upstream_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("metadata.db");
-    let (dep, rec, out, det) = (
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-    );
-    {
-        let conn = upstream_db(&path);
-        conn.execute(
-            "INSERT INTO deployment VALUES (?1, 'old', '2024-01-01T00:00:00+00:00', NULL, NULL, NULL)",
-            [dep.as_bytes()],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO recording (id, path, datetime, duration_s, samplerate_hz, audio_channels, deployment_id)
-             VALUES (?1, '/run/shm/x.wav', '2024-01-01T00:01:00+00:00', 3.0, 192000, 1, ?2)",
-            (rec.as_bytes(), dep.as_bytes()),
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO model_output VALUES (?1, 'BatDetect2', ?2, '2024-01-01T00:01:05+00:00')",
-            (out.as_bytes(), rec.as_bytes()),
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO detection VALUES (?1, 'event', 0.1, 0.2, 20000, 40000, 0.9, ?2)",
-            (det.as_bytes(), out.as_bytes()),
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO predicted_tag (key, value, confidence_score, detection_id)
-             VALUES ('species', 'Pipistrellus', 0.8, ?1)",
-            [det.as_bytes()],
-        )
-        .unwrap();
-    }
+    let rec = upstream_rows(&path, "2024-01-01T00:01:00+00:00").recording;
     let store = MetadataStore::open(&path).unwrap();
     let outputs = store.model_outputs(rec).unwrap();
     assert_eq!(outputs.len(), 1);
