@@ -75,7 +75,7 @@ fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (
     let tmp = r.install.tmp_audio();
     // A finished file leaves tmp/ at once: count it wherever it is, frames by name, read
     // again when one moved between the listing and the read.
-    let finished = || loop {
+    let read_finished = || {
         let mut files = wav_files(&tmp);
         files.extend(wav_files(&r.install.recordings()));
         let frames: Option<Vec<_>> = files
@@ -85,10 +85,18 @@ fn crash_with_part(r: &mut Running, files_before: u64, after_boundary: u64) -> (
                 Some((f.file_name()?.to_owned(), u64::from(reader.duration())))
             })
             .collect();
-        if let Some(mut frames) = frames {
+        frames.map(|mut frames| {
             frames.sort();
-            return frames;
+            frames
+        })
+    };
+    let finished = || {
+        for _ in 0..50 {
+            if let Some(frames) = read_finished() {
+                return frames;
+            }
         }
+        panic!("a finished file stayed unreadable in 50 readings");
     };
     assert!(
         wait_until(Duration::from_secs(4), || !finished().is_empty()),
