@@ -203,7 +203,6 @@ impl Daemon {
             MessagingService::start(&layout, &program.config, &program.paths, &serial, &errors)?;
         let (events_tx, events) = unbounded_channel();
         let (outcomes_tx, outcomes) = unbounded_channel();
-        let detection = detect::start(&program.config, &outcomes_tx);
         let mut daemon = Daemon {
             layout,
             store,
@@ -224,13 +223,16 @@ impl Daemon {
             errors,
             unstored: Vec::new(),
             pause,
-            detection,
+            detection: None,
             waiting: Default::default(),
             outcomes,
             outcomes_tx,
         };
         daemon.recover_tmp_dir()?;
         daemon.start_capture()?;
+        // The model loads after capture has started: loading a large one takes seconds,
+        // and audio comes first (a file finished meanwhile is simply not analysed).
+        daemon.detection = detect::start(&daemon.program.config, &daemon.outcomes_tx);
         Ok(daemon)
     }
 
