@@ -79,10 +79,18 @@ if ((free_bytes < need_bytes)); then
 	echo ', +' | sfdisk -q -N 2 --no-reread --no-tell-kernel "$img" >/dev/null 2>&1 ||
 		die "growing partition 2 of $img with sfdisk failed"
 	size=$(part_field "$img" 2 size)
-	e2fsck -fy "$spec" >"$tmp/fsck.log" 2>&1 || (($? < 4)) || die "e2fsck before resizing failed: $(cat "$tmp/fsck.log")"
-	# An explicit size is required: without it resize2fs grows to the end of the file,
-	# ignoring the offset, and the file system would run past the partition.
-	resize2fs "$spec" "${size}s" >"$tmp/resize.log" 2>&1 || die "resize2fs failed: $(cat "$tmp/resize.log")"
+	# resize2fs on "$img?offset=…" writes the new groups' bitmaps where debugfs cannot
+	# read them when the file system grows several times over (seen growing 24 to 132
+	# MiB): resize a copy of the partition on its own, then write it back whole.
+	part=$tmp/rootfs.ext4
+	dd if="$img" of="$part" iflag=skip_bytes,count_bytes skip="$off" count=$((size * ss)) bs=1M conv=sparse status=none ||
+		die "copying partition 2 of $img out to resize it failed"
+	truncate -s $((size * ss)) "$part"
+	e2fsck -fy "$part" >"$tmp/fsck.log" 2>&1 || (($? < 4)) || die "e2fsck before resizing failed: $(cat "$tmp/fsck.log")"
+	resize2fs "$part" >"$tmp/resize.log" 2>&1 || die "resize2fs failed: $(cat "$tmp/resize.log")"
+	dd if="$part" of="$img" oflag=seek_bytes seek="$off" bs=1M conv=notrunc status=none ||
+		die "writing the resized partition 2 back into $img failed"
+	rm -f "$part"
 	dumpe2fs -h "$spec" >"$sb" 2>/dev/null
 	free_bytes=$((($(sbval 'Free blocks') - $(sbval 'Reserved block count')) * bs))
 	((free_bytes >= need_bytes)) || die "root file system still too small after growing ($((free_bytes / 1048576)) MiB free)"
