@@ -8,6 +8,8 @@
 //! kind whose reference implementation resamples otherwise (BirdNET, BatDetect2) must
 //! bring its own, or its scores will not match the reference.
 
+use std::fs::File;
+use std::io::BufReader;
 use std::path::Path;
 
 use super::DetectionError;
@@ -23,11 +25,22 @@ pub struct Mono {
 
 /// Reads a WAV file as mono f32 samples at its own rate.
 pub fn read_wav(path: &Path) -> Result<Mono, DetectionError> {
+    let file = File::open(path).map_err(|e| DetectionError::Audio {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    read_open_wav(file, path)
+}
+
+/// [`read_wav`] from a file already open: the detection worker opens a recording when
+/// it is queued, so the recording can be moved (or deleted) meanwhile. `path` is only
+/// for the error message.
+pub fn read_open_wav(file: File, path: &Path) -> Result<Mono, DetectionError> {
     let bad = |e: hound::Error| DetectionError::Audio {
         path: path.to_owned(),
         reason: e.to_string(),
     };
-    let mut reader = hound::WavReader::open(path).map_err(bad)?;
+    let mut reader = hound::WavReader::new(BufReader::new(file)).map_err(bad)?;
     let spec = reader.spec();
     let channels = usize::from(spec.channels.max(1));
     let interleaved: Vec<f32> = match spec.sample_format {

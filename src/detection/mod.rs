@@ -101,6 +101,15 @@ pub fn detect_file(model: &Model, path: &Path) -> Result<Vec<Detection>, Detecti
     model.detect(&audio::read_wav(path)?)
 }
 
+/// [`detect_file`] on a file already open (see [`audio::read_open_wav`]).
+pub fn detect_open_file(
+    model: &Model,
+    file: std::fs::File,
+    path: &Path,
+) -> Result<Vec<Detection>, DetectionError> {
+    model.detect(&audio::read_open_wav(file, path)?)
+}
+
 /// Runs the model on `seconds` of silence at its own rate (`acoupi check`): proves the
 /// model runs end to end on this machine, and returns what it found in silence.
 pub fn detect_silence(model: &Model, seconds: f64) -> Result<Vec<Detection>, DetectionError> {

@@ -243,10 +243,7 @@ fn a_full_queue_skips_the_new_recording_and_never_waits() {
         let _ = outcomes_tx.send(o);
     });
     let mut w = Worker::spawn(model, 1, sink).unwrap();
-    let job = |n: u128| Job {
-        recording_id: uuid::Uuid::from_u128(n),
-        path: wav.clone(),
-    };
+    let job = |n: u128| Job::open(uuid::Uuid::from_u128(n), wav.clone()).unwrap();
     assert_eq!(w.submit(job(1)), Submitted::Queued);
     entered.recv().unwrap();
     assert_eq!(w.submit(job(2)), Submitted::Queued);
@@ -262,4 +259,41 @@ fn a_full_queue_skips_the_new_recording_and_never_waits() {
         [1, 2],
         "the queued recordings finish, the skipped one never runs"
     );
+}
+
+#[test]
+fn a_queued_recording_is_analysed_after_it_has_moved_and_even_after_it_is_deleted() {
+    use std::sync::mpsc::channel;
+    use worker::{Job, Worker};
+
+    let dir = tempfile::tempdir().unwrap();
+    let model = Model::load(&setup(dir.path())).unwrap();
+    let tone = silence_then_tone(RATE, 0.1, 0.1);
+    let expected = {
+        let wav = dir.path().join("expected.wav");
+        write_wav(&wav, RATE, &tone);
+        detect_file(&model, &wav).unwrap()
+    };
+    assert!(!expected.is_empty(), "the tone is found: {expected:?}");
+    // The worker is held on its first outcome, so both files change hands while queued.
+    let (release, released) = channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let (outcomes_tx, outcomes) = channel();
+    let sink = Box::new(move |o: worker::Outcome| {
+        let _ = released.lock().unwrap().recv();
+        let _ = outcomes_tx.send(o);
+    });
+    let mut w = Worker::spawn(model, 4, sink).unwrap();
+    let (moved, deleted) = (dir.path().join("moved.wav"), dir.path().join("deleted.wav"));
+    for path in [&moved, &deleted] {
+        write_wav(path, RATE, &tone);
+    }
+    w.submit(Job::open(uuid::Uuid::from_u128(1), moved.clone()).unwrap());
+    w.submit(Job::open(uuid::Uuid::from_u128(2), deleted.clone()).unwrap());
+    std::fs::rename(&moved, dir.path().join("elsewhere.wav")).unwrap();
+    std::fs::remove_file(&deleted).unwrap();
+    drop(release);
+    drop(w);
+    let results: Vec<_> = outcomes.iter().map(|o| o.result.unwrap()).collect();
+    assert_eq!(results, [expected.clone(), expected]);
 }

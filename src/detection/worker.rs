@@ -2,16 +2,22 @@
 //! fed through a bounded queue, so a slow model never holds up the capture thread or the
 //! default worker (database writes, file moves, the control socket).
 //!
+//! A job holds its recording open from the moment it is queued: the management task
+//! moves the recording out of the temporary directory (RAM in the image) at once, model
+//! or not, and the worker reads the same file through its handle wherever it has gone.
+//! Nothing waits in RAM for the model, so a power cut while the model is behind loses
+//! no recording.
+//!
 //! The skip rule, when the model is slower than real time: a recording that finishes
 //! while [`Worker::capacity`] recordings already wait is not analysed. It is counted
 //! (`skipped`, in status), logged, and decided by the saving filters as if no model ran:
 //! a detection-based filter keeps a recording it has no output for. Audio is never
-//! dropped for being late, and the temporary directory (RAM in the image) holds at most
-//! `capacity` + 1 recordings waiting for the model.
+//! dropped for being late.
 //!
 //! Nothing here knows tokio or SQL: outcomes leave through a sink closure (the daemon
 //! forwards them into its event loop, which stores the rows).
 
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -20,19 +26,31 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use uuid::Uuid;
 
-use super::{detect_file, Detection, DetectionError, Model};
+use super::{detect_open_file, Detection, DetectionError, Model};
 
 /// How many recordings may wait for the model before new ones are skipped.
 pub const DEFAULT_CAPACITY: usize = 4;
 
-/// A finished recording to analyse.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A finished recording to analyse, held open.
+#[derive(Debug)]
 pub struct Job {
     /// The recording's row.
     pub recording_id: Uuid,
-    /// Its file, in the temporary directory (the management task leaves it there until
-    /// the outcome is stored).
+    /// Where the recording was when it was queued (for messages: it may have moved).
     pub path: PathBuf,
+    file: File,
+}
+
+impl Job {
+    /// Opens the recording at `path` for the model.
+    pub fn open(recording_id: Uuid, path: PathBuf) -> std::io::Result<Job> {
+        let file = File::open(&path)?;
+        Ok(Job {
+            recording_id,
+            path,
+            file,
+        })
+    }
 }
 
 /// What the model made of one recording.
@@ -83,7 +101,7 @@ impl Worker {
             .spawn(move || {
                 for job in jobs {
                     let started = Instant::now();
-                    let result = detect_file(&model, &job.path);
+                    let result = detect_open_file(&model, job.file, &job.path);
                     sink(Outcome {
                         recording_id: job.recording_id,
                         model_name: model.name().to_owned(),

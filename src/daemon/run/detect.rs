@@ -1,7 +1,8 @@
 //! The recorder's side of detection: starting the detection worker from the
 //! configuration, queueing each finished recording, storing what the model found, and
-//! holding a queued recording in the temporary directory until its output is stored
-//! (its saving decision may depend on it).
+//! then deciding again a recording `keep_only_detected` may rule out. A queued recording
+//! does not wait in the temporary directory (RAM in the image): it is kept at once and
+//! the model reads it through the handle its job holds.
 //!
 //! A model that does not load is an error in the log and in status, not a stop: the
 //! recorder records without detection (audio first), and every recording is then "not
@@ -61,18 +62,27 @@ pub(super) fn start(config: &Config, outcomes: &UnboundedSender<Outcome>) -> Opt
 }
 
 impl Daemon {
-    /// Queues a finished recording for the model; a queued one waits in the temporary
-    /// directory for its output.
+    /// Queues a finished recording for the model. The job holds the file open, so the
+    /// management pass moves it out of the temporary directory at once all the same.
     pub(super) fn queue_for_detection(&mut self, recording_id: Uuid, path: std::path::PathBuf) {
         let Some(d) = self.detection.as_mut() else {
             return;
         };
-        if d.worker.submit(Job { recording_id, path }) == Submitted::Queued {
+        let job = match Job::open(recording_id, path) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(recording = %recording_id, error = %e, "opening the recording for the model failed: it is kept as not analysed");
+                d.failed += 1;
+                return;
+            }
+        };
+        if d.worker.submit(job) == Submitted::Queued {
             self.waiting.insert(recording_id);
         }
     }
 
-    /// Stores what the model made of a recording and lets the management task decide it.
+    /// Stores what the model made of a recording, then lets the management task decide
+    /// it again (`keep_only_detected` deletes a kept recording the model found nothing in).
     pub(super) fn detection_done(&mut self, outcome: Outcome) {
         self.waiting.remove(&outcome.recording_id);
         let failed = outcome.result.is_err();
@@ -89,10 +99,25 @@ impl Daemon {
                     &found,
                 );
                 tracing::debug!(recording = %outcome.recording_id, detections = found.len(), took = ?outcome.took, "detection finished");
+                if matches!(self.store.recording(outcome.recording_id), Ok(None)) {
+                    // A time-based saving filter deleted it while the model ran: its
+                    // output has no row to hang from, and is not an error.
+                    tracing::debug!(recording = %outcome.recording_id, "recording deleted by the saving filters before its model output was stored");
+                    return;
+                }
                 if let Err(e) = self.store.insert_model_output(&output) {
                     let error = crate::error::chain(&e);
                     tracing::error!(recording = %outcome.recording_id, %error, "storing the model output failed");
                     self.last_error = Some(format!("storing a model output: {error}"));
+                    return;
+                }
+                let management = &self.program.management;
+                if let Err(e) =
+                    management.decide_after_detection(&mut self.store, outcome.recording_id)
+                {
+                    let error = crate::error::chain(&e);
+                    tracing::error!(recording = %outcome.recording_id, %error, "deleting a recording the model found nothing in failed; it stays");
+                    self.last_error = Some(format!("keep_only_detected: {error}"));
                 }
             }
             Err(e) => {

@@ -144,8 +144,7 @@ struct Daemon {
     pause: Arc<Pause>,
     /// The detection worker; `None` without a model (or one that does not load).
     detection: Option<detect::Detection>,
-    /// Recordings queued for the model: the management task leaves them in the
-    /// temporary directory until their output is stored. Kept across reloads (a
+    /// Recordings queued for the model, for status (`waiting`). Kept across reloads (a
     /// replaced worker still finishes its queue).
     waiting: std::collections::HashSet<uuid::Uuid>,
     /// What the detection thread made of each recording.
@@ -340,7 +339,7 @@ impl Daemon {
         match self
             .program
             .management
-            .pass_waiting(&mut self.store, Timestamp::now(), &self.waiting)
+            .pass(&mut self.store, Timestamp::now())
         {
             Ok(report) => {
                 if report != PassReport::default() {
@@ -463,8 +462,8 @@ impl Daemon {
         notify::stopping();
         tracing::info!("stopping: finishing the current file");
         self.stop_capture().await;
-        // Outcomes already in, stored; recordings still waiting for the model are
-        // decided without it (not analysed: a detection-based filter keeps them).
+        // Outcomes already in, stored; recordings still waiting for the model stay kept
+        // as not analysed (a detection-based filter keeps them).
         while let Ok(outcome) = self.outcomes.try_recv() {
             self.detection_done(outcome);
         }

@@ -16,7 +16,6 @@
 //! the row's update in metadata.db) is undone, the rest wait for the next pass, retention
 //! still runs, and the report says `disk_full`.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,7 +25,7 @@ use jiff::Timestamp;
 use uuid::Uuid;
 
 use crate::audio::{add_missing_guano, name, GuanoContext};
-use crate::store::metadata::{MetadataStore, Recording};
+use crate::store::metadata::{MetadataStore, Recording, RecordingState};
 use crate::store::StoreError;
 
 /// Decides whether a recording starting at an instant is kept (the saving filters).
@@ -69,9 +68,6 @@ pub struct PassReport {
     /// Recordings a full disk kept from moving: they stay in the temporary directory,
     /// with their rows, until a later pass.
     pub left_in_tmp: u64,
-    /// Recordings left in the temporary directory because the model has not finished
-    /// with them: a later pass decides them.
-    pub waiting_for_detection: u64,
     /// True when free space is below the minimum and deleting kept recordings cannot
     /// restore it (none left, or all of them would free too little:
     /// `min_free_out_of_reach`), or a move found the disk full (`left_in_tmp`): the
@@ -149,31 +145,20 @@ impl Management {
     }
 
     /// One pass: filter the temporary recordings, then enforce retention.
+    ///
+    /// A recording the model has not analysed yet is kept like one it will never
+    /// analyse: it leaves the temporary directory (RAM in the image) now, and
+    /// [`Management::decide_after_detection`] deletes it later if the model rules it out.
     pub fn pass(
         &self,
         store: &mut MetadataStore,
         now: Timestamp,
-    ) -> Result<PassReport, ManagementError> {
-        self.pass_waiting(store, now, &HashSet::new())
-    }
-
-    /// [`Management::pass`] leaving the recordings in `waiting` (queued for the model)
-    /// where they are: their saving decision needs the model's output.
-    pub fn pass_waiting(
-        &self,
-        store: &mut MetadataStore,
-        now: Timestamp,
-        waiting: &HashSet<Uuid>,
     ) -> Result<PassReport, ManagementError> {
         let mut report = PassReport::default();
         for rec in store.tmp_recordings()? {
             let Some(path) = rec.path.clone() else {
                 continue;
             };
-            if waiting.contains(&rec.id) {
-                report.waiting_for_detection += 1;
-                continue;
-            }
             if !path.exists() {
                 tracing::warn!(path = %path.display(), "recording file vanished; removing its row");
                 store.delete_recording(rec.id)?;
@@ -202,6 +187,33 @@ impl Management {
         self.retire_old(store, now, &mut report)?;
         self.free_space(store, &mut report)?;
         Ok(report)
+    }
+
+    /// Once the model's output for `id` is stored: a recording already kept that the
+    /// saving filters now rule out (`keep_only_detected`, nothing found, and no time
+    /// filter keeps it) is deleted, row first. One still in the temporary directory is
+    /// left to the next pass, which decides it the same way. Returns whether it was
+    /// deleted.
+    pub fn decide_after_detection(
+        &self,
+        store: &mut MetadataStore,
+        id: Uuid,
+    ) -> Result<bool, ManagementError> {
+        if !self.keep_detected {
+            return Ok(false);
+        }
+        let Some(rec) = store.recording(id)? else {
+            return Ok(false);
+        };
+        if rec.state != Some(RecordingState::Kept) || self.keeps(store, &rec)? {
+            return Ok(false);
+        }
+        store.delete_recording(rec.id)?;
+        if let Some(path) = &rec.path {
+            remove_if_present(path)?;
+            tracing::info!(path = %path.display(), "keep_only_detected: the model found nothing; recording deleted");
+        }
+        Ok(true)
     }
 
     /// The saving decision: the time-based filters OR the detection-based one; neither

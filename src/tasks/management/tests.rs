@@ -431,7 +431,7 @@ fn output(f: &mut Fixture, rec: &Recording, classes: &[&str]) {
 }
 
 #[test]
-fn keep_only_detected_keeps_detections_and_the_unanalysed_and_waits_for_the_queued() {
+fn keep_only_detected_keeps_the_queued_at_once_and_deletes_it_once_the_model_found_nothing() {
     let mut f = fixture();
     let detected = f.record(at("2026-06-01T05:00:00Z"), 100);
     let nothing = f.record(at("2026-06-01T05:00:01Z"), 100);
@@ -441,36 +441,38 @@ fn keep_only_detected_keeps_detections_and_the_unanalysed_and_waits_for_the_queu
     output(&mut f, &nothing, &[]);
     let mut m = f.management();
     m.keep_detected = true;
-    let waiting: HashSet<Uuid> = [queued.id].into();
-    let report = m
-        .pass_waiting(&mut f.store, at("2026-06-01T06:00:00Z"), &waiting)
-        .unwrap();
-    assert_eq!(
-        report,
-        PassReport {
-            kept: 2,
-            filtered_out: 1,
-            waiting_for_detection: 1,
-            ..PassReport::default()
-        }
-    );
-    assert_eq!(
-        f.row(detected.id).unwrap().state,
-        Some(RecordingState::Kept)
-    );
-    assert_eq!(
-        f.row(unanalysed.id).unwrap().state,
-        Some(RecordingState::Kept)
-    );
+    let report = f.pass(&m, at("2026-06-01T06:00:00Z"));
+    // The queued one has no output yet: it leaves the temporary directory (RAM) now.
+    assert_eq!((report.kept, report.filtered_out), (3, 1));
+    for rec in [&detected, &unanalysed, &queued] {
+        assert_eq!(f.row(rec.id).unwrap().state, Some(RecordingState::Kept));
+        assert!(!rec.path.as_ref().unwrap().exists(), "moved out of tmp");
+    }
     assert!(f.row(nothing.id).is_none() && !nothing.path.unwrap().exists());
-    assert_eq!(f.row(queued.id).unwrap().state, Some(RecordingState::Tmp));
-    assert!(queued.path.as_ref().unwrap().exists());
 
-    // Its output stored and no longer waiting, the next pass decides it.
+    // The model's verdict arrives: nothing found, so the kept recording goes, row first.
+    let kept_path = f.row(queued.id).unwrap().path.unwrap();
+    assert!(kept_path.exists());
     output(&mut f, &queued, &[]);
-    let report = f.pass(&m, at("2026-06-01T06:00:10Z"));
-    assert_eq!((report.filtered_out, report.waiting_for_detection), (1, 0));
+    assert!(m.decide_after_detection(&mut f.store, queued.id).unwrap());
+    assert!(f.row(queued.id).is_none() && !kept_path.exists());
+    // A recording with a detection, one never analysed, one already gone: left alone.
+    for id in [detected.id, unanalysed.id, queued.id] {
+        assert!(!m.decide_after_detection(&mut f.store, id).unwrap());
+    }
+    assert!(f.row(detected.id).unwrap().path.unwrap().exists());
     assert!(f.audit().is_clean());
+}
+
+#[test]
+fn without_keep_only_detected_the_model_never_deletes_a_recording() {
+    let mut f = fixture();
+    let rec = f.record(at("2026-06-01T05:00:00Z"), 100);
+    let m = f.management();
+    f.pass(&m, at("2026-06-01T06:00:00Z"));
+    output(&mut f, &rec, &[]);
+    assert!(!m.decide_after_detection(&mut f.store, rec.id).unwrap());
+    assert!(f.row(rec.id).unwrap().path.unwrap().exists());
 }
 
 #[test]
@@ -488,4 +490,6 @@ fn a_time_filter_still_keeps_what_the_model_found_nothing_in() {
     assert_eq!((report.kept, report.filtered_out), (1, 1));
     assert_eq!(f.row(morning.id).unwrap().state, Some(RecordingState::Kept));
     assert!(f.row(noon.id).is_none());
+    assert!(!m.decide_after_detection(&mut f.store, morning.id).unwrap());
+    assert!(f.row(morning.id).unwrap().path.unwrap().exists());
 }
