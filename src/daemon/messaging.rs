@@ -4,7 +4,8 @@
 //! its own with its own current-thread tokio runtime (the MQTT client needs one), so a
 //! slow broker, a hanging HTTP server or an fsync of messages.db never delays the default
 //! worker, and the capture thread is separate anyway. The service delivers due messages
-//! every `message_send_interval`, queues a recording summary every `summary_interval`
+//! every `message_send_interval` (first queueing a detection message for each model
+//! output that found something, [`detections`]), queues a recording summary every `summary_interval`
 //! (from metadata.db, through a connection of its own, and the daemon's [`ErrorTally`]),
 //! prunes delivered messages daily,
 //! and on shutdown queues the summary of the unfinished interval, makes one last delivery
@@ -15,6 +16,8 @@
 //! `acoupi beat` uses [`HeartbeatSender`] to queue the heartbeat it already collects every
 //! `messaging.heartbeat_interval`. Every message goes through the outbox first, so an
 //! outage loses nothing. Secrets never reach the log: only hosts, URLs and counts do.
+
+mod detections;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -279,6 +282,7 @@ async fn serve(
         tokio::select! {
             _ = &mut stop => break,
             _ = send.tick() => {
+                queue_detections(&ctx);
                 // A stop does not wait for a delivery run in progress (up to the MQTT
                 // timeout while the broker is down). Cutting it is safe: the outbox
                 // writes are synchronous, so a message is either recorded as sent or
@@ -297,6 +301,7 @@ async fn serve(
     if summary_every.is_some() {
         queue_summary(&ctx, &mut summary_start, Timestamp::now());
     }
+    queue_detections(&ctx);
     if tokio::time::timeout(FINAL_DEADLINE, deliver(&ctx, &messengers))
         .await
         .is_err()
@@ -323,6 +328,18 @@ async fn deliver(ctx: &Worker, messengers: &[&dyn Messenger]) {
     .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "message delivery failed");
+    }
+}
+
+/// Queues the detection messages stored since the last call; a failure is logged and
+/// the next call picks the same outputs up.
+fn queue_detections(ctx: &Worker) {
+    match detections::queue_detections(&ctx.metadata, &ctx.outbox) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(messages = n, "detection messages queued"),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "queueing detection messages failed; the next delivery run tries again")
+        }
     }
 }
 
@@ -385,6 +402,7 @@ fn summary(
             None => {}
         }
     }
+    input.detections = ctx.metadata.tag_scores_between(start, end)?;
     for g in ctx.metadata.gaps_since(start)? {
         if g.ended_on >= end {
             continue;

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::health::{DaemonStatus, RecorderStatus, WorkerHealth};
+use crate::store::metadata::TagScores;
 use crate::store::outbox::OutboxStats;
 use crate::system::metrics::Metrics;
 
@@ -168,7 +169,7 @@ pub fn heartbeat_message(
     Value::Object(payload).to_string()
 }
 
-/// What a summary covers: recording activity and errors over `[start, end)`.
+/// What a summary covers: recording activity, errors and detections over `[start, end)`.
 ///
 /// Counted from the recording rows still in metadata.db: recordings the saving filters
 /// deleted have no row any more, so `recordings` is what was kept or still waits for the
@@ -195,6 +196,8 @@ pub struct SummaryInput {
     pub gap_seconds: f64,
     /// Errors the recorder met in the interval, counted by kind (`device_lost`, …).
     pub errors: Vec<(String, u64)>,
+    /// Detections of the model outputs made in the interval, per tag value.
+    pub detections: Vec<TagScores>,
 }
 
 /// The summary message payload (JSON text), with upstream's `timeinterval` object.
@@ -208,9 +211,23 @@ pub fn summary_payload(input: &SummaryInput) -> String {
                        "minutes": (input.recorded_seconds / 60.0 * 100.0).round() / 100.0},
         "gaps": {"count": gap_count, "seconds": input.gap_seconds, "reasons": reasons},
         "errors": {"count": error_count, "kinds": kinds},
+        "detections": detection_statistics(&input.detections),
         "timeinterval": {"starttime": input.start.to_string(), "endtime": input.end.to_string()},
     })
     .to_string()
+}
+
+/// Upstream's statistics summary: `{"<tag value>": {"mean", "min", "max", "count"}}`,
+/// the mean rounded to 3 places as upstream rounds it.
+fn detection_statistics(scores: &[TagScores]) -> Map<String, Value> {
+    scores
+        .iter()
+        .map(|s| {
+            let mean = (s.mean * 1000.0).round() / 1000.0;
+            let stats = json!({"mean": mean, "min": s.min, "max": s.max, "count": s.count});
+            (s.value.clone(), stats)
+        })
+        .collect()
 }
 
 /// The total of `by_name` and the same counts as a JSON object.
@@ -365,6 +382,13 @@ mod tests {
             recorded_seconds: 90.0,
             gaps: vec![("xrun".into(), 2), ("device_missing".into(), 1)],
             errors: vec![("device_lost".into(), 1), ("disk_full".into(), 4)],
+            detections: vec![TagScores {
+                value: "Turdus merula".into(),
+                count: 3,
+                mean: 0.71234,
+                min: 0.5,
+                max: 0.9,
+            }],
             ..SummaryInput::default()
         }))
         .unwrap();
@@ -375,5 +399,9 @@ mod tests {
         assert_eq!(v["gaps"]["reasons"]["xrun"], 2);
         assert_eq!(v["errors"]["count"], 5);
         assert_eq!(v["errors"]["kinds"]["disk_full"], 4);
+        assert_eq!(
+            v["detections"]["Turdus merula"],
+            json!({"mean": 0.712, "min": 0.5, "max": 0.9, "count": 3})
+        );
     }
 }

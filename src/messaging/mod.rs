@@ -1,5 +1,5 @@
 //! Messengers (MQTT, HTTP), delivery from the outbox, connection checks and the
-//! heartbeat payload.
+//! payloads (heartbeat, summary, detection).
 //!
 //! Delivery is at least once: a message leaves the outbox only when every configured
 //! messenger delivered it (or rejected it for good); an unanswered send is retried, so a
@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod deliver;
+pub mod detection;
 pub mod heartbeat;
 pub mod http;
 pub mod mqtt;

@@ -172,3 +172,88 @@ fn outputs_written_by_upstream_read_back() {
     );
     assert_eq!(d.tags[0].value, "Pipistrellus");
 }
+
+#[test]
+fn outputs_after_a_cursor_come_in_stored_order_ties_by_id_and_paged() {
+    use super::metadata::OutputCursor;
+
+    let (_dir, mut store, rec) = stored_recording();
+    let same = at("2026-11-26T02:01:05Z");
+    // Two outputs at one instant (ordered by id), one earlier, one later.
+    let mut outputs: Vec<ModelOutput> = [
+        ("2026-11-26T02:01:04Z", 7u128),
+        ("2026-11-26T02:01:05Z", 9),
+        ("2026-11-26T02:01:05Z", 3),
+        ("2026-11-26T02:01:06Z", 1),
+    ]
+    .iter()
+    .map(|(t, id)| ModelOutput {
+        id: Uuid::from_u128(*id),
+        created_on: at(t),
+        ..output(rec.id)
+    })
+    .collect();
+    for o in &outputs {
+        store.insert_model_output(o).unwrap();
+    }
+    outputs.sort_by_key(|o| (o.created_on, o.id));
+    let ids = |v: Vec<ModelOutput>| v.iter().map(|o| o.id.as_u128()).collect::<Vec<_>>();
+    let start = OutputCursor {
+        created_on: at("2026-11-26T02:01:00Z"),
+        id: Uuid::nil(),
+    };
+    assert_eq!(
+        ids(store.model_outputs_after(&start, 10).unwrap()),
+        [7, 3, 9, 1]
+    );
+    // Paging resumes exactly after the last one seen, inside a tie too.
+    let after_3 = OutputCursor {
+        created_on: same,
+        id: Uuid::from_u128(3),
+    };
+    assert_eq!(ids(store.model_outputs_after(&after_3, 1).unwrap()), [9]);
+    assert_eq!(
+        ids(store.model_outputs_after(&after_3, 10).unwrap()),
+        [9, 1]
+    );
+    // Each comes back whole, with its recording.
+    let all = store.model_outputs_after(&start, 10).unwrap();
+    assert_eq!(all, outputs);
+}
+
+#[test]
+fn tag_scores_summarise_the_detections_of_outputs_made_in_the_interval() {
+    let (_dir, mut store, rec) = stored_recording();
+    // `output` holds a detection scored 0.9 tagged with two species, and one untagged.
+    for (id, t) in [
+        (1u128, "2026-11-26T02:00:59Z"),
+        (2, "2026-11-26T02:01:03Z"),
+        (3, "2026-11-26T02:01:04Z"),
+    ] {
+        let mut o = output(rec.id);
+        o.id = Uuid::from_u128(id);
+        o.created_on = at(t);
+        for (n, d) in o.detections.iter_mut().enumerate() {
+            d.id = Uuid::from_u128(id * 10 + n as u128);
+        }
+        o.detections[0].detection_score = 0.5 + 0.1 * id as f64;
+        store.insert_model_output(&o).unwrap();
+    }
+    let got = store
+        .tag_scores_between(at("2026-11-26T02:01:00Z"), at("2026-11-26T02:01:04Z"))
+        .unwrap();
+    let names: Vec<&str> = got.iter().map(|s| s.value.as_str()).collect();
+    assert_eq!(names, ["Erithacus rubecula", "Turdus merula"]);
+    let t = &got[1];
+    // Only output 2 lies in [02:01:00, 02:01:04): output 3 starts at the end.
+    assert_eq!((t.count, t.min, t.max), (1, 0.7, 0.7));
+    let wide = store
+        .tag_scores_between(at("2026-11-26T00:00:00Z"), at("2026-11-27T00:00:00Z"))
+        .unwrap();
+    let t = &wide[1];
+    assert_eq!(t.count, 3);
+    assert!(
+        (t.mean - 0.7).abs() < 1e-9 && (t.min, t.max) == (0.6, 0.8),
+        "{t:?}"
+    );
+}

@@ -6,27 +6,20 @@
 
 use std::time::{Duration, Instant};
 
-use acoupi::detection::{detect_file, DetectionConfig, Model};
+use acoupi::detection::detect_file;
 use acoupi::store::MetadataStore;
 use nix::sys::signal::Signal;
 
+use crate::support::detection::TinyModel;
 use crate::support::feeder::Feeder;
 use crate::support::{ramp, wait_until, wav_files, wav_samples, Install, Notify};
 
 #[test]
 fn the_recorder_stores_model_outputs_and_keeps_only_recordings_with_detections() {
     let install = Install::new();
-    let model_file = install.root().join("tiny.onnx");
-    let labels_file = install.root().join("labels.txt");
-    acoupi::detection::tiny::write(&model_file, &labels_file, 8000).unwrap();
-    install.setup(&[
-        &format!("detection.model_file={}", model_file.display()),
-        &format!("detection.labels_file={}", labels_file.display()),
-        "detection.samplerate=8000",
-        "detection.threshold=0.5",
-        "detection.classes=[\"loud\"]",
-        "detection.keep_only_detected=true",
-    ]);
+    let tiny = TinyModel::write(&install);
+    let settings = tiny.settings(true);
+    install.setup(&settings.iter().map(String::as_str).collect::<Vec<_>>());
     install.deploy("detect");
     let notify = Notify::bind(install.root());
     let _feeder = Feeder::start(&install.fifo, 0);
@@ -68,15 +61,7 @@ fn the_recorder_stores_model_outputs_and_keeps_only_recordings_with_detections()
         .expect("no exit after SIGTERM");
     assert_eq!(exit.code(), Some(0), "log:\n{}", daemon.log_text());
 
-    let model = Model::load(&DetectionConfig {
-        model_file,
-        labels_file: Some(labels_file),
-        samplerate: 8000,
-        threshold: 0.5,
-        classes: vec!["loud".into()],
-        ..DetectionConfig::default()
-    })
-    .unwrap();
+    let model = tiny.load();
     let store = MetadataStore::open(&install.db()).unwrap();
     let files = wav_files(&install.recordings());
     assert!(files.len() >= 3, "{files:?}");

@@ -30,6 +30,7 @@ mod cli_deployment_bad_input;
 mod cli_detect;
 mod cli_inspect;
 mod connected_daemon;
+mod connected_detect;
 mod connected_reload;
 mod daemon_beat;
 mod daemon_crash;

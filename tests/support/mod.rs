@@ -35,6 +35,7 @@ pub const WAV_HEADER: u64 = 44;
 /// `WATCHDOG_USEC` for daemon tests: pings every 1 s, stall after 1.5 s.
 pub const WATCHDOG_USEC: u64 = 3_000_000;
 
+pub mod detection;
 pub mod disk;
 pub mod feeder;
 

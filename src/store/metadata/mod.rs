@@ -32,7 +32,9 @@ mod model_outputs;
 mod recordings;
 mod summary;
 
-pub use model_outputs::{BoundingBox, DetectionRow, ModelOutput, PredictedTag, PredictionType};
+pub use model_outputs::{
+    BoundingBox, DetectionRow, ModelOutput, OutputCursor, PredictedTag, PredictionType, TagScores,
+};
 pub use summary::IntegrityRecord;
 
 /// The open metadata.db.

@@ -88,6 +88,32 @@ pub struct DetectionRow {
     pub tags: Vec<PredictedTag>,
 }
 
+/// A place in the stream of model outputs, in the order they were stored: the last
+/// output the connected program turned into a message. Ordered as the outputs are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OutputCursor {
+    /// That output's `created_on`.
+    pub created_on: Timestamp,
+    /// That output's id (ties on `created_on` go by id).
+    pub id: Uuid,
+}
+
+/// The scores of the detections carrying one tag value over an interval: what
+/// upstream's statistics summary reports per tag value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagScores {
+    /// The tag value (a class, a species).
+    pub value: String,
+    /// Detections carrying it.
+    pub count: u64,
+    /// Their mean detection score.
+    pub mean: f64,
+    /// Their lowest detection score.
+    pub min: f64,
+    /// Their highest detection score.
+    pub max: f64,
+}
+
 /// One run of a model over one recording.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelOutput {
@@ -206,6 +232,71 @@ impl MetadataStore {
     /// The model outputs of a recording, oldest first, with their detections and tags
     /// (tags in insert order, as upstream reads them).
     pub fn model_outputs(&self, recording_id: Uuid) -> Result<Vec<ModelOutput>, StoreError> {
+        self.read_outputs(
+            "SELECT id, model_name, recording_id, created_on FROM model_output
+             WHERE recording_id = ?1 ORDER BY created_on, id",
+            params![recording_id.as_bytes()],
+        )
+    }
+
+    /// Up to `limit` model outputs stored after `cursor` (later `created_on`, or the
+    /// same and a greater id), oldest first, each with its detections: what the connected
+    /// program has not turned into messages yet.
+    pub fn model_outputs_after(
+        &self,
+        cursor: &OutputCursor,
+        limit: usize,
+    ) -> Result<Vec<ModelOutput>, StoreError> {
+        let created = ts(to_micros(cursor.created_on));
+        self.read_outputs(
+            "SELECT id, model_name, recording_id, created_on FROM model_output
+             WHERE created_on > ?1 OR (created_on = ?1 AND id > ?2)
+             ORDER BY created_on, id LIMIT ?3",
+            params![
+                created,
+                cursor.id.as_bytes(),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+        )
+    }
+
+    /// Per tag value, the scores of the detections of the model outputs created in
+    /// `[start, end)`, by tag value.
+    pub fn tag_scores_between(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<TagScores>, StoreError> {
+        collect(
+            &self.conn,
+            "SELECT t.value, count(*), avg(d.detection_score), min(d.detection_score),
+                    max(d.detection_score)
+             FROM model_output m
+             JOIN detection d ON d.model_output_id = m.id
+             JOIN predicted_tag t ON t.detection_id = d.id
+             WHERE m.created_on >= ?1 AND m.created_on < ?2
+             GROUP BY t.value ORDER BY t.value",
+            params![ts(to_micros(start)), ts(to_micros(end))],
+            |r| {
+                Ok(TagScores {
+                    value: r.get(0)?,
+                    count: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                    mean: r.get(2)?,
+                    min: r.get(3)?,
+                    max: r.get(4)?,
+                })
+            },
+        )
+        .map_err(sqlite_err(&self.path, "summarising detections in"))
+    }
+
+    /// The model outputs `sql` selects (`id, model_name, recording_id, created_on`),
+    /// each with its detections and tags.
+    fn read_outputs(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<ModelOutput>, StoreError> {
         let err = |op| sqlite_err(&self.path, op);
         let bad = |column: &'static str, value: String| StoreError::BadValue {
             path: self.path.clone(),
@@ -213,23 +304,20 @@ impl MetadataStore {
             column,
             value,
         };
-        let outputs = collect(
-            &self.conn,
-            "SELECT id, model_name, created_on FROM model_output
-             WHERE recording_id = ?1 ORDER BY created_on, id",
-            [recording_id.as_bytes()],
-            |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            },
-        )
+        let outputs = collect(&self.conn, sql, params, |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
         .map_err(err("reading model outputs in"))?;
         let mut result = Vec::new();
-        for (id, model_name, created_on) in outputs {
+        for (id, model_name, recording_id, created_on) in outputs {
             let id = uuid(&id).ok_or_else(|| bad("id", format!("{id:?}")))?;
+            let recording_id = uuid(&recording_id)
+                .ok_or_else(|| bad("recording_id", format!("{recording_id:?}")))?;
             let created_on =
                 parse_timestamp(&created_on).ok_or_else(|| bad("created_on", created_on))?;
             let mut detections = Vec::new();

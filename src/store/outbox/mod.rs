@@ -30,6 +30,51 @@ pub use types::{
     status, AttemptRound, Backoff, Message, MessageState, Order, OutboxError, OutboxStats, Outcome,
 };
 
+/// A message made from a row elsewhere, for [`Outbox::enqueue_from_source`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourcedMessage {
+    /// The id it is queued under (the row's own).
+    pub id: Uuid,
+    /// The JSON content.
+    pub content: String,
+    /// When it was created (the row's time).
+    pub created_on: Timestamp,
+}
+
+/// Writes one message and its state row in `tx`; an id already queued is left as it is.
+/// Returns 1 when the message was new, else 0.
+fn insert_message(
+    tx: &rusqlite::Transaction<'_>,
+    id: Uuid,
+    kind: &str,
+    content: &str,
+    created_on: Timestamp,
+) -> rusqlite::Result<usize> {
+    let created = format_timestamp(created_on);
+    // Upstream reads `message_type` into an enum: only its own values go there.
+    let message_type = schema::UPSTREAM_MESSAGE_TYPES
+        .contains(&kind)
+        .then_some(kind);
+    let new = tx.execute(
+        "INSERT OR IGNORE INTO message (id, content, created_on, message_type)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            id.as_bytes().as_slice(),
+            content.as_bytes(),
+            created,
+            message_type
+        ],
+    )?;
+    if new == 1 {
+        tx.execute(
+            "INSERT INTO message_state (message_id, kind, created_on, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?3)",
+            params![id.as_bytes().as_slice(), kind, created],
+        )?;
+    }
+    Ok(new)
+}
+
 /// The outbox over one messages.db file. Cheap to share: one connection behind a std
 /// `Mutex` (never held across `.await`; every method is a short blocking SQLite call).
 #[derive(Debug)]
@@ -130,32 +175,53 @@ impl Outbox {
     /// Once this returns, the message is on disk.
     pub fn enqueue(&self, kind: &str, content: &str, now: Timestamp) -> Result<Uuid, OutboxError> {
         let id = Uuid::new_v4();
-        let created = format_timestamp(now);
         let err = self.query_err("queueing a message");
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(&err)?;
-        // Upstream reads `message_type` into an enum: only its own values go there.
-        let message_type = schema::UPSTREAM_MESSAGE_TYPES
-            .contains(&kind)
-            .then_some(kind);
+        insert_message(&tx, id, kind, content, now).map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(id)
+    }
+
+    /// Where the source `name` was last left by [`Outbox::enqueue_from_source`].
+    pub fn source_position(&self, name: &str) -> Result<Option<String>, OutboxError> {
+        self.conn()
+            .query_row(
+                "SELECT position FROM message_source WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.query_err("reading a message source's position"))
+    }
+
+    /// Queues `messages` of `kind`, each under its own id (a message taken from a row
+    /// elsewhere keeps that row's id, so a receiver can match the two), and moves source
+    /// `name` to `position`, in one transaction: a crash queues all of them and moves
+    /// the source, or neither. A message whose id is already queued is not queued again.
+    /// Returns how many were queued.
+    pub fn enqueue_from_source(
+        &self,
+        name: &str,
+        position: &str,
+        kind: &str,
+        messages: &[SourcedMessage],
+    ) -> Result<usize, OutboxError> {
+        let err = self.query_err("queueing messages from a source");
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(&err)?;
+        let mut queued = 0;
+        for m in messages {
+            queued += insert_message(&tx, m.id, kind, &m.content, m.created_on).map_err(&err)?;
+        }
         tx.execute(
-            "INSERT INTO message (id, content, created_on, message_type) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                id.as_bytes().as_slice(),
-                content.as_bytes(),
-                created,
-                message_type
-            ],
-        )
-        .map_err(&err)?;
-        tx.execute(
-            "INSERT INTO message_state (message_id, kind, created_on, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?3)",
-            params![id.as_bytes().as_slice(), kind, created],
+            "INSERT INTO message_source (name, position) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            [name, position],
         )
         .map_err(&err)?;
         tx.commit().map_err(&err)?;
-        Ok(id)
+        Ok(queued)
     }
 
     /// Up to `limit` messages that are unfinished, not permanently failed and due at

@@ -41,7 +41,7 @@ pub const UPSTREAM_MESSAGE_TYPES: &[&str] = &[
 ];
 
 /// Every table messages.db may hold: upstream's and ours.
-pub const TABLES: &[&str] = &["message", "response", "message_state"];
+pub const TABLES: &[&str] = &["message", "response", "message_state", "message_source"];
 
 /// Upstream acoupi 0.8's tables, as its message store creates them.
 const UPSTREAM_TABLES: &str = "
@@ -70,8 +70,9 @@ CREATE INDEX IF NOT EXISTS idx_response_message_id ON response(message_id);
 CREATE INDEX IF NOT EXISTS idx_response_status ON response(status);
 ";
 
-/// Our additions: delivery bookkeeping per message, and the trigger that keeps it in
-/// step with the SUCCESS rows other programs write.
+/// Our additions: delivery bookkeeping per message, the position of each message
+/// source, and the trigger that keeps delivery in step with the SUCCESS rows other
+/// programs write.
 const ACOUPI_TABLES: &str = "
 CREATE TABLE IF NOT EXISTS message_state (
     message_id BLOB NOT NULL PRIMARY KEY REFERENCES message (id),
@@ -88,6 +89,12 @@ CREATE INDEX IF NOT EXISTS idx_message_state__pending_oldest
     ON message_state (created_on ASC, message_id ASC) WHERE finished_on IS NULL;
 CREATE INDEX IF NOT EXISTS idx_message_state__pending_newest
     ON message_state (created_on DESC, message_id ASC) WHERE finished_on IS NULL;
+-- How far each source of messages (e.g. metadata.db's model outputs) has been queued:
+-- moved in the transaction that queues its messages, so none is queued twice or missed.
+CREATE TABLE IF NOT EXISTS message_source (
+    name TEXT NOT NULL PRIMARY KEY,
+    position TEXT NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS acoupi_response_success AFTER INSERT ON response
 WHEN NEW.status = 0 AND NEW.target IS NULL
 BEGIN
@@ -134,6 +141,7 @@ fn is_current(conn: &Connection) -> rusqlite::Result<bool> {
     };
     if version < UPSTREAM_USER_VERSION
         || !named("table", "message_state")?
+        || !named("table", "message_source")?
         || !named("trigger", "acoupi_response_success")?
         || !named("index", "idx_response_message_id")?
         || !named("index", "idx_response_status")?

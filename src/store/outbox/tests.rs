@@ -269,3 +269,64 @@ fn opening_a_current_outbox_takes_no_write_lock() {
     assert_eq!(outbox.stats().unwrap().queued, 0);
     writer.execute_batch("ROLLBACK;").unwrap();
 }
+
+#[test]
+fn messages_from_a_source_keep_their_ids_are_queued_once_and_move_the_source_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("messages.db");
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!(outbox.source_position("model_output").unwrap(), None);
+    let at = |s: &str| s.parse::<Timestamp>().unwrap();
+    let sourced = |n: u128, t: &str| SourcedMessage {
+        id: Uuid::from_u128(n),
+        content: format!("{{\"n\":{n}}}"),
+        created_on: at(t),
+    };
+    let first = [
+        sourced(1, "2026-12-06T01:00:00Z"),
+        sourced(2, "2026-12-06T01:00:01Z"),
+    ];
+    let queued = outbox
+        .enqueue_from_source("model_output", "p1", "detection", &first)
+        .unwrap();
+    assert_eq!(queued, 2);
+    // A replay (say, the position was read before a crash) queues nothing twice.
+    let again = [first[1].clone(), sourced(3, "2026-12-06T01:00:02Z")];
+    let queued = outbox
+        .enqueue_from_source("model_output", "p2", "detection", &again)
+        .unwrap();
+    assert_eq!(queued, 1);
+    drop(outbox);
+
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!(
+        outbox.source_position("model_output").unwrap().as_deref(),
+        Some("p2")
+    );
+    let due = outbox
+        .due(10, Order::OldestFirst, at("2026-12-06T02:00:00Z"))
+        .unwrap();
+    let got: Vec<(u128, &str, Timestamp)> = due
+        .iter()
+        .map(|m| (m.id.as_u128(), m.kind.as_str(), m.created_on))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "detection", at("2026-12-06T01:00:00Z")),
+            (2, "detection", at("2026-12-06T01:00:01Z")),
+            (3, "detection", at("2026-12-06T01:00:02Z")),
+        ]
+    );
+    assert_eq!(due[2].content, b"{\"n\":3}");
+    // Upstream reads the kind from `message_type`.
+    let conn = Connection::open(&path).unwrap();
+    let types: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM message WHERE message_type = 'detection'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(types, 3);
+}
