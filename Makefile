@@ -139,6 +139,10 @@ ARCH ?= arm64
 BASE_IMAGE ?=
 BASE_SHA256 ?=
 CONFIG ?=
+# A detection model of your own (and its labels), baked into /usr/share/acoupi/models/;
+# CONFIG's detection.model_file must name it there. Never committed: models carry licences.
+MODEL ?=
+LABELS ?=
 SSH_PUBKEY ?=
 WIFI_SSID ?=
 WIFI_PSK ?=
@@ -158,6 +162,7 @@ image_q = '$(subst ','\'',$(1))'
 image: deps build ## Bake dist/acoupi-<version>-<arch>.img.xz (+ .img.bmap, .manifest.json, SHA256SUMS)
 	scripts/build-image.sh --arch $(call image_q,$(ARCH)) --base $(call image_q,$(BASE_IMAGE)) \
 	  --base-sha256 $(call image_q,$(BASE_SHA256)) --config $(call image_q,$(CONFIG)) \
+	  --model $(call image_q,$(MODEL)) --labels $(call image_q,$(LABELS)) \
 	  --binary $(call image_q,$(BINARY)) --host-binary $(call image_q,$(HOST_ACOUPI)) --version $(call image_q,$(VERSION)) --dist $(call image_q,$(DIST)) \
 	  --hostname $(call image_q,$(IMAGE_HOSTNAME)) --ssh-pubkey $(call image_q,$(SSH_PUBKEY)) \
 	  --timezone $(call image_q,$(TIMEZONE)) --wifi-ssid $(call image_q,$(WIFI_SSID)) \
@@ -187,8 +192,13 @@ e2e-standin: e2e-base ## Boot the base image and prove the loopback signal path 
 	scripts/e2e-run.sh --standin --out '$(E2E_DIR)'
 
 # XZ_LEVEL=0 for the bake: e2e checks what is baked, not the compression ratio (-6 costs minutes).
+# The site config runs the example model (`acoupi detect --example-model`, written by the
+# host build) on every recording, baked in with MODEL=/LABELS= as a user's model would be.
 e2e: e2e-base ## Bake an image with the e2e site config, boot it twice under qemu, check from outside
-	rm -rf '$(E2E_DIR)/dist'
-	XZ_LEVEL=0 $(MAKE) image ARCH=arm64 BASE_IMAGE='$(E2E_DIR)/base.img' CONFIG='$(E2E_CONFIG)' DIST='$(E2E_DIR)/dist'
+	rm -rf '$(E2E_DIR)/dist' '$(E2E_DIR)/model'
+	cargo build --release
+	$(HOST_ACOUPI) detect --example-model '$(E2E_DIR)/model' --samplerate 48000 >/dev/null
+	XZ_LEVEL=0 $(MAKE) image ARCH=arm64 BASE_IMAGE='$(E2E_DIR)/base.img' CONFIG='$(E2E_CONFIG)' DIST='$(E2E_DIR)/dist' \
+	  MODEL='$(E2E_DIR)/model/acoupi-tiny.onnx' LABELS='$(E2E_DIR)/model/acoupi-tiny.labels.txt'
 	scripts/e2e-run.sh --out '$(E2E_DIR)'
 

@@ -6,18 +6,21 @@
 # import unit is always enabled.
 # A --config is inspected with --host-binary (a build of acoupi for this machine): one that
 # holds a password or token is baked mode 0600, owned by the acoupi user.
+# --model/--labels copy a detection model (and its labels) the user brings into
+# /usr/share/acoupi/models/, root-owned and read-only (models carry their own licences:
+# never part of the repository, only of the user's image).
 # Usage: scripts/bake-rootfs.sh --binary FILE --overlay DIR [--config FILE --host-binary FILE]
-#          [--enable] [--min-free-mib N] IMAGE
+#          [--model FILE [--labels FILE]] [--enable] [--min-free-mib N] IMAGE
 set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-	echo "usage: ${0##*/} --binary FILE --overlay DIR [--config FILE --host-binary FILE] [--enable] [--min-free-mib N] IMAGE" >&2
+	echo "usage: ${0##*/} --binary FILE --overlay DIR [--config FILE --host-binary FILE] [--model FILE [--labels FILE]] [--enable] [--min-free-mib N] IMAGE" >&2
 	exit 2
 }
 : "${SOURCE_DATE_EPOCH:=$(date +%s)}"
-binary='' host_binary='' overlay='' config='' enable=no min_free_mib=32 img=''
+binary='' host_binary='' overlay='' config='' model='' labels='' enable=no min_free_mib=32 img=''
 while (($#)); do
 	# Every option but the flags takes a value.
 	case $1 in --enable | -h | --help) ;; --*) (($# >= 2)) || usage ;; esac
@@ -26,6 +29,8 @@ while (($#)); do
 	--overlay) overlay=${2:-} && shift 2 ;;
 	--config) config=${2:-} && shift 2 ;;
 	--host-binary) host_binary=${2:-} && shift 2 ;;
+	--model) model=${2:-} && shift 2 ;;
+	--labels) labels=${2:-} && shift 2 ;;
 	--enable) enable=yes && shift ;;
 	--min-free-mib) min_free_mib=${2:-} && shift 2 ;;
 	-*) usage ;;
@@ -38,6 +43,10 @@ done
 [[ -x $binary ]] || die "binary $binary not found or not executable; run make build or set BINARY"
 [[ -d $overlay ]] || die "overlay directory $overlay not found"
 [[ -z $config || -f $config ]] || die "configuration $config not found"
+[[ -z $labels || -n $model ]] || usage
+for f in "$model" "$labels"; do
+	[[ -z $f || -f $f ]] || die "detection file $f not found"
+done
 need sfdisk jq debugfs dumpe2fs e2fsck resize2fs systemd-sysusers sha256sum
 secrets=false
 if [[ -n $config ]]; then
@@ -64,7 +73,7 @@ grep -q '^Filesystem features:.*extent' "$sb" || die "partition 2 of $img is ext
 sbval() { awk -F: -v k="$1" '$1 == k { gsub(/ /, "", $2); print $2 }' "$sb"; }
 
 # --- free space: grow when the payload does not fit --------------------------------------
-payload=$(du -sb --apparent-size "$overlay" "$binary" ${config:+"$config"} | awk '{ s += $1 } END { print s }')
+payload=$(du -sb --apparent-size "$overlay" "$binary" ${config:+"$config"} ${model:+"$model"} ${labels:+"$labels"} | awk '{ s += $1 } END { print s }')
 need_bytes=$((payload + min_free_mib * 1048576))
 bs=$(sbval 'Block size')
 free_bytes=$((($(sbval 'Free blocks') - $(sbval 'Reserved block count')) * bs))
@@ -135,6 +144,15 @@ inode_meta() {
 	done
 	file "$binary" /usr/bin/acoupi 0100755
 	if [[ -n $config ]]; then file "$config" /etc/acoupi/acoupi.ron 0100644; fi
+	if [[ -n $model ]]; then
+		for d in /usr/share/acoupi /usr/share/acoupi/models; do
+			mkdir_missing "$spec" "$d"
+			printf 'sif %s mode 040755\nsif %s uid 0\nsif %s gid 0\n' "$d" "$d" "$d"
+		done
+		for f in "$model" "$labels"; do
+			[[ -z $f ]] || file "$f" "/usr/share/acoupi/models/${f##*/}" 0100644
+		done
+	fi
 	# A configuration holding a password or token is for the service user's eyes only,
 	# as `acoupi config set` leaves it on the device (mode 0600, owned by acoupi). The
 	# binary says so (raw strings, line breaks, comments: the real parser's answer).

@@ -7,7 +7,8 @@ Reads DIR/results-*.txt (written by the guest, read back with debugfs), DIR/host
 for --mode acoupi the storages tree rdumped from the powered-off disk (DIR/storages):
 metadata.db rows against WAV files, the WAV content against the played counter signal
 (sample n = n mod 65536), no missing sample between consecutive full files, the JSON of
-`acoupi deployment status --json` before and after the reboot. Exit 1 on any FAIL.
+`acoupi deployment status --json` before and after the reboot, and the example model's
+output (baked with MODEL=) on the recordings. Exit 1 on any FAIL.
 """
 
 import argparse
@@ -195,6 +196,42 @@ def judge_storages(rep, run):
     )
 
 
+def judge_detection(rep, run):
+    """The site config runs the example model (classes loud/quiet, 1 s windows, only
+    `loud` stored) on every recording; the played counter is a full-scale sawtooth, so
+    each analysed recording must hold `loud` detections, and nothing else."""
+    db = run / "storages" / "metadata.db"
+    if not db.exists():
+        return
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    recordings = con.execute("SELECT count(*) FROM recording WHERE path IS NOT NULL").fetchone()[0]
+    outputs = con.execute(
+        "SELECT m.recording_id, m.model_name, count(d.id) FROM model_output m "
+        "LEFT JOIN detection d ON d.model_output_id = m.id GROUP BY m.id"
+    ).fetchall()
+    tags = dict(
+        con.execute(
+            "SELECT t.value, count(*) FROM predicted_tag t GROUP BY t.value"
+        ).fetchall()
+    )
+    names = sorted({name for _, name, _ in outputs})
+    analysed = len({rid for rid, _, _ in outputs})
+    empty = sum(1 for _, _, n in outputs if n == 0)
+    rep.info("detection-rows", f"{len(outputs)} model outputs over {analysed} of {recordings} recordings; tags {tags}")
+    rep.check("detection-model-ran", names == ["acoupi-tiny"], f"model names {names}")
+    # The file in hand at each stop or reboot may finish after the model's thread stopped.
+    rep.check(
+        "detection-most-recordings-analysed",
+        analysed > 0 and analysed * 2 >= recordings,
+        f"{analysed} of {recordings} recordings have a model output",
+    )
+    rep.check(
+        "detection-finds-the-signal",
+        empty == 0 and set(tags) == {"loud"},
+        f"{empty} outputs without a detection; tags {tags}",
+    )
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mode", choices=["standin", "acoupi"], required=True)
@@ -236,6 +273,7 @@ def main():
         r1, r2 = num("recording_rows_1"), num("recording_rows_2")
         rep.check("recording-after-reboot", r1 is not None and r2 is not None and r2 > r1, f"{r1} rows before, {r2} after")
         judge_storages(rep, args.run)
+        judge_detection(rep, args.run)
 
     for k in ("boot_to_ready", "boot_to_first_recording", "host_boot_seconds_standin", "host_boot_seconds_1",
               "host_boot_seconds_2", "host_total_seconds", "kernel"):

@@ -62,7 +62,8 @@ mkdir_missing() {
 }
 
 # inspect_config HOST_BINARY FILE: the JSON report of `acoupi config inspect` on FILE
-# (valid, error, has_deployment, deployment_name, holds_secrets, program), from a build of
+# (valid, error, has_deployment, deployment_name, holds_secrets, program,
+# detection_model_file, detection_labels_file), from a build of
 # acoupi for this machine; dies with the loader's reason when FILE is not valid. The one
 # place the image scripts learn anything about a configuration's content.
 inspect_config() {

@@ -2,6 +2,10 @@
 //! offline, and prints what it found. For trying a model and its threshold on known
 //! recordings before a deployment; the recorder itself stores nothing from here.
 //!
+//! `acoupi detect --example-model DIR` writes the tiny two-class model
+//! (`detection::tiny`) and its labels: a model anyone may copy, to try the whole
+//! pipeline (and bake it into an image, as `make e2e` does) before obtaining a real one.
+//!
 //! The detection lives in `detection`; this file only loads the configuration and prints.
 
 use std::path::PathBuf;
@@ -12,14 +16,22 @@ use serde::Serialize;
 use crate::detection::{self, Detection, Model};
 use crate::system::layout::Layout;
 
-/// `acoupi detect FILE.wav [--json]`.
+/// `acoupi detect FILE.wav [--json]`, or `acoupi detect --example-model DIR`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetectArgs {
     /// The WAV file to run the model over.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "example_model")]
+    pub file: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Write an example model (two classes, `loud` and `quiet`, on one-second windows)
+    /// and its labels into this folder, to try detection without a licensed model.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["file", "json"])]
+    pub example_model: Option<PathBuf>,
+    /// The sample rate of the example model's windows, in Hz (default 48000).
+    #[arg(long, value_name = "HZ")]
+    pub samplerate: Option<u32>,
 }
 
 /// What `acoupi detect --json` prints.
@@ -37,8 +49,18 @@ pub struct DetectReport {
     pub detections: Vec<Detection>,
 }
 
-/// Loads the configured model, runs it over the file, prints the detections.
+/// Loads the configured model, runs it over the file, prints the detections; or writes
+/// the example model.
 pub fn run(layout: &Layout, args: DetectArgs) -> anyhow::Result<()> {
+    let file = match (args.example_model, args.file) {
+        (Some(dir), _) => return write_example_model(&dir, args.samplerate.unwrap_or(48_000)),
+        (None, Some(_)) if args.samplerate.is_some() => {
+            bail!("--samplerate sets the example model's rate: use it with --example-model DIR (a WAV file is read at its own rate)")
+        }
+        (None, Some(file)) => file,
+        // clap requires one of the two.
+        (None, None) => bail!("give a WAV file: acoupi detect FILE.wav"),
+    };
     let config = crate::config::load(&layout.config_file)?;
     let Some(section) = config.detection else {
         bail!(
@@ -47,13 +69,13 @@ pub fn run(layout: &Layout, args: DetectArgs) -> anyhow::Result<()> {
         );
     };
     let model = Model::load(&section)?;
-    let audio = detection::audio::read_wav(&args.file)?;
+    let audio = detection::audio::read_wav(&file)?;
     let duration_s = audio.samples.len() as f64 / f64::from(audio.samplerate.max(1));
     let detections = model
         .detect(&audio)
-        .with_context(|| format!("running {} over {}", model.name(), args.file.display()))?;
+        .with_context(|| format!("running {} over {}", model.name(), file.display()))?;
     let report = DetectReport {
-        file: args.file,
+        file,
         model: model.name().to_owned(),
         duration_s,
         threshold: section.threshold,
@@ -77,5 +99,39 @@ pub fn run(layout: &Layout, args: DetectArgs) -> anyhow::Result<()> {
             d.start_s, d.end_s, d.score, d.class
         );
     }
+    Ok(())
+}
+
+/// `--example-model DIR`: the tiny model and its labels, never over a file already there.
+fn write_example_model(dir: &std::path::Path, samplerate: u32) -> anyhow::Result<()> {
+    let range = crate::audio::device::RATE_RANGE;
+    if !range.contains(&samplerate) {
+        bail!(
+            "--samplerate {samplerate}: must be between {} and {} Hz",
+            range.start(),
+            range.end()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir)?;
+    let model = dir.join("acoupi-tiny.onnx");
+    let labels = dir.join("acoupi-tiny.labels.txt");
+    for f in [&model, &labels] {
+        if f.exists() {
+            bail!(
+                "{} already exists: remove it or give another folder",
+                f.display()
+            );
+        }
+    }
+    detection::tiny::write(&model, &labels, samplerate as usize)
+        .with_context(|| format!("writing the example model into {}", dir.display()))?;
+    println!(
+        "wrote an example model: classes loud and quiet, on 1 s windows at {samplerate} Hz\n  {}\n  {}\nto run it on every recording:\n  acoupi config set detection.model_file {}\n  acoupi config set detection.labels_file {}\n  acoupi config set detection.samplerate {samplerate}",
+        model.display(),
+        labels.display(),
+        model.display(),
+        labels.display()
+    );
     Ok(())
 }

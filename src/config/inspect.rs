@@ -6,7 +6,7 @@
 //! grep and sed, which missed raw strings (`password: r"hunter2"`) and line breaks. The
 //! answers come from the real loader, so they cannot disagree with what the device does.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -28,6 +28,11 @@ pub struct Inspection {
     pub holds_secrets: bool,
     /// The program it selects; `None` when the file does not even parse.
     pub program: Option<Program>,
+    /// `detection.model_file`, when there is a detection section: the image bake checks
+    /// that a model it copies in (`MODEL=`) is the one the configuration runs.
+    pub detection_model_file: Option<PathBuf>,
+    /// `detection.labels_file`, when there is one.
+    pub detection_labels_file: Option<PathBuf>,
 }
 
 /// Loads `path` exactly as the device would and reports on it. A file that parses but
@@ -56,6 +61,8 @@ pub fn inspect(path: &Path) -> Inspection {
                     deployment_name: None,
                     holds_secrets: false,
                     program: None,
+                    detection_model_file: None,
+                    detection_labels_file: None,
                 },
             }
         }
@@ -70,6 +77,11 @@ fn facts(config: &Config, error: Option<String>) -> Inspection {
         deployment_name: config.deployment.as_ref().map(|s| s.name.clone()),
         holds_secrets: super::file::holds_secrets(config),
         program: Some(config.program),
+        detection_model_file: config.detection.as_ref().map(|d| d.model_file.clone()),
+        detection_labels_file: config
+            .detection
+            .as_ref()
+            .and_then(|d| d.labels_file.clone()),
     }
 }
 
@@ -112,6 +124,21 @@ mod tests {
             .contains("microphone.samplerate"));
         assert!(i.has_deployment);
         assert_eq!(i.deployment_name.as_deref(), Some("w"));
+    }
+
+    #[test]
+    fn the_detection_model_and_labels_are_reported_for_the_image_bake() {
+        let i = check("(microphone: (device_name: \"USB\"), detection: Some((model_file: \"/usr/share/acoupi/models/m.onnx\", labels_file: Some(\"/usr/share/acoupi/models/m.txt\"))))");
+        assert!(i.valid, "{:?}", i.error);
+        assert_eq!(
+            i.detection_model_file.as_deref(),
+            Some(Path::new("/usr/share/acoupi/models/m.onnx"))
+        );
+        assert_eq!(
+            i.detection_labels_file.as_deref(),
+            Some(Path::new("/usr/share/acoupi/models/m.txt"))
+        );
+        assert_eq!(check(MQTT_RAW).detection_model_file, None);
     }
 
     #[test]

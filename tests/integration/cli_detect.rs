@@ -25,8 +25,9 @@ fn with_model(install: &Install) -> PathBuf {
     model
 }
 
-/// 0.1 s of silence then 0.1 s of a 1 kHz sine of amplitude 0.5, 16-bit mono at 8 kHz.
-fn silence_then_tone(path: &Path) {
+/// `len` samples of silence then `len` of a 1 kHz sine of amplitude 0.5, 16-bit mono at
+/// 8 kHz.
+fn silence_then_tone(path: &Path, len: usize) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: RATE,
@@ -34,8 +35,8 @@ fn silence_then_tone(path: &Path) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..2 * WINDOW {
-        let s = if i < WINDOW {
+    for i in 0..2 * len {
+        let s = if i < len {
             0.0
         } else {
             0.5 * (TAU * 1000.0 * i as f32 / RATE as f32).sin()
@@ -57,7 +58,7 @@ fn detect_prints_each_class_in_its_window_as_text_and_json() {
     let install = Install::new();
     with_model(&install);
     let wav = install.root().join("call.wav");
-    silence_then_tone(&wav);
+    silence_then_tone(&wav, WINDOW);
     let wav_arg = wav.display().to_string();
 
     let out = install.ok(&["detect", &wav_arg, "--json"]);
@@ -145,4 +146,50 @@ fn detect_without_a_model_or_with_a_bad_file_says_what_to_do() {
         "{out:#?}"
     );
     assert!(!out.stderr.contains("panicked"), "{out:#?}");
+}
+
+#[test]
+fn the_example_model_runs_as_its_printed_instructions_set_it_and_is_never_overwritten() {
+    let install = Install::new();
+    install.setup(&[]);
+    let dir = install.root().join("models");
+    let dir_arg = dir.display().to_string();
+    let out = install.ok(&[
+        "detect",
+        "--example-model",
+        &dir_arg,
+        "--samplerate",
+        "8000",
+    ]);
+    // Follow the printed instructions word for word.
+    for line in out.stdout.lines().map(str::trim) {
+        if let Some(args) = line.strip_prefix("acoupi ") {
+            install.ok(&args.split(' ').collect::<Vec<_>>());
+        }
+    }
+    let model = dir.join("acoupi-tiny.onnx");
+    let bytes = std::fs::read(&model).unwrap();
+    // One-second windows: ten of the 0.1 s file's windows make one.
+    let wav = install.root().join("call.wav");
+    silence_then_tone(&wav, RATE as usize);
+    let out = install.ok(&["detect", &wav.display().to_string(), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let classes: Vec<(&str, f64)> = report["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["class"].as_str().unwrap(), d["start_s"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(classes, [("quiet", 0.0), ("loud", 1.0)], "{report:#}");
+
+    let again = install.run(&["detect", "--example-model", &dir_arg]);
+    assert_eq!(again.code, Some(2), "{again:?}");
+    assert_eq!(
+        first_error(&again.stderr),
+        format!(
+            "error: {} already exists: remove it or give another folder",
+            model.display()
+        )
+    );
+    assert_eq!(std::fs::read(&model).unwrap(), bytes, "left as it was");
 }

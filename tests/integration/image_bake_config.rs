@@ -2,7 +2,9 @@
 //! and helpers as `image_bake`: what the file holds is the host binary's answer
 //! (`acoupi config inspect --json FILE`, the same loader as the device), so a rejected
 //! file fails the bake with the loader's reason, a deployment enables the recorder and
-//! seeds cloud-init, and a secret makes the baked file 0600 for the `acoupi` user.
+//! seeds cloud-init, and a secret makes the baked file 0600 for the `acoupi` user. A
+//! model given with `--model` lands where the file's `detection.model_file` says, or the
+//! bake is refused.
 
 use std::path::Path;
 
@@ -193,4 +195,100 @@ fn invalid_site_configuration_is_refused_with_the_validators_reason() {
     );
     let out = bench.bake(&base, &["--config", config.to_str().expect("utf-8 path")]);
     assert!(text(&out.stderr).contains("unknown field `INVALID` at the top level"));
+}
+
+/// A site configuration running a model in the image's model folder.
+const MODEL_SITE: &str = "(microphone: (device_name: \"USB\"), detection: Some((model_file: \"/usr/share/acoupi/models/bats.onnx\", labels_file: Some(\"/usr/share/acoupi/models/bats.txt\"))))\n";
+
+#[test]
+fn a_model_and_labels_are_baked_read_only_where_the_configuration_runs_them() {
+    let bench = Bench::new();
+    let base = bench.base(&[]);
+    let config = bench.write("site.ron", MODEL_SITE);
+    // The bake copies bytes; whether they load is `acoupi check`'s business on the device.
+    let model: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(bench.path("bats.onnx"), &model).unwrap();
+    let labels = bench.write("bats.txt", "Myotis\nPipistrellus\n");
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    bench.bake_ok(
+        &base,
+        &[
+            "--config",
+            &path(&config),
+            "--model",
+            &path(&bench.path("bats.onnx")),
+            "--labels",
+            &path(&labels),
+        ],
+    );
+    let img = bench.restored();
+    assert_clean(&img);
+    assert_eq!(
+        debugfs(&img, "cat /usr/share/acoupi/models/bats.onnx"),
+        model
+    );
+    assert_eq!(
+        text(&debugfs(&img, "cat /usr/share/acoupi/models/bats.txt")),
+        "Myotis\nPipistrellus\n"
+    );
+    for (path, mode) in [
+        ("/usr/share/acoupi/models", "0755"),
+        ("/usr/share/acoupi/models/bats.onnx", "0644"),
+        ("/usr/share/acoupi/models/bats.txt", "0644"),
+    ] {
+        assert_eq!(inode(&img, path), (mode.to_string(), 0, 0), "{path}");
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(bench.dist().join("acoupi-9.9.9-arm64.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let m = &manifest["detection_model"];
+    assert_eq!(m["path"], "/usr/share/acoupi/models/bats.onnx");
+    assert_eq!(m["sha256"].as_str().map(str::len), Some(64), "{manifest:#}");
+}
+
+#[test]
+fn a_model_the_configuration_does_not_run_or_a_run_model_not_baked_is_refused() {
+    let bench = Bench::new();
+    let base = bench.base(&[]);
+    let site = bench.write("site.ron", MODEL_SITE);
+    let other = bench.write("other.onnx", "not the configured one");
+    let labels = bench.write("bats.txt", "Myotis\n");
+    let p = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    // MODEL= names another file than detection.model_file.
+    bench.bake_fails(
+        &base,
+        &[
+            "--config",
+            &p(&site),
+            "--model",
+            &p(&other),
+            "--labels",
+            &p(&labels),
+        ],
+        "detection.model_file is /usr/share/acoupi/models/bats.onnx, but",
+    );
+    let out = bench.bake(&base, &["--config", &p(&site), "--model", &p(&other)]);
+    assert!(
+        text(&out.stderr)
+            .contains("set detection.model_file to \"/usr/share/acoupi/models/other.onnx\""),
+        "{}",
+        text(&out.stderr)
+    );
+    // The configuration runs a model in the image's folder, and none is given.
+    bench.bake_fails(
+        &base,
+        &["--config", &p(&site)],
+        "nothing is baked there; pass the file: make image ... MODEL=/path/to/bats.onnx",
+    );
+    // A model without a configuration to run it.
+    let no_site = bench.bake(&base, &["--model", &p(&other)]);
+    assert!(!no_site.status.success());
+    assert!(
+        text(&no_site.stderr).contains(
+            "needs a CONFIG= whose detection.model_file is /usr/share/acoupi/models/other.onnx"
+        ),
+        "{}",
+        text(&no_site.stderr)
+    );
 }
