@@ -68,6 +68,15 @@ fn section_errors(d: &DetectionConfig, errors: &mut Vec<(String, String)>) {
             ),
         );
     }
+    if !(0.0..=1.0).contains(&d.keep_negatives) {
+        push(
+            "detection.keep_negatives",
+            format!(
+                "must be between 0 and 1 (the fraction of recordings without a detection to keep), got {}",
+                d.keep_negatives
+            ),
+        );
+    }
     if !(0.0..=1.0).contains(&d.threshold) {
         push(
             "detection.threshold",
@@ -139,6 +148,7 @@ mod tests {
             overlap: 0.95,
             threshold: 1.5,
             classes: vec!["a".into(), "".into(), "a".into()],
+            keep_negatives: -0.1,
             ..good()
         });
         let fields: Vec<&str> = e.iter().map(|m| m.split(' ').next().unwrap()).collect();
@@ -149,13 +159,15 @@ mod tests {
                 "detection.labels_file",
                 "detection.samplerate",
                 "detection.overlap",
+                "detection.keep_negatives",
                 "detection.threshold",
                 "detection.classes",
                 "detection.classes"
             ],
             "{e:?}"
         );
-        assert!(e[4].contains("between 0 and 1"), "{}", e[4]);
-        assert!(e[6].contains("\"a\" twice"), "{}", e[6]);
+        assert!(e[4].contains("between 0 and 1 (the fraction of recordings without a detection to keep), got -0.1"), "{}", e[4]);
+        assert!(e[5].contains("between 0 and 1"), "{}", e[5]);
+        assert!(e[7].contains("\"a\" twice"), "{}", e[7]);
     }
 }

@@ -50,6 +50,10 @@ pub struct DetectionConfig {
     /// something in it (or a `recording_saving` filter keeps it, or it was not analysed:
     /// skipped while the model was behind, or the model failed on it).
     pub keep_only_detected: bool,
+    /// With `keep_only_detected`: the fraction (0 to 1) of recordings the model found
+    /// nothing in that are kept all the same, to check what the model misses. Which
+    /// ones is decided by the recording's id, so a restart decides the same way.
+    pub keep_negatives: f64,
 }
 
 impl Default for DetectionConfig {
@@ -63,6 +67,7 @@ impl Default for DetectionConfig {
             threshold: DEFAULT_THRESHOLD,
             classes: Vec::new(),
             keep_only_detected: false,
+            keep_negatives: 0.0,
         }
     }
 }

@@ -57,10 +57,10 @@ impl Program {
             retention::clamp_min_free(&paths.recordings, config.retention.min_free_space_mb);
         let mut management = Management::new(paths.recordings.clone(), min_free);
         management.keep = keep;
-        management.keep_detected = config
-            .detection
-            .as_ref()
-            .is_some_and(|d| d.keep_only_detected);
+        if let Some(d) = config.detection.as_ref().filter(|d| d.keep_only_detected) {
+            management.keep_detected = true;
+            management.keep_negatives = d.keep_negatives;
+        }
         management.max_age = config
             .retention
             .max_age_days

@@ -39,6 +39,9 @@ pub struct Management {
     /// is kept when the model found something in it, or when it was not analysed (no
     /// model output: skipped while the model was behind), or when `keep` keeps it.
     pub keep_detected: bool,
+    /// With `keep_detected`: the fraction of recordings without a detection kept all
+    /// the same ([`kept_as_negative`]).
+    pub keep_negatives: f64,
     /// Root of the kept recordings.
     pub recordings_root: PathBuf,
     /// Free space to keep on the recordings file system, in bytes (the daemon clamps
@@ -136,6 +139,7 @@ impl Management {
         Management {
             keep: None,
             keep_detected: false,
+            keep_negatives: 0.0,
             recordings_root,
             min_free_bytes,
             max_age: None,
@@ -230,7 +234,9 @@ impl Management {
         }
         // Stored detections already passed `detection.threshold` and `classes`.
         let outputs = store.model_outputs(rec.id)?;
-        Ok(outputs.is_empty() || outputs.iter().any(|o| !o.detections.is_empty()))
+        Ok(outputs.is_empty()
+            || outputs.iter().any(|o| !o.detections.is_empty())
+            || kept_as_negative(rec.id, self.keep_negatives))
     }
 
     /// Moves a recording into the recordings root and its row after it. When the row
@@ -352,6 +358,17 @@ impl Management {
         }
         Ok(())
     }
+}
+
+/// Whether a recording without a detection is among the `fraction` kept anyway. Decided
+/// by its id (random in a v4 UUID; its first 48 bits are), so every pass and every
+/// restart decides the same, and about `fraction` of them are kept.
+pub fn kept_as_negative(id: Uuid, fraction: f64) -> bool {
+    let bytes = id.as_bytes();
+    let draw = u64::from_be_bytes([
+        bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], 0, 0,
+    ]) >> 16;
+    (draw as f64) < fraction * (1u64 << 48) as f64
 }
 
 /// Deletes a kept recording: row first, then the file.

@@ -493,3 +493,37 @@ fn a_time_filter_still_keeps_what_the_model_found_nothing_in() {
     assert!(!m.decide_after_detection(&mut f.store, morning.id).unwrap());
     assert!(f.row(morning.id).unwrap().path.unwrap().exists());
 }
+
+#[test]
+fn keep_negatives_keeps_about_that_fraction_of_the_empty_ones_and_decides_the_same_twice() {
+    use super::kept_as_negative;
+
+    let ids: Vec<Uuid> = (0..4000).map(|_| Uuid::new_v4()).collect();
+    let kept = ids.iter().filter(|id| kept_as_negative(**id, 0.25)).count();
+    // Binomial(4000, 0.25): mean 1000, sd 27; 6 sd either way.
+    assert!((840..=1160).contains(&kept), "{kept} of 4000");
+    assert!(ids.iter().all(|id| !kept_as_negative(*id, 0.0)));
+    assert!(ids.iter().all(|id| kept_as_negative(*id, 1.0)));
+
+    // In the pass and after the model's verdict alike.
+    let mut f = fixture();
+    let mut m = f.management();
+    m.keep_detected = true;
+    m.keep_negatives = 0.5;
+    let recs: Vec<_> = (0..20)
+        .map(|i| {
+            f.record(
+                at("2026-06-01T05:00:00Z") + jiff::SignedDuration::from_secs(i),
+                100,
+            )
+        })
+        .collect();
+    f.pass(&m, at("2026-06-01T06:00:00Z"));
+    for rec in &recs {
+        output(&mut f, rec, &[]);
+        let deleted = m.decide_after_detection(&mut f.store, rec.id).unwrap();
+        assert_eq!(deleted, !kept_as_negative(rec.id, 0.5));
+        assert_eq!(f.row(rec.id).is_some(), kept_as_negative(rec.id, 0.5));
+    }
+    assert!(f.audit().is_clean());
+}
