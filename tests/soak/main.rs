@@ -9,7 +9,8 @@
 //! sample repeated or reordered and no hole that an interruption does not explain; rows
 //! and files agree (`acoupi audit`); every torn `.part` became a recording holding every
 //! whole frame it had; every accepted `config set` is in the file; every stop took under
-//! [`STOP_LIMIT`].
+//! [`STOP_LIMIT`]; every model output with a detection (the tiny model runs on every
+//! recording) became a detection message.
 //!
 //! `SOAK_SECONDS` (default 120) bounds the loop, `SOAK_SEED` (default: the clock)
 //! repeats the sequence of faults and `SOAK_FAULTS` (e.g. `Kill9,DiskFull`) limits them. Mounting the tmpfs needs root with `CAP_SYS_ADMIN`. Ignored by
@@ -136,10 +137,12 @@ impl Station {
         let broker = Broker::start();
         let install = Install::new();
         let disk = Tmpfs::mount(install.root().join("disk"), DISK_SIZE);
+        let tiny = support::detection::TinyModel::write(&install);
         connected_support::setup_connected(
             &install,
             &[
                 connected_support::mqtt_settings(broker.port, 2),
+                tiny.settings(false),
                 vec![
                     format!("paths.tmp_audio={}", disk.dir.join("tmp").display()),
                     format!("paths.recordings={}", disk.dir.join("recordings").display()),
@@ -375,6 +378,8 @@ fn nothing_is_lost_under_a_random_fault_loop() {
         &station.recordings(),
         &station.tmp(),
         &station.db(),
+        // Beside metadata.db, so on the small disk too.
+        &station.disk.dir.join("messages.db"),
         &log,
     );
     eprintln!("{}", account.report(seconds, seed, &log));

@@ -34,11 +34,22 @@ pub struct Account {
     disagreements: Option<String>,
     /// `acoupi audit --json`, when it did not exit 0.
     audit_cli: Option<String>,
+    /// Model outputs stored, and of those with a detection.
+    outputs: (usize, usize),
+    /// Outputs with a detection that have no detection message in messages.db.
+    unsent_outputs: Vec<String>,
 }
 
 impl Account {
     /// Reads the recordings, the temporary folder and metadata.db.
-    pub fn take(install: &Install, recordings: &Path, tmp: &Path, db: &Path, log: &Log) -> Account {
+    pub fn take(
+        install: &Install,
+        recordings: &Path,
+        tmp: &Path,
+        db: &Path,
+        messages_db: &Path,
+        log: &Log,
+    ) -> Account {
         let mut files = wav_files(recordings);
         files.extend(wav_files(tmp));
         files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
@@ -55,6 +66,8 @@ impl Account {
             torn_lost: Vec::new(),
             disagreements: None,
             audit_cli: None,
+            outputs: (0, 0),
+            unsent_outputs: Vec::new(),
         };
         let mut next: Option<u16> = None;
         let mut previous: Option<&Path> = None;
@@ -102,7 +115,31 @@ impl Account {
         if cli.code != Some(0) {
             account.audit_cli = Some(format!("{cli:#?}"));
         }
+        account.count_detection_messages(db, messages_db);
         account
+    }
+
+    /// Every stored output with a detection must have its message (same id) in
+    /// messages.db: a kill -9 between the two is made up for at the next start.
+    fn count_detection_messages(&mut self, db: &Path, messages_db: &Path) {
+        let store = MetadataStore::open(db).unwrap();
+        let queued: std::collections::HashSet<Vec<u8>> =
+            crate::connected_support::outbox_messages(messages_db)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+        for rec in store.recordings_since(jiff::Timestamp::MIN).unwrap() {
+            for output in store.model_outputs(rec.id).unwrap() {
+                self.outputs.0 += 1;
+                if output.detections.is_empty() {
+                    continue;
+                }
+                self.outputs.1 += 1;
+                if !queued.contains(output.id.as_bytes().as_slice()) {
+                    self.unsent_outputs.push(output.id.to_string());
+                }
+            }
+        }
     }
 
     /// Interruptions that may each leave one hole: restarts and full-disk pauses.
@@ -127,6 +164,11 @@ impl Account {
                 .map(|d| format!("rows and files: {d}")),
         );
         out.extend(self.audit_cli.iter().map(|a| format!("acoupi audit: {a}")));
+        out.extend(
+            self.unsent_outputs
+                .iter()
+                .map(|id| format!("model output {id} with a detection has no message")),
+        );
         out.extend(
             log.config_values_lost
                 .iter()
@@ -158,6 +200,7 @@ impl Account {
              samples lost or repeated inside the kept audio: {}\n\
              torn .part files: {} left, {} not recovered whole\n\
              rows without files or files without rows: {}\n\
+             model outputs: {} ({} with a detection), detection messages missing: {}\n\
              config values lost: {} of {} storms\n\
              stops: {}, slowest {:.2} s (limit {:.1} s), over the limit or unclean: {}",
             log.injected.values().sum::<u32>(),
@@ -177,6 +220,9 @@ impl Account {
             } else {
                 "some (see failures)"
             },
+            self.outputs.0,
+            self.outputs.1,
+            self.unsent_outputs.len(),
             log.config_values_lost.len(),
             log.injected.get(&Fault::ConfigStorm).copied().unwrap_or(0),
             log.stop_times.len(),
