@@ -100,9 +100,10 @@ impl Daemon {
                 );
                 tracing::debug!(recording = %outcome.recording_id, detections = found.len(), took = ?outcome.took, "detection finished");
                 if matches!(self.store.recording(outcome.recording_id), Ok(None)) {
-                    // A time-based saving filter deleted it while the model ran: its
-                    // output has no row to hang from, and is not an error.
-                    tracing::debug!(recording = %outcome.recording_id, "recording deleted by the saving filters before its model output was stored");
+                    // A time-based saving filter deleted it while the model ran, or a
+                    // full disk has not let its row in yet: the output has nothing to
+                    // hang from (the recording counts as not analysed), and is not an error.
+                    tracing::debug!(recording = %outcome.recording_id, "no row for the recording (deleted by the saving filters, or waiting for room): its model output is not stored");
                     return;
                 }
                 if let Err(e) = self.store.insert_model_output(&output) {
