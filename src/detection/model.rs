@@ -18,7 +18,7 @@ use super::{Detection, DetectionError};
 /// A loaded, optimised model with its labels: ready to run on recordings.
 #[derive(Debug)]
 pub struct Model {
-    plan: TypedSimplePlan<TypedModel>,
+    plan: Plan,
     /// The model's name in `model_output.model_name`: the model file's stem.
     name: String,
     labels: Vec<String>,
@@ -31,6 +31,9 @@ pub struct Model {
     /// Whether the input is `[1, samples]` (else `[samples]`).
     batched: bool,
 }
+
+/// An optimised tract model, ready to run.
+type Plan = std::sync::Arc<TypedSimplePlan>;
 
 impl Model {
     /// Loads the model and labels `config` names and runs the model once on silence.
@@ -46,9 +49,22 @@ impl Model {
             path: path.clone(),
             cause: e,
         })?;
-        let typed = tract_onnx::onnx()
+        let inference = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
-            .and_then(|m| m.into_typed())
+            .map_err(|e| invalid(format!("{e:#}")))?;
+        // An empty input (a dimension of 0) makes tract 0.23's analysis divide by zero
+        // (a panic, an abort in the release build): refuse it before analysis.
+        let declared = inference
+            .input_fact(0)
+            .ok()
+            .and_then(|f| f.shape.as_concrete_finite().ok().flatten());
+        if let Some(dims) = declared.filter(|d| d.contains(&0)) {
+            return Err(invalid(format!(
+                "its input is {dims:?}, a window model takes [1, samples] or [samples] of a fixed length: export it with a fixed input shape"
+            )));
+        }
+        let typed = inference
+            .into_typed()
             .map_err(|e| invalid(format!("{e:#}")))?;
         if typed.inputs.len() != 1 || typed.outputs.len() != 1 {
             return Err(invalid(format!(
@@ -137,7 +153,7 @@ impl Model {
         let run = || -> TractResult<Vec<f32>> {
             let input = Tensor::from_shape(shape, window)?;
             let out = self.plan.run(tvec!(input.into()))?;
-            let view = out[0].to_array_view::<f32>()?;
+            let view = out[0].to_plain_array_view::<f32>()?;
             Ok(view.iter().copied().collect())
         };
         run().map_err(|e| DetectionError::Inference {
