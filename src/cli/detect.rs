@@ -56,7 +56,7 @@ pub fn run(layout: &Layout, args: DetectArgs) -> anyhow::Result<()> {
         file: args.file,
         model: model.name().to_owned(),
         duration_s,
-        threshold: section.threshold,
+        threshold: section.threshold(),
         detections,
     };
     if args.json {

@@ -72,7 +72,7 @@ fn the_recorder_stores_model_outputs_and_keeps_only_recordings_with_detections()
         model_file,
         labels_file: Some(labels_file),
         samplerate: 8000,
-        threshold: 0.5,
+        threshold: Some(0.5),
         classes: vec!["loud".into()],
         ..DetectionConfig::default()
     })
