@@ -14,7 +14,7 @@ use std::path::Path;
 
 use tract_tflite::prelude::*;
 
-use super::model::Plan;
+use super::model::{is_tflite, read_model, Plan};
 use super::DetectionError;
 
 /// The sample rate the model takes.
@@ -39,13 +39,9 @@ pub(super) fn load(path: &Path) -> Result<Plan, DetectionError> {
         path: path.to_owned(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| DetectionError::Read {
-        field: "detection.model_file",
-        path: path.to_owned(),
-        cause: e,
-    })?;
-    // A TFLite flatbuffer says "TFL3" at offset 4; check before the parser sees the bytes.
-    if bytes.get(4..8) != Some(b"TFL3".as_slice()) {
+    let bytes = read_model(path)?;
+    // Checked before the flatbuffer parser sees the bytes.
+    if !is_tflite(&bytes) {
         return Err(invalid(
             "it is not a TFLite file: kind birdnet takes BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite (scripts/fetch-models.sh unpacks it); an ONNX window model needs detection.kind onnx_window".into(),
         ));

@@ -217,18 +217,28 @@ impl Model {
     }
 }
 
+/// The model file's bytes; a file that cannot be read names `detection.model_file`.
+pub(super) fn read_model(path: &Path) -> Result<Vec<u8>, DetectionError> {
+    std::fs::read(path).map_err(|e| DetectionError::Read {
+        field: "detection.model_file",
+        path: path.to_owned(),
+        cause: e,
+    })
+}
+
+/// Whether `bytes` are a TFLite flatbuffer: its file identifier "TFL3" at offset 4.
+pub(super) fn is_tflite(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(b"TFL3".as_slice())
+}
+
 /// Reads an ONNX window model: its plan, window length and whether its input is batched.
 fn onnx_window(path: &Path) -> Result<(Plan, usize, bool), DetectionError> {
     let invalid = |reason: String| DetectionError::Model {
         path: path.to_owned(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|e| DetectionError::Read {
-        field: "detection.model_file",
-        path: path.to_owned(),
-        cause: e,
-    })?;
-    if bytes.get(4..8) == Some(b"TFL3".as_slice()) {
+    let bytes = read_model(path)?;
+    if is_tflite(&bytes) {
         return Err(invalid(
             "it is a TFLite file: for BirdNET set detection.kind to birdnet".into(),
         ));
