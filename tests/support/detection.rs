@@ -51,7 +51,7 @@ impl TinyModel {
             model_file: self.model_file.clone(),
             labels_file: Some(self.labels_file.clone()),
             samplerate: RATE,
-            threshold: 0.5,
+            threshold: Some(0.5),
             classes: vec!["loud".into()],
             ..DetectionConfig::default()
         })
