@@ -231,3 +231,50 @@ fn gaps_and_heartbeats_round_trip() {
     assert_eq!(since[0], stored);
     assert_eq!(since[0].payload, payload);
 }
+
+/// A file's first row is committed without a sync of its own, but committed: another
+/// connection reads it at once. Every later write keeps the store's durability, also
+/// after an insert the store refused.
+#[test]
+fn a_registered_row_is_committed_and_the_store_keeps_its_durability() {
+    let (dir, mut store, deployment) = fresh();
+    const FULL: i64 = 2;
+    assert_eq!(store.synchronous(), FULL);
+    let new = new_recording(
+        deployment.id,
+        at("2026-11-26T04:00:00Z"),
+        dir.path().join("tmp.wav"),
+    );
+    store.register_recording(&new, false).unwrap();
+    assert_eq!(store.synchronous(), FULL);
+    let other = Connection::open(store.path()).unwrap();
+    let state: String = other
+        .query_row("SELECT state FROM recording", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(state, "tmp");
+    let foreign = NewRecording {
+        deployment_id: Uuid::new_v4(),
+        ..new_recording(
+            deployment.id,
+            at("2026-11-26T04:00:01Z"),
+            dir.path().join("foreign.wav"),
+        )
+    };
+    assert!(matches!(
+        store.register_recording(&foreign, false),
+        Err(StoreError::UnknownDeployment { .. })
+    ));
+    assert_eq!(store.synchronous(), FULL);
+    drop(store);
+
+    let path = dir.path().join("metadata.db");
+    let mut store = MetadataStore::open_with(&path, Durability::Normal, Check::Quick).unwrap();
+    let later = new_recording(
+        deployment.id,
+        at("2026-11-26T04:00:02Z"),
+        dir.path().join("later.wav"),
+    );
+    store.register_recording(&later, true).unwrap();
+    const NORMAL: i64 = 1;
+    assert_eq!(store.synchronous(), NORMAL);
+}
