@@ -32,7 +32,7 @@ pub enum Durability {
 }
 
 impl Durability {
-    pub(super) fn pragma_value(self) -> &'static str {
+    fn pragma_value(self) -> &'static str {
         match self {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",

@@ -363,10 +363,9 @@ fn issue_11_nameless_part_is_filed_by_its_last_write_and_an_empty_part_is_remove
     assert_eq!(guano_field(&g, "Length"), Some("1.500000"));
 }
 
-/// A finished file's row is committed without a sync of its own: the synced commit that
-/// marks it kept makes both durable (one sync of metadata.db's log per file). Killed
-/// (SIGKILL) between the two — rows written, no file moved yet — the restart finds every
-/// row, keeps every file, and registers none of them twice.
+/// Killed (SIGKILL) between a finished file's row and its move — rows written, no file
+/// moved yet — the restart finds every row, keeps every file, and registers none of them
+/// twice. (Guards the order any cheaper commit of that row must keep.)
 #[test]
 fn rows_committed_before_their_move_survive_kill_9() {
     let install = Install::new();

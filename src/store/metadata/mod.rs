@@ -40,9 +40,6 @@ pub struct MetadataStore {
     conn: Connection,
     path: PathBuf,
     was_empty: bool,
-    /// What the connection's commits promise ([`Durability`]), restored after a
-    /// transaction that may skip the sync ([`MetadataStore::unsynced`]).
-    durability: Durability,
 }
 
 impl std::fmt::Debug for MetadataStore {
@@ -94,7 +91,6 @@ impl MetadataStore {
             conn,
             path: path.to_path_buf(),
             was_empty,
-            durability,
         })
     }
 
@@ -111,8 +107,6 @@ impl MetadataStore {
             conn,
             path: path.to_path_buf(),
             was_empty: false,
-            // Never commits: query_only.
-            durability: Durability::Full,
         })
     }
 
@@ -143,41 +137,6 @@ impl MetadataStore {
 
     fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sqlite_err(&self.path, op)
-    }
-
-    /// Runs `write` with `synchronous=NORMAL`, then restores the store's own
-    /// [`Durability`]. In WAL mode its commit is in the log (a crash of the process loses
-    /// nothing) but not synced: a power cut may roll it back, and the database stays
-    /// consistent. The next synced commit makes it durable too, since one sync of the log
-    /// covers every frame before it. Only for rows whose loss at a power cut is
-    /// recovered from the files themselves (see [`MetadataStore::register_recording`]).
-    fn unsynced<T>(
-        &mut self,
-        write: impl FnOnce(&mut Self) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        if self.durability == Durability::Normal {
-            return write(self);
-        }
-        self.set_synchronous(Durability::Normal)?;
-        let written = write(self);
-        // Restored whatever `write` did: every other commit keeps its promise.
-        self.set_synchronous(self.durability)?;
-        written
-    }
-
-    fn set_synchronous(&self, durability: Durability) -> Result<(), StoreError> {
-        self.conn
-            .pragma_update(None, "synchronous", durability.pragma_value())
-            .map_err(self.err("setting synchronous on"))
-    }
-
-    /// The connection's `synchronous` setting as SQLite reports it (0 OFF, 1 NORMAL,
-    /// 2 FULL, 3 EXTRA), for tests of what a write leaves behind.
-    #[cfg(test)]
-    pub(crate) fn synchronous(&self) -> i64 {
-        self.conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap()
     }
 
     /// Starts a deployment. Refuses with [`StoreError::DeploymentActive`] while one is

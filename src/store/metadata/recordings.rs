@@ -130,21 +130,15 @@ impl MetadataStore {
     }
 
     /// Registers a file that had no row: inserts it (state `tmp`) and, when `kept` (the
-    /// file already lies in the recordings root), marks it kept at its path. The daemon
-    /// registers every finished file through this, and its start-up repair and `acoupi
-    /// audit --repair` the orphans. Safe to repeat: both steps are idempotent by id.
-    ///
-    /// The insert is not synced on its own ([`MetadataStore::unsynced`]): a row lost at a
-    /// power cut points at a file in the temporary directory, which is RAM on the device
-    /// (lost with it) or, on a disk, a finished file without a row that the next start-up
-    /// registers again. The synced commit that marks it kept (here when `kept`, else the
-    /// management pass's move) makes both durable: one sync of the log per file, not two.
+    /// file already lies in the recordings root), marks it kept at its path. The daemon's
+    /// start-up repair and `acoupi audit --repair` both register orphans through this.
+    /// Safe to repeat: both steps are idempotent by id.
     pub fn register_recording(
         &mut self,
         row: &NewRecording,
         kept: bool,
     ) -> Result<Recording, StoreError> {
-        let stored = self.unsynced(|store| store.insert_recording(row))?;
+        let stored = self.insert_recording(row)?;
         if kept {
             return self.mark_kept(row.id, &row.path);
         }

@@ -15,9 +15,7 @@ use uuid::Uuid;
 
 use super::recordings::recording_where;
 use super::{sqlite_err, ts, MetadataStore};
-use crate::store::db::{
-    integrity_problems, open_for_reading, parse_timestamp, to_micros, Check, Durability,
-};
+use crate::store::db::{integrity_problems, open_for_reading, parse_timestamp, to_micros, Check};
 use crate::store::metadata_types::RecordingSummary;
 use crate::store::schema::{self, stored_version, SUMMARY_VERSION};
 use crate::store::StoreError;
@@ -83,8 +81,6 @@ impl MetadataStore {
             conn,
             path: path.to_path_buf(),
             was_empty: false,
-            // SQLite's default, which `open_for_reading` leaves as it is.
-            durability: Durability::Full,
         };
         let record = store.record_integrity(check, problems.as_deref(), Timestamp::now())?;
         Ok((store, record))
