@@ -362,3 +362,96 @@ fn issue_11_nameless_part_is_filed_by_its_last_write_and_an_empty_part_is_remove
     );
     assert_eq!(guano_field(&g, "Length"), Some("1.500000"));
 }
+
+/// Killed (SIGKILL) between a finished file's row and its move — rows written, no file
+/// moved yet — the restart finds every row, keeps every file, and registers none of them
+/// twice. (Guards the order any cheaper commit of that row must keep.)
+#[test]
+fn rows_committed_before_their_move_survive_kill_9() {
+    let install = Install::new();
+    install.setup(&[]);
+    install.deploy("between");
+    // Moves fail while the year folder is a file: the day folder cannot be made. The
+    // year a minute on too, should the test run across New Year.
+    let recordings = install.recordings();
+    std::fs::create_dir_all(&recordings).unwrap();
+    let now = jiff::Timestamp::now();
+    let mut blockers: Vec<_> = [now, now + jiff::SignedDuration::from_secs(60)]
+        .iter()
+        .map(|t| recordings.join(t.strftime("%Y").to_string()))
+        .collect();
+    blockers.dedup();
+    for b in &blockers {
+        std::fs::write(b, b"").unwrap();
+    }
+    let feeder = Feeder::start(&install.fifo, 0);
+    let notify = Notify::bind(install.root());
+    let t0 = Instant::now();
+    let mut daemon = install.spawn_daemon("run", &notify);
+    notify.expect_ready(t0, READY_WITHIN, &daemon);
+    let tmp = install.tmp_audio();
+    let rows_in_tmp = || {
+        let db = rusqlite::Connection::open(install.db()).unwrap();
+        let mut stmt = db
+            .prepare("SELECT path FROM recording WHERE state = 'tmp' ORDER BY datetime")
+            .unwrap();
+        let paths: Vec<std::path::PathBuf> = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|p| p.unwrap().into())
+            .collect();
+        paths
+    };
+    let settled = wait_until(Duration::from_secs(8), || {
+        let files = wav_files(&tmp);
+        files.len() >= 3 && rows_in_tmp() == files
+    });
+    assert!(
+        settled,
+        "files {:#?} rows {:#?}; log:\n{}",
+        wav_files(&tmp),
+        rows_in_tmp(),
+        daemon.log_text()
+    );
+    assert!(wav_files(&recordings).is_empty());
+    daemon.child.kill().expect("SIGKILL");
+    daemon.child.wait().unwrap();
+    drop(feeder);
+    let left = wav_files(&tmp);
+    assert!(left.len() >= 3, "{left:#?}");
+    let rows = rows_in_tmp();
+    assert!(left.iter().all(|f| rows.contains(f)), "{left:#?} {rows:#?}");
+    let audio: Vec<_> = left.iter().map(|f| wav_samples(f)).collect();
+
+    // Restart with room for the moves, as after a fix.
+    for b in &blockers {
+        std::fs::remove_file(b).unwrap();
+    }
+    let _feeder = Feeder::start(&install.fifo, 0);
+    let notify = Notify::bind(&install.root().join("second"));
+    let t0 = Instant::now();
+    let mut daemon = install.spawn_daemon("run", &notify);
+    notify.expect_ready(t0, READY_WITHIN, &daemon);
+    daemon.stop_cleanly(Duration::from_secs(5));
+    let log = daemon.log_text();
+    assert!(
+        !log.contains("registering a finished recording that had no row"),
+        "{log}"
+    );
+    assert_rows_match_files(&install);
+    let kept = wav_files(&recordings);
+    for (file, samples) in left.iter().zip(&audio) {
+        let name = file.file_name().unwrap();
+        let moved: Vec<_> = kept
+            .iter()
+            .filter(|k| k.file_name() == Some(name))
+            .collect();
+        assert_eq!(
+            moved.len(),
+            1,
+            "{} not kept once: {kept:#?}",
+            file.display()
+        );
+        assert_eq!(&wav_samples(moved[0]), samples, "{}", file.display());
+    }
+}

@@ -20,6 +20,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use jiff::Timestamp;
 use uuid::Uuid;
@@ -55,6 +56,10 @@ pub struct Management {
     /// Whether the last pass found the free-space threshold out of reach: the error is
     /// logged when this turns true, not at every pass.
     out_of_reach: AtomicBool,
+    /// Whether a move may be a hard link: the first file moved and the recordings root
+    /// on one file system (`st_dev`), looked at once. Only a hint: a link that fails
+    /// still copies, and a copy always works.
+    links: OnceLock<bool>,
 }
 
 /// What one pass did.
@@ -145,6 +150,7 @@ impl Management {
             max_age: None,
             guano: GuanoContext::default(),
             out_of_reach: AtomicBool::new(false),
+            links: OnceLock::new(),
         }
     }
 
@@ -271,7 +277,10 @@ impl Management {
             store.mark_kept(rec.id, &dest)?;
             return Ok(());
         }
-        move_file(path, &dest)?;
+        let link = *self
+            .links
+            .get_or_init(|| same_file_system(path, &self.recordings_root));
+        move_file(path, &dest, link)?;
         if let Err(e) = store.mark_kept(rec.id, &dest) {
             if let Err(undo) = remove_if_present(&dest) {
                 tracing::warn!(path = %dest.display(), error = %undo, "undoing a move failed; start-up registers the copy");
@@ -387,18 +396,29 @@ pub fn available_bytes(path: &Path) -> io::Result<u64> {
     Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
 }
 
+/// Whether `a` and `b` lie on one file system; true when either cannot be looked at
+/// (then the link is tried, as without the hint).
+fn same_file_system(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => true,
+    }
+}
+
 /// Puts `src` at `dest` durably (a temporary name, then
 /// [`crate::files::rename_durably`]), leaving `src` in place. On the same file system
-/// the temporary name is a hard link: no data is copied and no space is needed, so a
-/// full disk does not stop the move. Across file systems (the temporary directory is usually a tmpfs) it is a copy, fsynced; a copy
-/// that fails is removed, since on a full disk it holds the last free blocks.
-fn move_file(src: &Path, dest: &Path) -> Result<(), ManagementError> {
+/// (`link`) the temporary name is a hard link: no data is copied and no space is needed,
+/// so a full disk does not stop the move. Across file systems (the temporary directory
+/// is usually a tmpfs) it is a copy, fsynced, without first trying a link bound to fail;
+/// a copy that fails is removed, since on a full disk it holds the last free blocks.
+fn move_file(src: &Path, dest: &Path, link: bool) -> Result<(), ManagementError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     let part = dest.with_extension("wav.moving");
     // A leftover of a crash mid-move; a link cannot replace it.
     remove_if_present(&part)?;
-    if fs::hard_link(src, &part).is_err() {
+    if !link || fs::hard_link(src, &part).is_err() {
         // EXDEV across file systems, EPERM where links are not supported: copy.
         let copied = fs::copy(src, &part)
             .map_err(io_err("copying a recording to", &part))

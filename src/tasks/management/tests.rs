@@ -368,7 +368,7 @@ fn records_keeps_deletions_and_crashes_leave_rows_and_files_in_step() {
     // Crash after a kept file was copied into place, before its row moved.
     let a = f.record(second(20), 50);
     let dest = f.root.join("2026/07/01/20260701_000020_000.wav");
-    move_file(a.path.as_ref().unwrap(), &dest).unwrap();
+    move_file(a.path.as_ref().unwrap(), &dest, true).unwrap();
     assert_eq!(f.audit().files_without_row, vec![dest.clone()]);
     f.restart();
     f.pass(&m, second(30));
@@ -526,4 +526,33 @@ fn keep_negatives_keeps_about_that_fraction_of_the_empty_ones_and_decides_the_sa
         assert_eq!(f.row(rec.id).is_some(), kept_as_negative(rec.id, 0.5));
     }
     assert!(f.audit().is_clean());
+}
+
+/// A move links on one file system and copies when told the two are apart (the hint
+/// `same_file_system` gives once per configuration); either way the file arrives whole
+/// and the source stays until the row has moved.
+#[test]
+fn a_move_links_on_one_file_system_and_copies_across() {
+    use std::os::unix::fs::MetadataExt;
+    let f = fixture();
+    fs::create_dir_all(&f.root).unwrap();
+    assert!(same_file_system(&f.tmp, &f.root));
+    let src = f.tmp.join("a.wav");
+    fs::write(&src, b"audio").unwrap();
+    let linked = f.root.join("2026/07/01/linked.wav");
+    move_file(&src, &linked, true).unwrap();
+    assert_eq!(
+        fs::metadata(&src).unwrap().ino(),
+        fs::metadata(&linked).unwrap().ino()
+    );
+    let copied = f.root.join("2026/07/01/copied.wav");
+    move_file(&src, &copied, false).unwrap();
+    assert_ne!(
+        fs::metadata(&src).unwrap().ino(),
+        fs::metadata(&copied).unwrap().ino()
+    );
+    assert_eq!(fs::read(&copied).unwrap(), b"audio");
+    assert!(!copied.with_extension("wav.moving").exists());
+    // /proc is never the temporary directory's file system.
+    assert!(!same_file_system(Path::new("/proc"), &f.root));
 }
