@@ -24,7 +24,7 @@ gnu_triple = $(shell . scripts/targets.sh && target_vars $(1) && echo "$$GNU_TRI
 APT_PACKAGES := make git debootstrap qemu-system-arm ipxe-qemu cpio kmod python3 gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
   libasound2-dev alsa-utils file curl ca-certificates bzip2 xz-utils \
   dosfstools mtools fdisk e2fsprogs bmap-tools systemd sqlite3 shellcheck jq \
-  mosquitto openssl
+  mosquitto openssl python3-venv python3-pip
 
 # Cross-build environment (route B of README "Cross-building"): Debian cross gcc as the
 # linker, a musl-specs wrapper as the C compiler, pkg-config confined to the static alsa-lib.
