@@ -58,7 +58,8 @@ fn issue_11_raw_string_mqtt_password_is_reported_as_a_secret() {
     assert_eq!(
         v,
         json!({"valid": true, "error": null, "has_deployment": false, "deployment_name": null,
-               "holds_secrets": true, "program": "connected"})
+               "holds_secrets": true, "program": "connected", "detection_model_file": null,
+               "detection_labels_file": null})
     );
 }
 
