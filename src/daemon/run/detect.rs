@@ -99,18 +99,21 @@ impl Daemon {
                     &found,
                 );
                 tracing::debug!(recording = %outcome.recording_id, detections = found.len(), took = ?outcome.took, "detection finished");
-                if matches!(self.store.recording(outcome.recording_id), Ok(None)) {
-                    // A time-based saving filter deleted it while the model ran, or a
-                    // full disk has not let its row in yet: the output has nothing to
-                    // hang from (the recording counts as not analysed), and is not an error.
-                    tracing::debug!(recording = %outcome.recording_id, "no row for the recording (deleted by the saving filters, or waiting for room): its model output is not stored");
-                    return;
-                }
-                if let Err(e) = self.store.insert_model_output(&output) {
-                    let error = crate::error::chain(&e);
-                    tracing::error!(recording = %outcome.recording_id, %error, "storing the model output failed");
-                    self.last_error = Some(format!("storing a model output: {error}"));
-                    return;
+                match self.store.insert_model_output(&output) {
+                    Ok(()) => {}
+                    Err(crate::store::StoreError::UnknownRecording { .. }) => {
+                        // A time-based saving filter deleted it while the model ran, or a
+                        // full disk has not let its row in yet: the output has nothing to
+                        // hang from (the recording counts as not analysed), and is not an error.
+                        tracing::debug!(recording = %outcome.recording_id, "no row for the recording (deleted by the saving filters, or waiting for room): its model output is not stored");
+                        return;
+                    }
+                    Err(e) => {
+                        let error = crate::error::chain(&e);
+                        tracing::error!(recording = %outcome.recording_id, %error, "storing the model output failed");
+                        self.last_error = Some(format!("storing a model output: {error}"));
+                        return;
+                    }
                 }
                 let management = &self.program.management;
                 if let Err(e) =
