@@ -39,10 +39,14 @@ fn sigterm_and_time(daemon: &mut support::Daemon) -> (Duration, Option<i32>) {
 }
 
 /// Samples in every finished file and `.part` under `home` (recordings and tmp).
+///
+/// The recorder moves finished files while this walks, so a file listed in tmp may be gone
+/// when it is opened: it counts nothing this time and the caller's next poll finds it.
 fn samples_on_disk(home: &Path, tmp: &Path) -> u64 {
     let done: u64 = wav_files(home)
         .iter()
-        .map(|f| wav_samples(f).len() as u64)
+        .filter_map(|f| hound::WavReader::open(f).ok())
+        .map(|r| u64::from(r.duration()))
         .sum();
     done + part_files(tmp)
         .iter()
