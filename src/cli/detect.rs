@@ -94,8 +94,19 @@ pub fn run(layout: &Layout, args: DetectArgs) -> anyhow::Result<()> {
         report.threshold
     );
     for d in &report.detections {
+        // A BatDetect2 call lasts milliseconds and has its own band and class confidence.
+        let call = if d.class_score != d.score {
+            format!(
+                "  {:.1}–{:.1} kHz  class {:.3}",
+                d.low_freq_hz / 1e3,
+                d.high_freq_hz / 1e3,
+                d.class_score
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "  {:>8.2}–{:<8.2} s  {:.3}  {}",
+            "  {:>9.4}–{:<9.4} s  {:.3}  {}{call}",
             d.start_s, d.end_s, d.score, d.class
         );
     }

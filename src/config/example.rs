@@ -43,6 +43,42 @@ mod tests {
     }
 
     #[test]
+    fn every_commented_detection_example_is_a_valid_section() {
+        let lines: Vec<&str> = example_ron()
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("//"))
+            .map(|l| l.trim_start_matches('/'))
+            .collect();
+        let mut kinds = Vec::new();
+        for (start, _) in lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.trim() == "detection: (")
+        {
+            let end = start
+                + lines[start..]
+                    .iter()
+                    .position(|l| l.trim() == "),")
+                    .unwrap();
+            let body = lines[start..=end].join("\n");
+            let text = format!("(microphone: (device_name: \"USB\"), {body})");
+            let c = parse(&text, Path::new("example.ron")).unwrap();
+            validate(&c).unwrap_or_else(|e| panic!("{body}\n{e:?}"));
+            kinds.push(c.detection.unwrap().kind);
+        }
+        use crate::detection::ModelKind;
+        assert_eq!(
+            kinds,
+            [
+                ModelKind::OnnxWindow,
+                ModelKind::Birdnet,
+                ModelKind::Batdetect2
+            ]
+        );
+    }
+
+    #[test]
     fn example_mentions_every_field_of_the_schema() {
         let c = Config {
             recording_saving: Some(Default::default()),

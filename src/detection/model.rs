@@ -13,7 +13,7 @@ use tract_onnx::prelude::*;
 
 use super::audio::{resample_linear, window_at, window_starts, Mono};
 use super::config::{DetectionConfig, ModelKind};
-use super::{birdnet, resample};
+use super::{batdetect2, birdnet, resample};
 use super::{Detection, DetectionError};
 
 /// A loaded, optimised model with its labels: ready to run on recordings.
@@ -28,7 +28,7 @@ pub struct Model {
     window: usize,
     hop: usize,
     samplerate: u32,
-    threshold: f32,
+    threshold: f64,
     /// Whether the input is `[1, samples]` (else `[samples]`).
     batched: bool,
     /// How windows are cut and outputs become scores.
@@ -39,7 +39,7 @@ pub struct Model {
 pub(super) type Plan = std::sync::Arc<TypedSimplePlan>;
 
 /// How a kind cuts windows and turns the model's outputs into scores.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Scoring {
     /// Windows `hop` apart, the tail padded; the outputs are the scores.
     Window,
@@ -50,6 +50,8 @@ enum Scoring {
         /// The sigmoid's slope from `detection.sensitivity`.
         slope: f32,
     },
+    /// BatDetect2's chunks and calls (`detection::batdetect2`): no windows.
+    Batdetect2(batdetect2::Network),
 }
 
 impl Model {
@@ -61,21 +63,22 @@ impl Model {
             path: path.clone(),
             reason,
         };
-        let (plan, window, batched) = match config.kind {
-            ModelKind::OnnxWindow => onnx_window(path)?,
-            ModelKind::Birdnet => (birdnet::load(path)?, birdnet::WINDOW, true),
-        };
-        let (name, samplerate, hop, scoring) = match config.kind {
+        let (plan, window, batched, name, samplerate, hop, scoring) = match config.kind {
             ModelKind::OnnxWindow => {
+                let (plan, window, batched) = onnx_window(path)?;
                 let overlap = config.overlap.clamp(0.0, 0.9);
                 let hop = ((window as f64) * (1.0 - overlap)).round().max(1.0) as usize;
                 let name = path
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                (name, config.samplerate, hop, Scoring::Window)
+                let rate = config.samplerate;
+                (plan, window, batched, name, rate, hop, Scoring::Window)
             }
             ModelKind::Birdnet => (
+                birdnet::load(path)?,
+                birdnet::WINDOW,
+                true,
                 birdnet::MODEL_NAME.to_owned(),
                 birdnet::SAMPLERATE,
                 0,
@@ -84,6 +87,19 @@ impl Model {
                     slope: birdnet::slope(config.sensitivity),
                 },
             ),
+            ModelKind::Batdetect2 => {
+                let network = batdetect2::Network::load(path)?;
+                (
+                    network.plan()?,
+                    (batdetect2::frontend::SAMPLERATE * batdetect2::frontend::CHUNK_SECONDS)
+                        as usize,
+                    true,
+                    batdetect2::MODEL_NAME.to_owned(),
+                    batdetect2::frontend::SAMPLERATE,
+                    0,
+                    Scoring::Batdetect2(network),
+                )
+            }
         };
         let mut model = Model {
             plan,
@@ -93,21 +109,23 @@ impl Model {
             window,
             hop,
             samplerate,
-            threshold: config.threshold() as f32,
+            threshold: config.threshold(),
             batched,
             scoring,
         };
-        let scores = model
-            .scores(&vec![0.0; window])
-            .map_err(|e| invalid(format!("it does not run on a window of silence: {e}")))?;
-        if config.kind == ModelKind::Birdnet && config.labels_file.is_none() {
+        let silent = |e: DetectionError| invalid(format!("it does not run on silence: {e}"));
+        let scores = match &model.scoring {
+            Scoring::Batdetect2(network) => network.classes().map_err(silent)?,
+            _ => model.scores(&vec![0.0; window]).map_err(silent)?.len(),
+        };
+        if config.kind != ModelKind::OnnxWindow && config.labels_file.is_none() {
             return Err(DetectionError::Labels {
                 path: "(not set)".into(),
                 labels: 0,
-                scores: scores.len(),
+                scores,
             });
         }
-        model.labels = labels(config.labels_file.as_deref(), scores.len())?;
+        model.labels = labels(config.labels_file.as_deref(), scores)?;
         model.reported = reported(&model.labels, &config.classes)?;
         Ok(model)
     }
@@ -158,6 +176,7 @@ impl Model {
             Scoring::Birdnet { .. } => {
                 resample::resample(&audio.samples, audio.samplerate, self.samplerate)
             }
+            Scoring::Batdetect2(ref network) => return self.calls(network, audio),
         };
         let rate = f64::from(self.samplerate);
         let length_s = samples.len() as f64 / rate;
@@ -176,6 +195,8 @@ impl Model {
             // birdnetlib's times: starts add up `3 - overlap` seconds, ends are start + 3
             // (past the recording's end for a padded tail); upstream's band is the
             // recording's, 0 to half its sample rate.
+            // Chunks, not windows: `Model::calls` answered above.
+            Scoring::Batdetect2(_) => (Vec::new(), 0.0),
             Scoring::Birdnet { overlap_s, .. } => (
                 birdnet::window_starts(samples.len(), overlap_s)
                     .into_iter()
@@ -200,10 +221,11 @@ impl Model {
                 .iter()
                 .zip(&self.labels)
                 .zip(&self.reported)
-                .filter(|((score, _), reported)| **reported && **score >= self.threshold)
+                .filter(|((score, _), reported)| **reported && f64::from(**score) >= self.threshold)
                 .map(|((score, label), _)| Detection {
                     class: label.clone(),
-                    score: score.clamp(0.0, 1.0),
+                    score: f64::from(score.clamp(0.0, 1.0)),
+                    class_score: f64::from(score.clamp(0.0, 1.0)),
                     start_s,
                     end_s,
                     low_freq_hz: 0.0,
@@ -214,6 +236,31 @@ impl Model {
             detections.extend(found);
         }
         Ok(detections)
+    }
+}
+
+impl Model {
+    /// BatDetect2's calls as detections: a call whose probability reaches the threshold
+    /// and whose most likely class is reported.
+    fn calls(
+        &self,
+        network: &batdetect2::Network,
+        audio: &Mono,
+    ) -> Result<Vec<Detection>, DetectionError> {
+        Ok(network
+            .detect(audio)?
+            .into_iter()
+            .filter(|c| c.det_prob >= self.threshold && self.reported[c.class])
+            .map(|c| Detection {
+                class: self.labels[c.class].clone(),
+                score: c.det_prob,
+                class_score: c.class_prob,
+                start_s: c.start_s,
+                end_s: c.end_s,
+                low_freq_hz: c.low_freq_hz,
+                high_freq_hz: c.high_freq_hz,
+            })
+            .collect())
     }
 }
 

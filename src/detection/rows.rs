@@ -2,7 +2,9 @@
 //! `detection` per class found in a window (an `event`: the window's time span and the
 //! model's frequency range), one `predicted_tag` per detection: key `class` and the
 //! label for a window model; for BirdNET (model name `BirdNET`) what upstream's
-//! acoupi-birdnet writes, key `Scientific Taxon Name` and the label's scientific name.
+//! acoupi-birdnet writes, key `Scientific Taxon Name` and the label's scientific name;
+//! for BatDetect2 what acoupi-batdetect2 writes: one detection per call, key `species`,
+//! the call probability as the detection's score and the class probability as the tag's.
 //!
 //! A run that finds nothing is still stored, as an output without detections: upstream's
 //! file management waits for every required model's output, and "ran, found nothing" is
@@ -15,7 +17,7 @@ use crate::store::metadata::{
     BoundingBox, DetectionRow, ModelOutput, PredictedTag, PredictionType,
 };
 
-use super::{birdnet, Detection};
+use super::{batdetect2, birdnet, Detection};
 
 /// The key of every tag a window model writes; the value is the class label.
 pub const TAG_KEY: &str = "class";
@@ -24,6 +26,8 @@ pub const TAG_KEY: &str = "class";
 fn tag(model_name: &str, label: &str) -> (&'static str, String) {
     if model_name == birdnet::MODEL_NAME {
         (birdnet::TAG_KEY, birdnet::scientific_name(label).to_owned())
+    } else if model_name == batdetect2::MODEL_NAME {
+        (batdetect2::TAG_KEY, label.to_owned())
     } else {
         (TAG_KEY, label.to_owned())
     }
@@ -52,13 +56,13 @@ pub fn model_output(
                     end_time_s: d.end_s,
                     high_freq_hz: d.high_freq_hz,
                 }),
-                detection_score: f64::from(d.score),
+                detection_score: d.score,
                 tags: {
                     let (key, value) = tag(model_name, &d.class);
                     vec![PredictedTag {
                         key: key.into(),
                         value,
-                        confidence_score: f64::from(d.score),
+                        confidence_score: d.class_score,
                     }]
                 },
             })

@@ -338,6 +338,7 @@ fn birdnet_detections_become_upstreams_scientific_name_tags() {
     let found = [Detection {
         class: "Turdus merula_Eurasian Blackbird".into(),
         score: 0.5,
+        class_score: 0.5,
         start_s: 0.0,
         end_s: 3.0,
         low_freq_hz: 0.0,
@@ -358,4 +359,39 @@ fn birdnet_detections_become_upstreams_scientific_name_tags() {
         (tag.key.as_str(), tag.value.as_str()),
         ("class", "Turdus merula_Eurasian Blackbird")
     );
+}
+
+#[test]
+fn batdetect2_calls_become_upstreams_species_tags_with_the_class_probability() {
+    let call = [Detection {
+        class: "Pipistrellus pygmaeus".into(),
+        score: 0.8,
+        class_score: 0.6,
+        start_s: 0.0115,
+        end_s: 0.0155,
+        low_freq_hz: 34_062.0,
+        high_freq_hz: 42_656.0,
+    }];
+    let o = rows::model_output(
+        batdetect2::MODEL_NAME,
+        uuid::Uuid::new_v4(),
+        jiff::Timestamp::now(),
+        &call,
+    );
+    assert_eq!(o.model_name, "BatDetect2");
+    let d = &o.detections[0];
+    // As acoupi-batdetect2 stores a call: its probability on the detection, the class's on
+    // the tag, the call's own box.
+    assert_eq!(d.detection_score, 0.8);
+    let b = d.location.as_ref().unwrap();
+    assert_eq!(
+        (b.start_time_s, b.end_time_s, b.low_freq_hz, b.high_freq_hz),
+        (0.0115, 0.0155, 34_062.0, 42_656.0)
+    );
+    let tag = &d.tags[0];
+    assert_eq!(
+        (tag.key.as_str(), tag.value.as_str()),
+        ("species", "Pipistrellus pygmaeus")
+    );
+    assert_eq!(tag.confidence_score, 0.6);
 }

@@ -420,6 +420,7 @@ fn output(f: &mut Fixture, rec: &Recording, classes: &[&str]) {
         .map(|c| crate::detection::Detection {
             class: c.to_string(),
             score: 0.9,
+            class_score: 0.9,
             start_s: 0.0,
             end_s: 1.0,
             low_freq_hz: 0.0,
