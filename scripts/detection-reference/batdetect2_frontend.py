@@ -1,6 +1,6 @@
 """BatDetect2 1.3.1's spectrogram front-end on a WAV file, dumped for comparison with ours.
 
-Usage: batdetect2_frontend.py WAV OUT_DIR
+Usage: batdetect2_frontend.py OUT_DIR WAV [WAV ...]
 
 Runs batdetect2's own functions as `batdetect2.api.process_file` does, with the api's
 default configuration (`api.CONFIG`, the checkpoint's parameters over the defaults):
@@ -8,7 +8,7 @@ default configuration (`api.CONFIG`, the checkpoint's parameters over the defaul
 256 kHz), `iterate_over_chunks` (3 s) and, per chunk, `compute_spectrogram` (pad_audio,
 STFT magnitude, crop to 10-120 kHz, PCEN, mean subtraction, bilinear resize to 128 rows).
 
-Writes into OUT_DIR:
+Writes into OUT_DIR/<the WAV's file stem>/ (stems must differ):
 - `audio.f32`: the resampled recording, raw little-endian float32;
 - `chunk<i>.f32`: chunk i's spectrogram as the network receives it, [128][width]
   row-major little-endian float32 (the tensor [1, 1, 128, width]);
@@ -57,7 +57,13 @@ SPEC_KEYS = [
 
 
 def main() -> None:
-    wav, out = Path(sys.argv[1]), Path(sys.argv[2])
+    out_dir = Path(sys.argv[1])
+    for wav in sys.argv[2:]:
+        dump(Path(wav), out_dir / Path(wav).stem)
+
+
+def dump(wav: Path, out: Path) -> None:
+    """Writes the front-end of `wav` into `out` (see the module doc)."""
     out.mkdir(parents=True, exist_ok=True)
     config = api.CONFIG
     samplerate, audio, file_samplerate = au.load_audio_and_samplerate(

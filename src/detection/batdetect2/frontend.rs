@@ -17,9 +17,11 @@
 //! Each step keeps the reference's precision where it shows: float32 where numpy and
 //! torch work in float32 (the FIR accumulation, magnitudes, row means, the resize),
 //! float64 where they work in float64 (the FFT, PCEN). Sums run in the reference's order
-//! (scipy's upfirdn loop, numpy's pairwise summation), so most values agree to the last
-//! bit; what remains is libm and FFT rounding, measured by
-//! `tests/integration/detect_batdetect2_frontend.rs`.
+//! (scipy's upfirdn loop, numpy's pairwise summation). On the reference machine the
+//! resampled audio and everything up to the resize agree with batdetect2 to the last
+//! bit; the resize does not reproduce torch's float order (vectorised and FMA-contracted
+//! differently per CPU), so about one value in nine differs by one ulp
+//! (`tests/integration/detect_batdetect2_frontend.rs` has the figures).
 //!
 //! Only the default configuration is implemented (no time expansion, no raw-audio
 //! scaling, no maximum duration): those are the values the exported network was
@@ -238,7 +240,8 @@ pub(super) fn firwin_kaiser(numtaps: usize, cutoff: f64, beta: f64) -> Vec<f64> 
 /// [`CROPPED_ROWS`] rows of `frames` columns, row 0 the highest bin ([`TOP_BIN`]).
 ///
 /// librosa windows in float64 (its window is float64), numpy's FFT is float64, the
-/// result is stored as complex64 and `np.abs` takes the float32 hypot of that.
+/// result is stored as complex64 and `np.abs` takes its float32 modulus
+/// ([`abs_complex64`]).
 fn magnitude(x: &[f32], frames: usize) -> Vec<f32> {
     let fft: Arc<dyn Fft<f64>> = FftPlanner::new().plan_fft_forward(N_FFT);
     let window = hann_periodic(N_FFT);
@@ -253,10 +256,26 @@ fn magnitude(x: &[f32], frames: usize) -> Vec<f32> {
         fft.process_with_scratch(&mut buf, &mut scratch);
         for row in 0..CROPPED_ROWS {
             let bin = buf[TOP_BIN - row];
-            spec[row * frames + t] = (bin.re as f32).hypot(bin.im as f32);
+            spec[row * frames + t] = abs_complex64(bin.re as f32, bin.im as f32);
         }
     }
     spec
+}
+
+/// `np.abs` of a complex64 as numpy 1.24 computes it on AVX-512 CPUs (the reference
+/// machine's): `big * sqrt(fma(r, r, 1))` with `r = small / big`, all float32. Without
+/// AVX-512 numpy calls `hypotf` instead; the two differ by at most one ulp, this one
+/// made the reference's magnitudes bit for bit. `r * r + 1` in float64, then rounded
+/// once to float32, is that fma without needing one in hardware (r² is exact in
+/// float64).
+fn abs_complex64(re: f32, im: f32) -> f32 {
+    let (re, im) = (re.abs(), im.abs());
+    let (big, small) = if re >= im { (re, im) } else { (im, re) };
+    if big == 0.0 {
+        return 0.0;
+    }
+    let r = f64::from(small / big);
+    big * ((r * r + 1.0) as f32).sqrt()
 }
 
 /// scipy's `get_window("hann", n, fftbins=True)` (periodic), computed as scipy's
@@ -309,7 +328,8 @@ fn denoise(spec: &mut [f32], frames: usize) {
 /// PyTorch's `F.interpolate(mode="bilinear", align_corners=False)` on one float32
 /// plane of `h_in` × `w_in`, row-major, to `h_out` × `w_out`: source coordinate
 /// `(dst + 0.5) * in / out - 0.5`, clamped at 0, the upper neighbour clamped to the
-/// edge, weights and sums in float32 in torch's CPU order.
+/// edge, weights and sums in float32 (each row pair's two columns blended first, then
+/// the rows: torch's `Interpolate` order, without its FMA contraction).
 pub fn resize_bilinear(
     src: &[f32],
     h_in: usize,
