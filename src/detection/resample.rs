@@ -89,7 +89,7 @@ fn half_window() -> Vec<f64> {
 
 /// The modified Bessel function of the first kind, order 0, by its power series (which
 /// converges fast for the arguments a Kaiser window with β ≈ 10 needs).
-fn bessel_i0(x: f64) -> f64 {
+pub(crate) fn bessel_i0(x: f64) -> f64 {
     let q = x * x / 4.0;
     let (mut term, mut sum) = (1.0, 1.0);
     for k in 1..200 {

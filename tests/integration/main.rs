@@ -41,6 +41,7 @@ mod daemon_run;
 mod daemon_stop;
 mod daemon_tmp_dir;
 mod detect_batdetect2;
+mod detect_batdetect2_frontend;
 mod detect_birdnet;
 mod image_bake;
 mod image_bake_config;

@@ -18,6 +18,9 @@
 pub mod frontend;
 pub mod postprocess;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
