@@ -164,20 +164,24 @@ impl Network {
     fn run(&self, spec: &[f32], width: usize) -> Result<Outputs, DetectionError> {
         let run = || -> TractResult<Outputs> {
             let input = Tensor::from_shape(&[1, 1, HEIGHT, width], spec)?;
-            let out = self.plan_for(width)?.run(tvec!(input.into()))?;
-            let plain = |i: usize| -> TractResult<Vec<f32>> {
-                Ok(out[i]
-                    .to_plain_array_view::<f32>()?
-                    .iter()
-                    .copied()
-                    .collect())
+            let mut out = self.plan_for(width)?.run(tvec!(input.into()))?;
+            // The maps are taken over, not copied: at 3-s chunks the class map alone is
+            // 55 MB, and a copy would be the process's peak.
+            let mut take = |i: usize| -> TractResult<Vec<f32>> {
+                let tensor = std::mem::replace(&mut out[i], Tensor::default().into_tvalue());
+                Ok(tensor
+                    .into_tensor()
+                    .into_plain_array::<f32>()?
+                    .into_raw_vec_and_offset()
+                    .0)
             };
-            let mut class = plain(1)?;
+            let size = take(0)?;
+            let mut class = take(1)?;
             let detection = softmax_classes(&mut class, HEIGHT * width);
             Ok(Outputs {
                 width,
                 detection,
-                size: plain(0)?,
+                size,
                 class,
             })
         };
