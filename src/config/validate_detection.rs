@@ -109,13 +109,16 @@ fn window_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
             ),
         );
     }
+    score_errors(d, "a model score", push);
+}
+
+/// The threshold of a model whose scores are probabilities (`meaning` says of what),
+/// and the sensitivity only BirdNET takes.
+fn score_errors(d: &DetectionConfig, meaning: &str, push: &mut impl FnMut(&str, String)) {
     if !(0.0..=1.0).contains(&d.threshold()) {
         push(
             "detection.threshold",
-            format!(
-                "must be between 0 and 1 (a model score), got {}",
-                d.threshold()
-            ),
+            format!("must be between 0 and 1 ({meaning}), got {}", d.threshold()),
         );
     }
     if d.sensitivity != 1.0 {
@@ -129,23 +132,40 @@ fn window_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
     }
 }
 
-/// The fields of BirdNET: its file names, 48 kHz, overlap in seconds, its ranges.
-fn birdnet_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
-    if d.model_file.extension().is_some_and(|e| e != "tflite") {
+/// The files a named model needs: `model_file` with the extension `ext` (`takes` says
+/// which file, `fix` how to get it) and a `labels_file` (`labels` says which).
+fn model_files_errors(
+    d: &DetectionConfig,
+    ext: &str,
+    takes: &str,
+    fix: &str,
+    labels: &str,
+    push: &mut impl FnMut(&str, String),
+) {
+    if d.model_file.extension().is_some_and(|e| e != ext) {
         push(
             "detection.model_file",
             format!(
-                "kind birdnet takes BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite, got {:?}: point it at that file (scripts/fetch-models.sh unpacks it), or set detection.kind to onnx_window for an ONNX model",
+                "{takes}, got {:?}: {fix}",
                 d.model_file.display().to_string()
             ),
         );
     }
     if d.labels_file.is_none() {
-        push(
-            "detection.labels_file",
-            "is not set: kind birdnet needs BirdNET_GLOBAL_6K_V2.4_Labels.txt, the labels file next to the model".into(),
-        );
+        push("detection.labels_file", format!("is not set: {labels}"));
     }
+}
+
+/// The fields of BirdNET: its file names, 48 kHz, overlap in seconds, its ranges.
+fn birdnet_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
+    model_files_errors(
+        d,
+        "tflite",
+        "kind birdnet takes BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite",
+        "point it at that file (scripts/fetch-models.sh unpacks it), or set detection.kind to onnx_window for an ONNX model",
+        "kind birdnet needs BirdNET_GLOBAL_6K_V2.4_Labels.txt, the labels file next to the model",
+        push,
+    );
     if d.samplerate != birdnet::SAMPLERATE {
         push(
             "detection.samplerate",
@@ -193,21 +213,14 @@ fn birdnet_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
 /// The fields of BatDetect2: its converted files; it takes no overlap or sensitivity and
 /// brings every recording to 256 kHz itself.
 fn batdetect2_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
-    if d.model_file.extension().is_some_and(|e| e != "onnx") {
-        push(
-            "detection.model_file",
-            format!(
-                "kind batdetect2 takes the ONNX conversion of Net2DFast_UK_same.pth.tar, got {:?}: make it with scripts/detection-reference/batdetect2_export.py (make models)",
-                d.model_file.display().to_string()
-            ),
-        );
-    }
-    if d.labels_file.is_none() {
-        push(
-            "detection.labels_file",
-            "is not set: kind batdetect2 needs the class names batdetect2_export.py writes beside the model".into(),
-        );
-    }
+    model_files_errors(
+        d,
+        "onnx",
+        "kind batdetect2 takes the ONNX conversion of Net2DFast_UK_same.pth.tar",
+        "make it with scripts/detection-reference/batdetect2_export.py (make models)",
+        "kind batdetect2 needs the class names batdetect2_export.py writes beside the model",
+        push,
+    );
     let rate = batdetect2::frontend::SAMPLERATE;
     if d.samplerate != rate && d.samplerate != DetectionConfig::default().samplerate {
         push(
@@ -227,24 +240,7 @@ fn batdetect2_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
             ),
         );
     }
-    if !(0.0..=1.0).contains(&d.threshold()) {
-        push(
-            "detection.threshold",
-            format!(
-                "must be between 0 and 1 (the probability of a bat call), got {}",
-                d.threshold()
-            ),
-        );
-    }
-    if d.sensitivity != 1.0 {
-        push(
-            "detection.sensitivity",
-            format!(
-                "is for kind birdnet only, got {}: remove it or set it to 1.0",
-                d.sensitivity
-            ),
-        );
-    }
+    score_errors(d, "the probability of a bat call", push);
 }
 
 #[cfg(test)]

@@ -278,21 +278,29 @@ pub(super) fn is_tflite(bytes: &[u8]) -> bool {
     bytes.get(4..8) == Some(b"TFL3".as_slice())
 }
 
-/// Reads an ONNX window model: its plan, window length and whether its input is batched.
-fn onnx_window(path: &Path) -> Result<(Plan, usize, bool), DetectionError> {
+/// Reads an ONNX file into tract; a TFLite file is refused with `if_tflite`, the fix for
+/// the kind that was set.
+pub(super) fn read_onnx(path: &Path, if_tflite: &str) -> Result<InferenceModel, DetectionError> {
     let invalid = |reason: String| DetectionError::Model {
         path: path.to_owned(),
         reason,
     };
     let bytes = read_model(path)?;
     if is_tflite(&bytes) {
-        return Err(invalid(
-            "it is a TFLite file: for BirdNET set detection.kind to birdnet".into(),
-        ));
+        return Err(invalid(format!("it is a TFLite file: {if_tflite}")));
     }
-    let inference = tract_onnx::onnx()
+    tract_onnx::onnx()
         .model_for_read(&mut bytes.as_slice())
-        .map_err(|e| invalid(format!("{e:#}")))?;
+        .map_err(|e| invalid(format!("tract cannot read it as ONNX: {e:#}")))
+}
+
+/// Reads an ONNX window model: its plan, window length and whether its input is batched.
+fn onnx_window(path: &Path) -> Result<(Plan, usize, bool), DetectionError> {
+    let invalid = |reason: String| DetectionError::Model {
+        path: path.to_owned(),
+        reason,
+    };
+    let inference = read_onnx(path, "for BirdNET set detection.kind to birdnet")?;
     // An empty input (a dimension of 0) makes tract 0.23's analysis divide by zero
     // (a panic, an abort in the release build): refuse it before analysis.
     let declared = inference

@@ -16,10 +16,10 @@
 //! with the same species and probabilities within 0.01.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use acoupi::detection::batdetect2::Network;
 
+use crate::support::detection::reference_stdout;
 use crate::support::Install;
 
 /// Probability tolerance (the issue's).
@@ -67,22 +67,12 @@ impl Reference {
 
     /// batdetect2's answer for `wav`, with each chunk's spectrogram dumped into `dump`.
     fn run(&self, wav: &Path, dump: &Path) -> serde_json::Value {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("scripts/detection-reference/batdetect2_reference.py");
-        let out = Command::new(&self.python)
-            .arg(script)
-            .arg(wav)
-            .arg("--dump")
-            .arg(dump)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "the reference failed on {}: {}",
-            wav.display(),
-            String::from_utf8_lossy(&out.stderr)
+        let out = reference_stdout(
+            &self.python,
+            "batdetect2_reference.py",
+            &[wav.as_os_str(), "--dump".as_ref(), dump.as_os_str()],
         );
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_slice(&out).unwrap()
     }
 }
 

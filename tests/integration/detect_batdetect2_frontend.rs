@@ -15,10 +15,11 @@
 //! chunk's spectrogram within `TOLERANCE` of the reference's largest value.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use acoupi::detection::audio::read_wav;
 use acoupi::detection::batdetect2::frontend::{self, HEIGHT, SAMPLERATE};
+
+use crate::support::detection::reference_stdout;
 
 /// Largest difference allowed in a chunk's spectrogram, relative to its largest value.
 /// Measured on 2026-12-06 (batdetect2 1.3.1, numpy 1.24.2, scipy 1.10.1, torch 1.13, an
@@ -110,19 +111,9 @@ fn batdetect2_frontend_matches_batdetect2() {
         wavs.push(relabel(&originals[0], tmp.path(), name, rate));
     }
     let dumps = tmp.path().join("reference");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts/detection-reference/batdetect2_frontend.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .arg(&dumps)
-        .args(&wavs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the reference failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut args = vec![dumps.as_os_str()];
+    args.extend(wavs.iter().map(|w| w.as_os_str()));
+    reference_stdout(&python, "batdetect2_frontend.py", &args);
 
     for wav in &wavs {
         let dir = dumps.join(wav.file_stem().unwrap());

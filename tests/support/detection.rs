@@ -58,3 +58,28 @@ impl TinyModel {
         .unwrap()
     }
 }
+
+/// Runs `python` on the reference script `script` (a file in
+/// `scripts/detection-reference/`) with `args`, asserts it succeeded and returns what it
+/// printed: the Python side of the equivalence tests.
+pub fn reference_stdout(
+    python: &std::path::Path,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> Vec<u8> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts/detection-reference")
+        .join(script);
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

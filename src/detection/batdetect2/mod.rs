@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use tract_onnx::prelude::*;
 
 use super::audio::Mono;
-use super::model::{is_tflite, read_model, Plan};
+use super::model::{read_onnx, Plan};
 use super::DetectionError;
 use frontend::HEIGHT;
 use postprocess::{Call, Maps};
@@ -94,15 +94,10 @@ impl Network {
             path: path.to_owned(),
             reason,
         };
-        let bytes = read_model(path)?;
-        if is_tflite(&bytes) {
-            return Err(invalid(
-                "it is a TFLite file: kind batdetect2 takes the ONNX file scripts/detection-reference/batdetect2_export.py makes (make models)".into(),
-            ));
-        }
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut bytes.as_slice())
-            .map_err(|e| invalid(format!("tract cannot read it as ONNX: {e:#}")))?
+        let model = read_onnx(
+            path,
+            "kind batdetect2 takes the ONNX file scripts/detection-reference/batdetect2_export.py makes (make models)",
+        )?
             .into_typed()
             .map_err(|e| invalid(format!("{e:#}")))?;
         let not_ours = || {

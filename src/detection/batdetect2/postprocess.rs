@@ -184,16 +184,18 @@ mod tests {
         assert_eq!(p.iter().filter(|v| **v > 0.0).count(), 3);
     }
 
-    /// Maps of `h` × `w` with 3 classes and background, empty but for `calls`:
-    /// (row, column, call probability, duration px, bandwidth px, class, class probability).
-    fn maps_with(
+    /// The calls found in maps of `h` × `w` (3 classes and background) of a chunk at
+    /// `offset_s`, empty but for `placed`: (row, column, call probability, duration px,
+    /// bandwidth px, class, class probability).
+    fn calls_in(
         h: usize,
         w: usize,
-        calls: &[(usize, usize, f32, f32, f32, usize, f32)],
-    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        offset_s: f32,
+        placed: &[(usize, usize, f32, f32, f32, usize, f32)],
+    ) -> Vec<Call> {
         let (mut det, mut size, mut class) =
             (vec![0.0; h * w], vec![0.0; 2 * h * w], vec![0.0; 4 * h * w]);
-        for &(y, x, p, dur, band, c, cp) in calls {
+        for &(y, x, p, dur, band, c, cp) in placed {
             let i = y * w + x;
             det[i] = p;
             size[i] = dur;
@@ -201,13 +203,6 @@ mod tests {
             class[c * h * w + i] = cp;
             class[3 * h * w + i] = 1.0 - cp;
         }
-        (det, size, class)
-    }
-
-    #[test]
-    fn a_peak_becomes_a_call_with_batdetect2s_times_frequencies_and_class() {
-        let (h, w) = (128, 64);
-        let (det, size, class) = maps_with(h, w, &[(100, 10, 0.8, 4.0, 10.0, 2, 0.6)]);
         let maps = Maps {
             height: h,
             width: w,
@@ -215,7 +210,14 @@ mod tests {
             size: &size,
             class: &class,
         };
-        let found = calls(&maps, 3.0);
+        calls(&maps, offset_s)
+    }
+
+    #[test]
+    fn a_peak_becomes_a_call_with_batdetect2s_times_frequencies_and_class() {
+        let (h, w) = (128, 64);
+        let placed = &[(100, 10, 0.8, 4.0, 10.0, 2, 0.6)];
+        let found = calls_in(h, w, 3.0, placed);
         // Column 10 of the half-width map is spectrogram frame 20: (20 * 128 + 384) / 256 kHz
         // = 11.5 ms; it lasts 4 columns = 8 frames. Row 100 of 128 is 28 rows of
         // 859.375 Hz above 10 kHz, and 10 rows high.
@@ -237,46 +239,24 @@ mod tests {
     fn at_most_200_calls_a_second_above_the_floor_come_out_in_time_order() {
         // 32 columns are 17.5 ms of spectrogram: room for 3 calls.
         let (h, w) = (128, 32);
-        let (det, size, class) = maps_with(
-            h,
-            w,
-            &[
-                (10, 30, 0.5, 1.0, 1.0, 0, 0.9),
-                (30, 20, 0.7, 1.0, 1.0, 1, 0.9),
-                (50, 10, 0.6, 1.0, 1.0, 2, 0.9),
-                (70, 0, 0.2, 1.0, 1.0, 0, 0.9),
-                (90, 15, 0.01, 1.0, 1.0, 0, 0.9),
-            ],
-        );
-        let maps = Maps {
-            height: h,
-            width: w,
-            detection: &det,
-            size: &size,
-            class: &class,
-        };
-        let found: Vec<(usize, f64)> = calls(&maps, 0.0)
+        let placed = &[
+            (10, 30, 0.5, 1.0, 1.0, 0, 0.9),
+            (30, 20, 0.7, 1.0, 1.0, 1, 0.9),
+            (50, 10, 0.6, 1.0, 1.0, 2, 0.9),
+            (70, 0, 0.2, 1.0, 1.0, 0, 0.9),
+            (90, 15, 0.01, 1.0, 1.0, 0, 0.9),
+        ];
+        let found: Vec<(usize, f64)> = calls_in(h, w, 0.0, placed)
             .iter()
             .map(|c| (c.class, c.det_prob))
             .collect();
         assert_eq!(found, [(2, 0.6), (1, 0.7), (0, 0.5)]);
         // Wider, the weaker one is in; the one at the floor never is.
         let (h, w) = (128, 64);
-        let (det, size, class) = maps_with(
-            h,
-            w,
-            &[
-                (70, 0, 0.2, 1.0, 1.0, 0, 0.9),
-                (90, 15, 0.01, 1.0, 1.0, 0, 0.9),
-            ],
-        );
-        let maps = Maps {
-            height: h,
-            width: w,
-            detection: &det,
-            size: &size,
-            class: &class,
-        };
-        assert_eq!(calls(&maps, 0.0).len(), 1);
+        let placed = &[
+            (70, 0, 0.2, 1.0, 1.0, 0, 0.9),
+            (90, 15, 0.01, 1.0, 1.0, 0, 0.9),
+        ];
+        assert_eq!(calls_in(h, w, 0.0, placed).len(), 1);
     }
 }
