@@ -94,11 +94,7 @@ fn the_recorder_stores_model_outputs_and_keeps_only_recordings_with_detections()
         assert_eq!(stored.len(), expected.len(), "{}", file.display());
         for ((class, score), e) in stored.iter().zip(&expected) {
             assert_eq!(class, &e.class);
-            assert!(
-                (score - f64::from(e.score)).abs() < 1e-6,
-                "{score} vs {}",
-                e.score
-            );
+            assert!((score - e.score).abs() < 1e-6, "{score} vs {}", e.score);
         }
     }
     let analysed = files
