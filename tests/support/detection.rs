@@ -62,10 +62,10 @@ impl TinyModel {
 /// Runs `python` on the reference script `script` (a file in
 /// `scripts/detection-reference/`) with `args`, asserts it succeeded and returns what it
 /// printed: the Python side of the equivalence tests.
-pub fn reference_stdout(
+pub fn reference_stdout<A: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
     python: &std::path::Path,
     script: &str,
-    args: &[&std::ffi::OsStr],
+    args: &[A],
 ) -> Vec<u8> {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scripts/detection-reference")
