@@ -109,3 +109,140 @@ fn the_recorder_stores_model_outputs_and_keeps_only_recordings_with_detections()
         "only {analysed} kept recordings were analysed"
     );
 }
+
+/// BirdNET's files from `make models`, or `None` (the test is skipped, said on stderr).
+fn birdnet_models() -> Option<std::path::PathBuf> {
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("build/models/birdnet");
+    let needed = [
+        "BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite",
+        "BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite",
+    ];
+    if needed.iter().all(|f| models.join(f).is_file()) {
+        return Some(models);
+    }
+    eprintln!("skipped: no BirdNET models in build/models/birdnet (run `make models`)");
+    None
+}
+
+// The recorder applies BirdNET's location filter with the deployment's site and each
+// recording's date: what it stores is what the library finds for that place and day, and
+// the filter takes away species the same recordings give without it.
+#[test]
+fn the_recorder_filters_birdnet_detections_by_the_deployments_site_and_the_recordings_week() {
+    let Some(models) = birdnet_models() else {
+        return;
+    };
+    let install = Install::new();
+    let file = |name: &str| models.join(name).display().to_string();
+    let settings = [
+        "detection.kind=birdnet".to_owned(),
+        format!(
+            "detection.model_file={}",
+            file("BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite")
+        ),
+        format!(
+            "detection.labels_file={}",
+            file("BirdNET_GLOBAL_6K_V2.4_Labels.txt")
+        ),
+        format!(
+            "detection.location_model_file={}",
+            file("BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite")
+        ),
+        "detection.threshold=0.01".into(),
+        // Three seconds: one whole BirdNET window per file.
+        "recording.duration=3".into(),
+        "recording.interval=3".into(),
+    ];
+    install.setup(&settings.iter().map(String::as_str).collect::<Vec<_>>());
+    install.deploy("birdnet-site");
+    let notify = Notify::bind(install.root());
+    // 50-ms pips of 3 kHz every 0.1 s, the same in every file whatever its phase: at
+    // 8 kHz BirdNET hears a New Guinea jewel-babbler and an Indian bush-quail in them
+    // (0.06 to 0.22), species its meta-data model does not expect in London.
+    let pips = |n: u64| {
+        let m = (n % 800) as f64;
+        let hann = if m < 400.0 {
+            0.5 - 0.5 * (std::f64::consts::TAU * m / 399.0).cos()
+        } else {
+            0.0
+        };
+        let tone = (std::f64::consts::TAU * 3000.0 * n as f64 / 8000.0).sin();
+        (0.4 * hann * tone * 32767.0) as i16
+    };
+    let _feeder = Feeder::start_with(&install.fifo, std::sync::Arc::new(pips));
+    let t0 = Instant::now();
+    let mut daemon = install.spawn_daemon("run", &notify);
+    notify.expect_ready(t0, Duration::from_secs(60), &daemon);
+    assert!(
+        wait_until(Duration::from_secs(120), || install.control_status()
+            ["detection"]["analysed"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2),
+        "no two recordings analysed; log:\n{}",
+        daemon.log_text()
+    );
+    daemon.signal(Signal::SIGTERM);
+    let exit = daemon
+        .wait_exit(Duration::from_secs(30))
+        .expect("no exit after SIGTERM");
+    assert_eq!(exit.code(), Some(0), "log:\n{}", daemon.log_text());
+
+    let config = acoupi::detection::DetectionConfig {
+        kind: acoupi::detection::ModelKind::Birdnet,
+        model_file: models.join("BirdNET_GLOBAL_6K_V2.4_Model_FP32.tflite"),
+        labels_file: Some(models.join("BirdNET_GLOBAL_6K_V2.4_Labels.txt")),
+        location_model_file: Some(models.join("BirdNET_GLOBAL_6K_V2.4_MData_Model_V2_FP16.tflite")),
+        samplerate: 48_000,
+        threshold: Some(0.01),
+        ..acoupi::detection::DetectionConfig::default()
+    };
+    let model = acoupi::detection::Model::load(&config).unwrap();
+    let store = MetadataStore::open(&install.db()).unwrap();
+    let (mut compared, mut removed, mut kept) = (0, 0, 0);
+    for file in wav_files(&install.recordings()) {
+        let row = store.find_by_path(&file).unwrap().expect("row");
+        let outputs = store.model_outputs(row.id).unwrap();
+        if outputs.is_empty() {
+            continue;
+        }
+        let audio = acoupi::detection::audio::read_wav(&file).unwrap();
+        // Install::deploy's site; the configuration's time zone is UTC.
+        let place = acoupi::detection::birdnet_location::Place {
+            latitude: 51.5,
+            longitude: -0.12,
+            date: Some(
+                row.datetime
+                    .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                    .date(),
+            ),
+        };
+        let expected = model.detect_at(&audio, Some(&place)).unwrap();
+        let unfiltered = model.detect_at(&audio, None).unwrap();
+        let stored: Vec<(String, f64)> = outputs[0]
+            .detections
+            .iter()
+            .map(|d| (d.tags[0].value.clone(), d.detection_score))
+            .collect();
+        assert_eq!(stored.len(), expected.len(), "{}", file.display());
+        for ((species, score), e) in stored.iter().zip(&expected) {
+            assert_eq!(
+                species,
+                acoupi::detection::birdnet::scientific_name(&e.class)
+            );
+            assert!((score - e.score).abs() < 1e-6, "{score} vs {}", e.score);
+        }
+        compared += 1;
+        kept += expected.len();
+        removed += unfiltered.len() - expected.len();
+    }
+    eprintln!("{compared} recordings: {kept} detections stored, {removed} removed by the filter");
+    assert!(
+        compared >= 2,
+        "only {compared} recordings carry model outputs"
+    );
+    assert!(
+        removed > 0,
+        "the filter removed nothing from {compared} recordings ({kept} detections kept): the test shows nothing"
+    );
+}

@@ -1,4 +1,5 @@
-//! The real-time audio source: ramp samples into the FIFO the ALSA `file` plugin reads.
+//! The real-time audio source: ramp samples (or any signal a test gives) into the FIFO
+//! the ALSA `file` plugin reads.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -9,6 +10,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{ramp, wait_until, CHUNK, CHUNK_EVERY};
+
+/// Sample `n` of what a [`Feeder`] writes.
+pub type Signal = Arc<dyn Fn(u64) -> i16 + Send + Sync>;
 
 /// Writes ramp samples into the FIFO, one [`CHUNK`] every [`CHUNK_EVERY`], up to a limit that the
 /// test moves to pause and resume it.
@@ -24,24 +28,30 @@ impl Feeder {
     /// Starts writing ramp samples from sample `first` once a reader opens the FIFO;
     /// stops for good when the reader closes it.
     pub fn start(fifo: &Path, first: u64) -> Feeder {
-        Feeder::spawn(fifo, first, false, 0)
+        Feeder::spawn(fifo, first, false, 0, Arc::new(ramp))
+    }
+
+    /// Like [`Feeder::start`] from sample 0, but writing `signal(n)` as sample `n`: audio
+    /// a model has something to say about.
+    pub fn start_with(fifo: &Path, signal: Signal) -> Feeder {
+        Feeder::spawn(fifo, 0, false, 0, signal)
     }
 
     /// Like [`Feeder::start`], but waits for the next reader when one closes the FIFO,
     /// as a microphone outlives the recorder's capture restarts (a reload). The ramp goes
     /// on where it stopped; what the pipe held at the close is lost with the old reader.
     pub fn reopening(fifo: &Path, first: u64) -> Feeder {
-        Feeder::spawn(fifo, first, true, 0)
+        Feeder::spawn(fifo, first, true, 0, Arc::new(ramp))
     }
 
     /// Like [`Feeder::reopening`], but each new reader finds `backlog` samples already
     /// waiting, as from a source that buffers audio before it is read: the reader gets
     /// audio faster than real time at first, so its stream time runs ahead of the clock.
     pub fn reopening_with_backlog(fifo: &Path, first: u64, backlog: u64) -> Feeder {
-        Feeder::spawn(fifo, first, true, backlog)
+        Feeder::spawn(fifo, first, true, backlog, Arc::new(ramp))
     }
 
-    fn spawn(fifo: &Path, first: u64, reopen: bool, backlog: u64) -> Feeder {
+    fn spawn(fifo: &Path, first: u64, reopen: bool, backlog: u64, signal: Signal) -> Feeder {
         let limit = Arc::new(AtomicU64::new(u64::MAX));
         let written = Arc::new(AtomicU64::new(first));
         let last_write = Arc::new(Mutex::new(None));
@@ -54,7 +64,9 @@ impl Feeder {
             fifo.to_path_buf(),
         );
         let join =
-            std::thread::spawn(move || while feed(&path, backlog, &l, &w, &lw, &s) && reopen {});
+            std::thread::spawn(
+                move || while feed(&path, backlog, &l, &w, &lw, &s, &*signal) && reopen {},
+            );
         Feeder {
             limit,
             written,
@@ -121,6 +133,7 @@ fn feed(
     written: &AtomicU64,
     last_write: &Mutex<Option<Instant>>,
     stop: &AtomicBool,
+    signal: &(dyn Fn(u64) -> i16 + Send + Sync),
 ) -> bool {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     // Non-blocking open fails with ENXIO until a reader has the FIFO open; polling keeps
@@ -150,7 +163,7 @@ fn feed(
         let n = written.load(Ordering::SeqCst);
         if n < limit.load(Ordering::SeqCst) {
             let len = std::mem::replace(&mut first, CHUNK);
-            let bytes: Vec<u8> = (n..n + len).flat_map(|i| ramp(i).to_le_bytes()).collect();
+            let bytes: Vec<u8> = (n..n + len).flat_map(|i| signal(i).to_le_bytes()).collect();
             if file.write_all(&bytes).is_err() {
                 return true; // the reader went away
             }
