@@ -86,16 +86,7 @@ fn the_recorder_stores_model_outputs_and_keeps_only_recordings_with_detections()
             "{}: kept without a detection",
             file.display()
         );
-        let stored: Vec<(String, f64)> = outputs[0]
-            .detections
-            .iter()
-            .map(|d| (d.tags[0].value.clone(), d.detection_score))
-            .collect();
-        assert_eq!(stored.len(), expected.len(), "{}", file.display());
-        for ((class, score), e) in stored.iter().zip(&expected) {
-            assert_eq!(class, &e.class);
-            assert!((score - e.score).abs() < 1e-6, "{score} vs {}", e.score);
-        }
+        assert_stored(&outputs[0], &expected, |class| class, file);
     }
     let analysed = files
         .iter()
@@ -219,19 +210,12 @@ fn the_recorder_filters_birdnet_detections_by_the_deployments_site_and_the_recor
         };
         let expected = model.detect_at(&audio, Some(&place)).unwrap();
         let unfiltered = model.detect_at(&audio, None).unwrap();
-        let stored: Vec<(String, f64)> = outputs[0]
-            .detections
-            .iter()
-            .map(|d| (d.tags[0].value.clone(), d.detection_score))
-            .collect();
-        assert_eq!(stored.len(), expected.len(), "{}", file.display());
-        for ((species, score), e) in stored.iter().zip(&expected) {
-            assert_eq!(
-                species,
-                acoupi::detection::birdnet::scientific_name(&e.class)
-            );
-            assert!((score - e.score).abs() < 1e-6, "{score} vs {}", e.score);
-        }
+        assert_stored(
+            &outputs[0],
+            &expected,
+            acoupi::detection::birdnet::scientific_name,
+            &file,
+        );
         compared += 1;
         kept += expected.len();
         removed += unfiltered.len() - expected.len();
@@ -245,4 +229,24 @@ fn the_recorder_filters_birdnet_detections_by_the_deployments_site_and_the_recor
         removed > 0,
         "the filter removed nothing from {compared} recordings ({kept} detections kept): the test shows nothing"
     );
+}
+
+/// Asserts the stored model output holds `expected`, in order: each detection's tag value
+/// is `tag_of` its class, its score the same within 1e-6.
+fn assert_stored(
+    output: &acoupi::store::metadata::ModelOutput,
+    expected: &[acoupi::detection::Detection],
+    tag_of: impl Fn(&str) -> &str,
+    file: &std::path::Path,
+) {
+    let stored: Vec<(&str, f64)> = output
+        .detections
+        .iter()
+        .map(|d| (d.tags[0].value.as_str(), d.detection_score))
+        .collect();
+    assert_eq!(stored.len(), expected.len(), "{}", file.display());
+    for ((tag, score), e) in stored.iter().zip(expected) {
+        assert_eq!(*tag, tag_of(&e.class), "{}", file.display());
+        assert!((score - e.score).abs() < 1e-6, "{score} vs {}", e.score);
+    }
 }
