@@ -142,7 +142,7 @@ fn batdetect2_frontend_matches_batdetect2() {
             "{name}: resampled audio off by {audio_diff}"
         );
 
-        let ours = frontend::chunks(&mono.samples, mono.samplerate);
+        let ours: Vec<_> = frontend::chunks(&mono.samples, mono.samplerate).collect();
         let reference = meta["chunks"].as_array().unwrap();
         assert_eq!(ours.len(), reference.len(), "{name}: chunks");
         for (i, (chunk, r)) in ours.iter().zip(reference).enumerate() {

@@ -87,27 +87,26 @@ pub struct Chunk {
 
 /// The recording at `samplerate` cut into chunks and turned into the network's input,
 /// as batdetect2's `process_file` does: resampled as a whole to [`SAMPLERATE`], then
-/// [`CHUNK_SECONDS`] chunks (the last shorter), each through [`spectrogram`]. No chunk
-/// for no samples.
-pub fn chunks(samples: &[f32], samplerate: u32) -> Vec<Chunk> {
+/// [`CHUNK_SECONDS`] chunks (the last shorter), each through [`spectrogram`] when the
+/// iterator reaches it, so one chunk's spectrogram is in memory at a time. No chunk for
+/// no samples.
+pub fn chunks(samples: &[f32], samplerate: u32) -> impl Iterator<Item = Chunk> {
     let audio = resample_poly(samples, samplerate, SAMPLERATE);
     let rate = f64::from(SAMPLERATE);
     let chunk_len = (SAMPLERATE * CHUNK_SECONDS) as usize;
     // np.ceil(nsamples / samplerate / chunk_size), in the same float steps.
     let count = (audio.len() as f64 / rate / f64::from(CHUNK_SECONDS)).ceil() as usize;
-    (0..count)
-        .map(|i| {
-            let start = (i * chunk_len).min(audio.len());
-            let end = ((i + 1) * chunk_len).min(audio.len());
-            let (width, spec) = spectrogram(&audio[start..end]);
-            Chunk {
-                start_s: f64::from(CHUNK_SECONDS) * i as f64,
-                duration_s: (end - start) as f64 / rate,
-                width,
-                spec,
-            }
-        })
-        .collect()
+    (0..count).map(move |i| {
+        let start = (i * chunk_len).min(audio.len());
+        let end = ((i + 1) * chunk_len).min(audio.len());
+        let (width, spec) = spectrogram(&audio[start..end]);
+        Chunk {
+            start_s: f64::from(CHUNK_SECONDS) * i as f64,
+            duration_s: (end - start) as f64 / rate,
+            width,
+            spec,
+        }
+    })
 }
 
 /// One chunk at [`SAMPLERATE`] to the network's input (`compute_spectrogram`): the

@@ -6,7 +6,8 @@
 //! Only the network is converted; everything around it is ours, following batdetect2's
 //! `process_file`: the recording is resampled to 256 kHz and cut into 3-s chunks; each
 //! chunk becomes a PCEN spectrogram resized to 128 rows (`frontend`); the network gives a
-//! call-probability map, a size map and a class map; the peaks of the first are the calls
+//! call-probability map, a size map and a class map, a few hundred columns at a time
+//! (`tiles`, in the three parts of `part`), and the peaks of the first are the calls
 //! (`postprocess`). A call above the recording's Nyquist frequency is dropped, as
 //! batdetect2 drops it. `tests/integration/detect_batdetect2.rs` compares the result with
 //! batdetect2 itself.
@@ -16,22 +17,26 @@
 //! class with the class probability as its confidence.
 
 pub mod frontend;
+mod part;
 pub mod postprocess;
+pub mod tiles;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 
+use tract_onnx::prelude::tract_ndarray::{ArrayD, ArrayViewD, Axis, Slice};
 use tract_onnx::prelude::*;
 
 use super::audio::Mono;
 use super::model::{read_onnx, Plan};
 use super::DetectionError;
 use frontend::HEIGHT;
-use postprocess::{Call, Maps};
+use part::Part;
+use postprocess::{Call, Maps, Peak};
+use tiles::Tile;
 
 /// `model_output.model_name` as upstream's acoupi-batdetect2 writes it.
 pub const MODEL_NAME: &str = "BatDetect2";
@@ -41,18 +46,22 @@ pub const TAG_KEY: &str = "species";
 /// multiple of 32, and batdetect2 pads a chunk to at least this.
 const MIN_WIDTH: usize = 32;
 
-/// The converted network: the graph with a symbolic width, and a plan optimised for each
-/// of the last few widths it ran on (a deployment's recordings all have one length, so
-/// one or two widths: the 3-s chunks and the tail).
+/// The converted network, in the three parts `batdetect2_export.py` cuts it into: the
+/// encoder and decoder run tile by tile ([`tiles`]), the self-attention between them on
+/// the whole chunk.
 #[derive(Debug, Clone)]
 pub struct Network {
-    graph: std::sync::Arc<TypedModel>,
-    width: Symbol,
-    plans: std::sync::Arc<Mutex<Vec<(usize, Plan)>>>,
+    parts: Arc<[Part; 3]>,
 }
 
-/// Plans kept: widths seen last, each a copy of the optimised graph (~8 MB).
-const PLANS_KEPT: usize = 3;
+/// The encoder's outputs over a whole chunk: the skip connections at a quarter and an
+/// eighth of the width, which the decoder's tiles take slices of, and the bottleneck the
+/// attention reads.
+struct Encoded {
+    x2: ArrayD<f32>,
+    x3: ArrayD<f32>,
+    bottleneck: Tensor,
+}
 
 /// Turns the class logits (`[classes + 1][pixels]`, the last class background) into
 /// probabilities in place, per pixel, as Net2DFast's `softmax(cls, 1)`; returns the
@@ -78,107 +87,162 @@ fn softmax_classes(logits: &mut [f32], pixels: usize) -> Vec<f32> {
     detection
 }
 
-/// The network's three maps for one spectrogram of [`HEIGHT`] × `width`.
-struct Outputs {
+/// Columns `from..to` of a tensor whose last axis is `divisor` times narrower than the
+/// spectrogram, `from` and `to` in spectrogram columns.
+fn columns(array: &ArrayViewD<f32>, from: usize, to: usize, divisor: usize) -> TValue {
+    let slice = Slice::from(from / divisor..to / divisor);
+    Tensor::from(array.slice_axis(Axis(3), slice).to_owned()).into_tvalue()
+}
+
+/// Copies the core of `tile` from a tile's `output` into the chunk's `whole` (created,
+/// zeroed, at the first tile), both `divisor` times narrower than the spectrogram.
+fn put_core(
+    whole: &mut Option<ArrayD<f32>>,
+    output: &TValue,
+    tile: &Tile,
     width: usize,
-    detection: Vec<f32>,
-    size: Vec<f32>,
-    class: Vec<f32>,
+    divisor: usize,
+) -> TractResult<()> {
+    let output = output.to_plain_array_view::<f32>()?;
+    let whole = whole.get_or_insert_with(|| {
+        let mut shape = output.shape().to_vec();
+        shape[3] = width / divisor;
+        ArrayD::zeros(shape)
+    });
+    let core = tile.core_in_tile();
+    let from = Slice::from(core.start / divisor..core.end / divisor);
+    let to = Slice::from(tile.core.start / divisor..tile.core.end / divisor);
+    whole
+        .slice_axis_mut(Axis(3), to)
+        .assign(&output.slice_axis(Axis(3), from));
+    Ok(())
+}
+
+/// Takes output `i` over without copying it: the class logits of a tile are 10 MB.
+fn take(out: &mut TVec<TValue>, i: usize) -> TractResult<Vec<f32>> {
+    let tensor = std::mem::replace(&mut out[i], Tensor::default().into_tvalue());
+    Ok(tensor
+        .into_tensor()
+        .into_plain_array::<f32>()?
+        .into_raw_vec_and_offset()
+        .0)
 }
 
 impl Network {
     /// Loads the ONNX file `batdetect2_export.py` makes; anything else is refused with
     /// the reason, naming `detection.model_file`.
     pub fn load(path: &Path) -> Result<Network, DetectionError> {
-        let invalid = |reason: String| DetectionError::Model {
-            path: path.to_owned(),
-            reason,
-        };
         let model = read_onnx(
             path,
             "kind batdetect2 takes the ONNX file scripts/detection-reference/batdetect2_export.py makes (make models)",
-        )?
-            .into_typed()
-            .map_err(|e| invalid(format!("{e:#}")))?;
-        let not_ours = || {
-            invalid(format!(
-                "it is not BatDetect2's network (one input [1, 1, {HEIGHT}, width], two outputs): convert Net2DFast_UK_same.pth.tar with scripts/detection-reference/batdetect2_export.py"
-            ))
-        };
-        if model.inputs.len() != 1 || model.outputs.len() != 2 {
-            return Err(not_ours());
-        }
-        let input = model.input_fact(0).map_err(|_| not_ours())?;
-        let dims = input.shape.dims();
-        if dims.len() != 4 || dims[..3] != [1.to_dim(), 1.to_dim(), HEIGHT.to_dim()] {
-            return Err(not_ours());
-        }
-        let width = match &dims[3] {
-            TDim::Sym(s) => s.clone(),
-            _ => return Err(not_ours()),
-        };
-        let graph = model
-            .into_decluttered()
-            .map_err(|e| invalid(format!("{e:#}")))?;
+        )?;
+        let parts = part::cut(&model).map_err(|reason| DetectionError::Model {
+            path: path.to_owned(),
+            reason,
+        })?;
         Ok(Network {
-            graph: std::sync::Arc::new(graph),
-            width,
-            plans: Default::default(),
+            parts: Arc::new(parts),
         })
     }
 
-    /// The plan for spectrograms `width` columns wide: tract resolves the graph's
-    /// upsampling sizes only for a known width, so each width gets its own optimised copy.
-    fn plan_for(&self, width: usize) -> TractResult<Plan> {
-        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, plan)) = plans.iter().find(|(w, _)| *w == width) {
-            return Ok(plan.clone());
-        }
-        let subs = HashMap::from([(self.width.clone(), width.to_dim())]);
-        let plan = self
-            .graph
-            .set_symbols(&subs)?
-            .into_optimized()?
-            .into_runnable()?;
-        if plans.len() == PLANS_KEPT {
-            plans.remove(0);
-        }
-        plans.push((width, plan.clone()));
-        Ok(plan)
+    fn encoder(&self) -> &Part {
+        &self.parts[0]
     }
 
-    /// The plan for the narrowest spectrogram, for `Model`'s own bookkeeping.
+    fn attention(&self) -> &Part {
+        &self.parts[1]
+    }
+
+    fn decoder(&self) -> &Part {
+        &self.parts[2]
+    }
+
+    /// The decoder's plan for the narrowest spectrogram, for `Model`'s own bookkeeping.
     pub(in crate::detection) fn plan(&self) -> Result<Plan, DetectionError> {
-        self.plan_for(MIN_WIDTH)
+        self.decoder()
+            .plan_for(MIN_WIDTH)
             .map_err(|e| DetectionError::Inference {
                 reason: format!("{e:#}"),
             })
     }
 
-    /// Runs the network on one resized spectrogram of [`HEIGHT`] rows by `width`.
-    fn run(&self, spec: &[f32], width: usize) -> Result<Outputs, DetectionError> {
-        let run = || -> TractResult<Outputs> {
-            let input = Tensor::from_shape(&[1, 1, HEIGHT, width], spec)?;
-            let mut out = self.plan_for(width)?.run(tvec!(input.into()))?;
-            // The maps are taken over, not copied: at 3-s chunks the class map alone is
-            // 55 MB, and a copy would be the process's peak.
-            let mut take = |i: usize| -> TractResult<Vec<f32>> {
-                let tensor = std::mem::replace(&mut out[i], Tensor::default().into_tvalue());
-                Ok(tensor
-                    .into_tensor()
-                    .into_plain_array::<f32>()?
-                    .into_raw_vec_and_offset()
-                    .0)
-            };
-            let size = take(0)?;
-            let mut class = take(1)?;
-            let detection = softmax_classes(&mut class, HEIGHT * width);
-            Ok(Outputs {
-                width,
-                detection,
-                size,
-                class,
-            })
+    /// The encoder over the chunk's spectrogram (`[1, 1, HEIGHT, width]`), tile by tile.
+    fn encode(&self, spec: &ArrayViewD<f32>, tiles: &[Tile], width: usize) -> TractResult<Encoded> {
+        let (mut x2, mut x3, mut bottleneck) = (None, None, None);
+        for tile in tiles {
+            let out = self
+                .encoder()
+                .run(tile.width(), tvec![columns(spec, tile.start, tile.end, 1)])?;
+            put_core(&mut x2, &out[0], tile, width, 4)?;
+            put_core(&mut x3, &out[1], tile, width, 8)?;
+            put_core(&mut bottleneck, &out[2], tile, width, 8)?;
+        }
+        let missing = || anyhow::anyhow!("a chunk without tiles");
+        Ok(Encoded {
+            x2: x2.ok_or_else(missing)?,
+            x3: x3.ok_or_else(missing)?,
+            bottleneck: Tensor::from(bottleneck.ok_or_else(missing)?),
+        })
+    }
+
+    /// The decoder over one tile: its detection, size and class maps (the class logits
+    /// turned into probabilities).
+    fn decode(
+        &self,
+        spec: &ArrayViewD<f32>,
+        encoded: &Encoded,
+        attended: &ArrayViewD<f32>,
+        tile: &Tile,
+    ) -> TractResult<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (from, to) = (tile.start, tile.end);
+        let inputs = tvec![
+            columns(spec, from, to, 1),
+            columns(attended, from, to, 8),
+            columns(&encoded.x2.view(), from, to, 4),
+            columns(&encoded.x3.view(), from, to, 8),
+        ];
+        let mut out = self.decoder().run(tile.width(), inputs)?;
+        let size = take(&mut out, 0)?;
+        let mut class = take(&mut out, 1)?;
+        let detection = softmax_classes(&mut class, HEIGHT * tile.width());
+        Ok((detection, size, class))
+    }
+
+    /// The peaks of one spectrogram (`spec`, [`HEIGHT`] rows by `width`, row-major), and
+    /// the number of classes the network tells apart (its class map less background).
+    fn peaks(&self, spec: &[f32], width: usize) -> Result<(Vec<Peak>, usize), DetectionError> {
+        let run = || -> TractResult<(Vec<Peak>, usize)> {
+            let spec = ArrayViewD::from_shape(vec![1, 1, HEIGHT, width], spec)?;
+            let tiles = tiles::layout(width);
+            let mut encoded = self.encode(&spec, &tiles, width)?;
+            let bottleneck = std::mem::take(&mut encoded.bottleneck);
+            let attended = self
+                .attention()
+                .run(width, tvec![bottleneck.into_tvalue()])?;
+            let attended = attended[0].to_plain_array_view::<f32>()?;
+            let top_k = postprocess::top_k(width);
+            let (mut peaks, mut classes) = (Vec::new(), 0);
+            for tile in &tiles {
+                let (detection, size, class) = self.decode(&spec, &encoded, &attended, tile)?;
+                classes = class.len() / detection.len();
+                let maps = Maps {
+                    height: HEIGHT,
+                    width: tile.width(),
+                    detection: &detection,
+                    size: &size,
+                    class: &class,
+                };
+                peaks.extend(postprocess::peaks_in(
+                    &maps,
+                    tile.core_in_tile(),
+                    tile.start,
+                ));
+                // Only the best can become calls: the list stays short on any recording.
+                if peaks.len() > 2 * top_k {
+                    postprocess::keep_best(&mut peaks, top_k, width);
+                }
+            }
+            Ok((peaks, classes.saturating_sub(1)))
         };
         run().map_err(|e| DetectionError::Inference {
             reason: format!("{e:#}"),
@@ -188,8 +252,7 @@ impl Network {
     /// The number of classes the network tells apart (its class map less the
     /// background), found by running it once on the narrowest silent spectrogram.
     pub fn classes(&self) -> Result<usize, DetectionError> {
-        let out = self.run(&vec![0.0; HEIGHT * MIN_WIDTH], MIN_WIDTH)?;
-        Ok((out.class.len() / (HEIGHT * out.width)).saturating_sub(1))
+        Ok(self.peaks(&vec![0.0; HEIGHT * MIN_WIDTH], MIN_WIDTH)?.1)
     }
 
     /// The calls in one spectrogram (`spec`, [`HEIGHT`] rows by `width`, row-major) of
@@ -200,15 +263,8 @@ impl Network {
         width: usize,
         start_s: f64,
     ) -> Result<Vec<Call>, DetectionError> {
-        let out = self.run(spec, width)?;
-        let maps = Maps {
-            height: HEIGHT,
-            width: out.width,
-            detection: &out.detection,
-            size: &out.size,
-            class: &out.class,
-        };
-        Ok(postprocess::calls(&maps, start_s as f32))
+        let (peaks, _) = self.peaks(spec, width)?;
+        Ok(postprocess::calls(peaks, HEIGHT, width, start_s as f32))
     }
 
     /// The calls in a recording, in time order, chunk by chunk; a call reaching above

@@ -8,6 +8,8 @@
 //! as batdetect2 rounds them before acoupi-batdetect2 stores them (times to 0.1 ms,
 //! probabilities to 0.001, frequencies down to the hertz), so our rows read as upstream's.
 
+use std::ops::Range;
+
 use super::frontend::{HOP, N_FFT, SAMPLERATE};
 
 /// The band the spectrogram covers (`min_freq`, `max_freq`), Hz.
@@ -71,53 +73,104 @@ fn round_to(x: f64, digits: usize) -> f64 {
     format!("{x:.digits$}").parse().unwrap_or(x)
 }
 
-/// The calls in `maps`, ordered by time (then by falling probability), as batdetect2
-/// reports them for the chunk of audio that starts `offset_s` into the recording (added
-/// before rounding, in f32, as batdetect2's `process_file` adds it).
-pub fn calls(maps: &Maps, offset_s: f32) -> Vec<Call> {
+/// A peak of the detection map: a call before it is placed in time and frequency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peak {
+    /// `pred_det` at the peak, the probability of a call.
+    pub det_prob: f32,
+    /// Row of the maps (the highest frequency first).
+    pub row: usize,
+    /// Column of the chunk.
+    pub column: usize,
+    /// `pred_size` at the peak: the call's duration and bandwidth, pixels.
+    pub size: [f32; 2],
+    /// The most likely class but background, and its probability.
+    pub class: usize,
+    /// Its probability.
+    pub class_prob: f32,
+}
+
+/// The peaks of `maps` (non-maximum suppression over all of them) above the model's floor
+/// in `columns` of the maps, placed in the chunk `offset` columns further on. The maps
+/// are one tile of a chunk ([`super::tiles`]): suppression reads up to 4 columns beyond
+/// `columns`, which must hold the chunk's values there or be the chunk's edge.
+pub fn peaks_in(maps: &Maps, columns: Range<usize>, offset: usize) -> Vec<Peak> {
     let (h, w) = (maps.height, maps.width);
     let classes = maps.class.len() / (h * w);
-    let peaks = peaks(maps.detection, h, w);
-    // batdetect2 takes the spectrogram's duration from the resized width.
-    let duration = column_time(w as f32);
-    let top_k = (f64::from(duration) * TOP_K_PER_SECOND) as usize;
-    let mut best: Vec<(f32, usize)> = peaks
-        .iter()
-        .copied()
-        .enumerate()
-        .map(|(i, s)| (s, i))
-        .collect();
-    // torch.topk: the k largest, ties to the lower index (the order of our sort).
-    best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    best.truncate(top_k);
-    best.retain(|(s, _)| *s > PEAK_THRESHOLD);
-    best.sort_by(|a, b| (a.1 % w).cmp(&(b.1 % w)).then(b.0.total_cmp(&a.0)));
-    let freq_step = (MAX_FREQ_HZ - MIN_FREQ_HZ) as f32 / h as f32;
-    best.into_iter()
-        .map(|(det_prob, i)| {
-            let (y, x) = (i / w, i % w);
-            let width = maps.size[i];
-            let height = maps.size[h * w + i];
-            let low = (h - y) as f32 * freq_step + MIN_FREQ_HZ as f32;
-            let high = low + height * freq_step;
+    let suppressed = suppress_non_maxima(maps.detection, h, w);
+    let mut found = Vec::new();
+    for y in 0..h {
+        for x in columns.clone() {
+            let i = y * w + x;
+            if suppressed[i] <= PEAK_THRESHOLD {
+                continue;
+            }
             // Class probabilities without the background class; the first maximum wins.
             let (class, class_prob) = (0..classes - 1)
                 .map(|c| (c, maps.class[c * h * w + i]))
                 .fold((0, f32::MIN), |b, c| if c.1 > b.1 { c } else { b });
+            found.push(Peak {
+                det_prob: suppressed[i],
+                row: y,
+                column: x + offset,
+                size: [maps.size[i], maps.size[h * w + i]],
+                class,
+                class_prob,
+            });
+        }
+    }
+    found
+}
+
+/// How many peaks of a chunk `width` columns wide may become calls (`nms_top_k_per_sec`
+/// over its duration, which batdetect2 takes from the resized width).
+pub fn top_k(width: usize) -> usize {
+    (f64::from(column_time(width as f32)) * TOP_K_PER_SECOND) as usize
+}
+
+/// Keeps the `k` peaks torch.topk keeps of the suppressed map of a chunk `width` columns
+/// wide: the largest, ties to the lower row-major index. Applied to part of a chunk's
+/// peaks, it keeps every peak the whole chunk's would keep.
+pub fn keep_best(peaks: &mut Vec<Peak>, k: usize, width: usize) {
+    let index = |p: &Peak| p.row * width + p.column;
+    peaks.sort_by(|a, b| {
+        b.det_prob
+            .total_cmp(&a.det_prob)
+            .then(index(a).cmp(&index(b)))
+    });
+    peaks.truncate(k);
+}
+
+/// The calls among the peaks of a chunk of `height` × `width` ([`top_k`] of them, the
+/// best), ordered by time (then by falling probability), as batdetect2 reports them for
+/// the chunk of audio that starts `offset_s` into the recording (added before rounding,
+/// in f32, as batdetect2's `process_file` adds it).
+pub fn calls(mut peaks: Vec<Peak>, height: usize, width: usize, offset_s: f32) -> Vec<Call> {
+    keep_best(&mut peaks, top_k(width), width);
+    peaks.sort_by(|a, b| {
+        a.column
+            .cmp(&b.column)
+            .then(b.det_prob.total_cmp(&a.det_prob))
+    });
+    let freq_step = (MAX_FREQ_HZ - MIN_FREQ_HZ) as f32 / height as f32;
+    peaks
+        .into_iter()
+        .map(|p| {
+            let [duration, bandwidth] = p.size;
+            let low = (height - p.row) as f32 * freq_step + MIN_FREQ_HZ as f32;
+            let high = low + bandwidth * freq_step;
+            let x = p.column as f32;
             Call {
-                start_s: round_to(
-                    f64::from(column_time(x as f32 / RESIZE_FACTOR) + offset_s),
-                    4,
-                ),
+                start_s: round_to(f64::from(column_time(x / RESIZE_FACTOR) + offset_s), 4),
                 end_s: round_to(
-                    f64::from(column_time((x as f32 + width) / RESIZE_FACTOR) + offset_s),
+                    f64::from(column_time((x + duration) / RESIZE_FACTOR) + offset_s),
                     4,
                 ),
                 low_freq_hz: f64::from(low).trunc(),
                 high_freq_hz: f64::from(high).trunc(),
-                class,
-                class_prob: round_to(f64::from(class_prob), 3),
-                det_prob: round_to(f64::from(det_prob), 3),
+                class: p.class,
+                class_prob: round_to(f64::from(p.class_prob), 3),
+                det_prob: round_to(f64::from(p.det_prob), 3),
             }
         })
         .collect()
@@ -125,7 +178,7 @@ pub fn calls(maps: &Maps, offset_s: f32) -> Vec<Call> {
 
 /// Non-maximum suppression: each pixel of `heat` that is not the largest in the
 /// [`NMS_KERNEL`] square around it (a max-pool, stride 1, edges not counted) becomes 0.
-pub fn peaks(heat: &[f32], h: usize, w: usize) -> Vec<f32> {
+pub fn suppress_non_maxima(heat: &[f32], h: usize, w: usize) -> Vec<f32> {
     let r = NMS_KERNEL / 2;
     // Separable: the largest along each row's window, then along each column's.
     let mut rows = vec![f32::MIN; h * w];
@@ -176,7 +229,7 @@ mod tests {
         heat[5 * w + 9] = 0.5; // 4 columns away: inside the 9 x 9 square
         heat[5 * w + 15] = 0.4; // 10 away: a peak of its own
         heat[19 * w + 19] = 0.3; // in the corner: the edges do not count
-        let p = peaks(&heat, h, w);
+        let p = suppress_non_maxima(&heat, h, w);
         assert_eq!(p[5 * w + 5], 0.9);
         assert_eq!(p[5 * w + 9], 0.0);
         assert_eq!(p[5 * w + 15], 0.4);
@@ -210,7 +263,59 @@ mod tests {
             size: &size,
             class: &class,
         };
-        calls(&maps, offset_s)
+        calls(peaks_in(&maps, 0..w, 0), h, w, offset_s)
+    }
+
+    /// Columns `from..to` of a `[planes][rows][w]` map, row-major.
+    fn columns(map: &[f32], w: usize, from: usize, to: usize) -> Vec<f32> {
+        map.chunks(w)
+            .flat_map(|row| row[from..to].iter().copied())
+            .collect()
+    }
+
+    #[test]
+    fn peaks_found_tile_by_tile_make_the_calls_the_whole_map_makes() {
+        // A noisy map with ties (values in steps of 1/64) and bursts above the top-k
+        // count, cut as the network's tiles are: same calls, same order.
+        let (h, w) = (128, 2048);
+        let mut state = 12345u32;
+        let mut next = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1 << 24) as f32
+        };
+        let det: Vec<f32> = (0..h * w).map(|_| (next() * 64.0).floor() / 64.0).collect();
+        let size: Vec<f32> = (0..2 * h * w).map(|_| next() * 10.0).collect();
+        let class: Vec<f32> = (0..4 * h * w).map(|_| next()).collect();
+        let whole = Maps {
+            height: h,
+            width: w,
+            detection: &det,
+            size: &size,
+            class: &class,
+        };
+        let expected = calls(peaks_in(&whole, 0..w, 0), h, w, 1.5);
+        assert!(expected.len() > 100, "{} calls", expected.len());
+        let tiles = super::super::tiles::layout(w);
+        assert!(tiles.len() > 3);
+        let mut found = Vec::new();
+        for tile in &tiles {
+            let (from, to) = (tile.start, tile.end);
+            let (det, size, class) = (
+                columns(&det, w, from, to),
+                columns(&size, w, from, to),
+                columns(&class, w, from, to),
+            );
+            let maps = Maps {
+                height: h,
+                width: tile.width(),
+                detection: &det,
+                size: &size,
+                class: &class,
+            };
+            found.extend(peaks_in(&maps, tile.core_in_tile(), tile.start));
+            keep_best(&mut found, top_k(w), w);
+        }
+        assert_eq!(calls(found, h, w, 1.5), expected);
     }
 
     #[test]
