@@ -42,9 +42,10 @@ use tiles::Tile;
 pub const MODEL_NAME: &str = "BatDetect2";
 /// The key of upstream's BatDetect2 tags; the value is the species.
 pub const TAG_KEY: &str = "species";
-/// The columns one run of the network takes for the shortest chunk: its width must be a
-/// multiple of 32, and batdetect2 pads a chunk to at least this.
-const MIN_WIDTH: usize = 32;
+/// The width the network is tried at when it is loaded: one tile, the width every chunk
+/// of 3 s runs its encoder and decoder at, so the plans made for the trial serve the
+/// recordings (each width's plans hold a packed copy of the weights, ~8 MB).
+const TRIAL_WIDTH: usize = tiles::WIDTH;
 
 /// The converted network, in the three parts `batdetect2_export.py` cuts it into: the
 /// encoder and decoder run tile by tile ([`tiles`]), the self-attention between them on
@@ -157,10 +158,10 @@ impl Network {
         &self.parts[2]
     }
 
-    /// The decoder's plan for the narrowest spectrogram, for `Model`'s own bookkeeping.
+    /// The decoder's plan for one tile, for `Model`'s own bookkeeping.
     pub(in crate::detection) fn plan(&self) -> Result<Plan, DetectionError> {
         self.decoder()
-            .plan_for(MIN_WIDTH)
+            .plan_for(TRIAL_WIDTH)
             .map_err(|e| DetectionError::Inference {
                 reason: format!("{e:#}"),
             })
@@ -250,9 +251,9 @@ impl Network {
     }
 
     /// The number of classes the network tells apart (its class map less the
-    /// background), found by running it once on the narrowest silent spectrogram.
+    /// background), found by running it once on a silent spectrogram one tile wide.
     pub fn classes(&self) -> Result<usize, DetectionError> {
-        Ok(self.peaks(&vec![0.0; HEIGHT * MIN_WIDTH], MIN_WIDTH)?.1)
+        Ok(self.peaks(&vec![0.0; HEIGHT * TRIAL_WIDTH], TRIAL_WIDTH)?.1)
     }
 
     /// The calls in one spectrogram (`spec`, [`HEIGHT`] rows by `width`, row-major) of
