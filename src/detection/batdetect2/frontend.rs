@@ -86,20 +86,20 @@ pub struct Chunk {
 }
 
 /// The recording at `samplerate` cut into chunks and turned into the network's input,
-/// as batdetect2's `process_file` does: resampled as a whole to [`SAMPLERATE`], then
-/// [`CHUNK_SECONDS`] chunks (the last shorter), each through [`spectrogram`] when the
-/// iterator reaches it, so one chunk's spectrogram is in memory at a time. No chunk for
-/// no samples.
-pub fn chunks(samples: &[f32], samplerate: u32) -> impl Iterator<Item = Chunk> {
-    let audio = resample_poly(samples, samplerate, SAMPLERATE);
+/// as batdetect2's `process_file` does: resampled to [`SAMPLERATE`] (as a whole, though
+/// computed a chunk at a time: [`Resampler`]), then [`CHUNK_SECONDS`] chunks (the last
+/// shorter), each through [`spectrogram`] when the iterator reaches it, so one chunk's
+/// audio and spectrogram are in memory at a time. No chunk for no samples.
+pub fn chunks(samples: &[f32], samplerate: u32) -> impl Iterator<Item = Chunk> + '_ {
+    let audio = Resampler::new(samples, samplerate, SAMPLERATE);
     let rate = f64::from(SAMPLERATE);
     let chunk_len = (SAMPLERATE * CHUNK_SECONDS) as usize;
     // np.ceil(nsamples / samplerate / chunk_size), in the same float steps.
-    let count = (audio.len() as f64 / rate / f64::from(CHUNK_SECONDS)).ceil() as usize;
+    let count = (audio.output_len() as f64 / rate / f64::from(CHUNK_SECONDS)).ceil() as usize;
     (0..count).map(move |i| {
-        let start = (i * chunk_len).min(audio.len());
-        let end = ((i + 1) * chunk_len).min(audio.len());
-        let (width, spec) = spectrogram(&audio[start..end]);
+        let start = (i * chunk_len).min(audio.output_len());
+        let end = ((i + 1) * chunk_len).min(audio.output_len());
+        let (width, spec) = spectrogram(&audio.range(start..end));
         Chunk {
             start_s: f64::from(CHUNK_SECONDS) * i as f64,
             duration_s: (end - start) as f64 / rate,
@@ -153,63 +153,126 @@ pub fn padded_len(len: usize) -> usize {
 /// computed, each from the few inputs its filter phase touches (about 21 products), so
 /// 44.1 kHz (up 2560, down 441: a 51,201-tap filter) costs no more than 250 kHz.
 pub fn resample_poly(samples: &[f32], from: u32, to: u32) -> Vec<f32> {
-    if from == to || from == 0 || to == 0 {
-        return samples.to_vec();
-    }
-    let g = gcd(from, to);
-    let (up, down) = ((to / g) as usize, (from / g) as usize);
-    let mut y = upfirdn_kept(samples, up, down);
-    // librosa's fix_length to ceil(len * ratio), the ratio a float.
-    let ratio = f64::from(to) / f64::from(from);
-    y.resize((samples.len() as f64 * ratio).ceil() as usize, 0.0);
-    y
+    let resampler = Resampler::new(samples, from, to);
+    resampler.range(0..resampler.output_len())
 }
 
-/// scipy's `resample_poly(x, up, down)` (up and down coprime, not both 1), float32.
-fn upfirdn_kept(x: &[f32], up: usize, down: usize) -> Vec<f32> {
-    let n_out = (x.len() * up).div_ceil(down);
-    let max_rate = up.max(down);
-    let half_len = 10 * max_rate;
-    let taps = firwin_kaiser(2 * half_len + 1, 1.0 / max_rate as f64, 5.0);
-    // Zero-pad the filter in front so output samples fall on its centre (resample_poly).
-    let n_pre_pad = down - half_len % down;
-    let n_pre_remove = (half_len + n_pre_pad) / down;
-    let mut h = vec![0.0f32; n_pre_pad];
-    // h.astype(x.dtype) then `h *= up`, both float32.
-    h.extend(taps.iter().map(|&t| t as f32 * up as f32));
-    // resample_poly's post-padding loop; it only ever needs a few zeros.
-    let output_len = |len_h: usize| ((x.len().max(1) - 1) * up + len_h - 1) / down + 1;
-    while output_len(h.len()) < n_out + n_pre_remove {
-        h.push(0.0);
+/// [`resample_poly`] one stretch of the output at a time: each output sample is computed
+/// from the inputs its filter phase touches, so any range of them comes out exactly as
+/// from the whole, and a recording's chunks need not be resampled all at once.
+pub struct Resampler<'a> {
+    x: &'a [f32],
+    /// `None` when the rates agree: the samples as they are.
+    filter: Option<Filter>,
+    /// Output samples, after librosa's `fix_length`.
+    len: usize,
+}
+
+/// The polyphase filter of one rate change (up and down coprime, not both 1).
+struct Filter {
+    up: usize,
+    down: usize,
+    /// upfirdn's transposed, flipped filter: phase t's taps, oldest input first.
+    flipped: Vec<f32>,
+    per_phase: usize,
+    /// Output samples upfirdn computes before the first `resample_poly` keeps.
+    n_pre_remove: usize,
+    /// Output samples `resample_poly` keeps before `fix_length`.
+    n_out: usize,
+}
+
+impl<'a> Resampler<'a> {
+    /// Resamples `x` from `from` Hz to `to` Hz.
+    pub fn new(x: &'a [f32], from: u32, to: u32) -> Resampler<'a> {
+        if from == to || from == 0 || to == 0 {
+            return Resampler {
+                x,
+                filter: None,
+                len: x.len(),
+            };
+        }
+        let g = gcd(from, to);
+        let (up, down) = ((to / g) as usize, (from / g) as usize);
+        // librosa's fix_length to ceil(len * ratio), the ratio a float.
+        let ratio = f64::from(to) / f64::from(from);
+        Resampler {
+            x,
+            filter: Some(Filter::new(x.len(), up, down)),
+            len: (x.len() as f64 * ratio).ceil() as usize,
+        }
     }
-    // upfirdn's transposed, flipped filter: phase t's taps, oldest input first.
-    let per_phase = h.len().div_ceil(up);
-    let mut flipped = vec![0.0f32; per_phase * up];
-    for (i, &v) in h.iter().enumerate() {
-        let (row, phase) = (i / up, i % up);
-        flipped[phase * per_phase + per_phase - 1 - row] = v;
+
+    /// Output samples in all.
+    pub fn output_len(&self) -> usize {
+        self.len
     }
-    (n_pre_remove..n_pre_remove + n_out)
-        .map(|y| {
-            let total = y * down;
-            let (x_idx, phase) = (total / up, total % up);
-            let taps = &flipped[phase * per_phase..(phase + 1) * per_phase];
-            // Inputs x_idx - per_phase + 1 ..= x_idx; those outside x are zeros, which
-            // upfirdn adds without changing the sum.
-            let first = (x_idx + 1).saturating_sub(per_phase);
-            let last = x_idx.min(x.len().saturating_sub(1));
-            let mut acc = 0.0f32;
-            if x.is_empty() || first > last {
-                return acc;
-            }
-            let offset = first + per_phase - 1 - x_idx;
-            for (xv, hv) in x[first..=last].iter().zip(&taps[offset..]) {
-                // One multiply and one add per tap, in upfirdn's order (no FMA).
-                acc += xv * hv;
-            }
-            acc
-        })
-        .collect()
+
+    /// Output samples `range` (within `0..output_len()`).
+    pub fn range(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        let Some(f) = &self.filter else {
+            return self.x[range].to_vec();
+        };
+        let x = self.x;
+        range
+            .map(|i| {
+                if i >= f.n_out {
+                    return 0.0;
+                }
+                let total = (i + f.n_pre_remove) * f.down;
+                let (x_idx, phase) = (total / f.up, total % f.up);
+                let taps = &f.flipped[phase * f.per_phase..(phase + 1) * f.per_phase];
+                // Inputs x_idx - per_phase + 1 ..= x_idx; those outside x are zeros, which
+                // upfirdn adds without changing the sum.
+                let first = (x_idx + 1).saturating_sub(f.per_phase);
+                let last = x_idx.min(x.len().saturating_sub(1));
+                let mut acc = 0.0f32;
+                if x.is_empty() || first > last {
+                    return acc;
+                }
+                let offset = first + f.per_phase - 1 - x_idx;
+                for (xv, hv) in x[first..=last].iter().zip(&taps[offset..]) {
+                    // One multiply and one add per tap, in upfirdn's order (no FMA).
+                    acc += xv * hv;
+                }
+                acc
+            })
+            .collect()
+    }
+}
+
+impl Filter {
+    /// scipy's `resample_poly(x, up, down)` filter for `x_len` samples, float32.
+    fn new(x_len: usize, up: usize, down: usize) -> Filter {
+        let n_out = (x_len * up).div_ceil(down);
+        let max_rate = up.max(down);
+        let half_len = 10 * max_rate;
+        let taps = firwin_kaiser(2 * half_len + 1, 1.0 / max_rate as f64, 5.0);
+        // Zero-pad the filter in front so output samples fall on its centre (resample_poly).
+        let n_pre_pad = down - half_len % down;
+        let n_pre_remove = (half_len + n_pre_pad) / down;
+        let mut h = vec![0.0f32; n_pre_pad];
+        // h.astype(x.dtype) then `h *= up`, both float32.
+        h.extend(taps.iter().map(|&t| t as f32 * up as f32));
+        // resample_poly's post-padding loop; it only ever needs a few zeros.
+        let output_len = |len_h: usize| ((x_len.max(1) - 1) * up + len_h - 1) / down + 1;
+        while output_len(h.len()) < n_out + n_pre_remove {
+            h.push(0.0);
+        }
+        let per_phase = h.len().div_ceil(up);
+        let mut flipped = vec![0.0f32; per_phase * up];
+        for (i, &v) in h.iter().enumerate() {
+            let (row, phase) = (i / up, i % up);
+            flipped[phase * per_phase + per_phase - 1 - row] = v;
+        }
+        Filter {
+            up,
+            down,
+            flipped,
+            per_phase,
+            n_pre_remove,
+            n_out,
+        }
+    }
 }
 
 /// scipy's `firwin(numtaps, cutoff, window=("kaiser", beta))`: a low-pass, linear-phase

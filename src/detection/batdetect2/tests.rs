@@ -4,7 +4,7 @@
 
 use super::frontend::{
     chunks, firwin_kaiser, padded_len, pairwise_sum, pcen, resample_poly, resize_bilinear,
-    spectrogram, HEIGHT, SAMPLERATE,
+    spectrogram, Resampler, HEIGHT, SAMPLERATE,
 };
 
 /// `x` = 0.1, 0.2, ..., 1.0 in float32, scipy's `resample_poly` test input below.
@@ -47,6 +47,28 @@ fn resample_poly_is_scipys_to_the_bit() {
     assert_eq!(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), up3_down2);
     let y = resample_poly(&tenths(), 96_000, 64_000);
     assert_eq!(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), up2_down3);
+}
+
+#[test]
+fn any_stretch_of_the_resampled_audio_is_the_whole_resamplings_to_the_bit() {
+    // Chunks are resampled one at a time: each must equal its part of the whole.
+    let x: Vec<f32> = (0..30_011)
+        .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
+        .collect();
+    for (from, to) in [(384_000, 256_000), (44_100, 256_000), (250_000, 256_000)] {
+        let whole = resample_poly(&x, from, to);
+        let resampler = Resampler::new(&x, from, to);
+        assert_eq!(resampler.output_len(), whole.len());
+        for range in [0..1, 0..7_000, 6_999..20_000, 20_000..whole.len()] {
+            let part = resampler.range(range.clone());
+            let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&part),
+                bits(&whole[range.clone()]),
+                "{from} -> {to}, {range:?}"
+            );
+        }
+    }
 }
 
 #[test]
