@@ -209,10 +209,9 @@ impl Network {
         Ok((detection, size, class))
     }
 
-    /// The peaks of one spectrogram (`spec`, [`HEIGHT`] rows by `width`, row-major), and
-    /// the number of classes the network tells apart (its class map less background).
-    fn peaks(&self, spec: &[f32], width: usize) -> Result<(Vec<Peak>, usize), DetectionError> {
-        let run = || -> TractResult<(Vec<Peak>, usize)> {
+    /// The peaks of one spectrogram (`spec`, [`HEIGHT`] rows by `width`, row-major).
+    fn peaks(&self, spec: &[f32], width: usize) -> Result<Vec<Peak>, DetectionError> {
+        let run = || -> TractResult<Vec<Peak>> {
             let spec = ArrayViewD::from_shape(vec![1, 1, HEIGHT, width], spec)?;
             let tiles = tiles::layout(width);
             let mut encoded = self.encode(&spec, &tiles, width)?;
@@ -222,10 +221,9 @@ impl Network {
                 .run(width, tvec![bottleneck.into_tvalue()])?;
             let attended = attended[0].to_plain_array_view::<f32>()?;
             let top_k = postprocess::top_k(width);
-            let (mut peaks, mut classes) = (Vec::new(), 0);
+            let mut peaks = Vec::new();
             for tile in &tiles {
                 let (detection, size, class) = self.decode(&spec, &encoded, &attended, tile)?;
-                classes = class.len() / detection.len();
                 let maps = Maps {
                     height: HEIGHT,
                     width: tile.width(),
@@ -243,7 +241,7 @@ impl Network {
                     postprocess::keep_best(&mut peaks, top_k, width);
                 }
             }
-            Ok((peaks, classes.saturating_sub(1)))
+            Ok(peaks)
         };
         run().map_err(|e| DetectionError::Inference {
             reason: format!("{e:#}"),
@@ -251,9 +249,10 @@ impl Network {
     }
 
     /// The number of classes the network tells apart (its class map less the
-    /// background), found by running it once on a silent spectrogram one tile wide.
+    /// background), once it has run on a silent spectrogram one tile wide.
     pub fn classes(&self) -> Result<usize, DetectionError> {
-        Ok(self.peaks(&vec![0.0; HEIGHT * TRIAL_WIDTH], TRIAL_WIDTH)?.1)
+        self.peaks(&vec![0.0; HEIGHT * TRIAL_WIDTH], TRIAL_WIDTH)?;
+        Ok(self.decoder().output_channels(1).saturating_sub(1))
     }
 
     /// The calls in one spectrogram (`spec`, [`HEIGHT`] rows by `width`, row-major) of
@@ -264,7 +263,7 @@ impl Network {
         width: usize,
         start_s: f64,
     ) -> Result<Vec<Call>, DetectionError> {
-        let (peaks, _) = self.peaks(spec, width)?;
+        let peaks = self.peaks(spec, width)?;
         Ok(postprocess::calls(peaks, HEIGHT, width, start_s as f32))
     }
 

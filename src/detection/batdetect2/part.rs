@@ -123,6 +123,16 @@ impl Part {
         Ok(plan)
     }
 
+    /// The channels of output `i` (0 when the graph leaves them symbolic).
+    pub fn output_channels(&self, i: usize) -> usize {
+        self.graph
+            .output_fact(i)
+            .ok()
+            .and_then(|fact| fact.shape.dims().get(1)?.as_i64())
+            .and_then(|channels| usize::try_from(channels).ok())
+            .unwrap_or(0)
+    }
+
     /// Runs the part on inputs for a spectrogram `width` columns wide.
     pub fn run(&self, width: usize, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         self.plan_for(width)?.run(inputs)

@@ -13,8 +13,8 @@
 //! columns was the least that gave batdetect2's outputs to the bit, so 32 leaves a margin
 //! (and keeps every edge on a multiple of 8 columns, where the encoder's three 2 × 2
 //! poolings need them). The core trades memory for the halo's repeated work: 256 columns
-//! (a 320-column tile) costs about 5 % more time than 512 and keeps `acoupi detect` under
-//! 100 MiB (docs/benchmarks.md). `tests/integration/detect_batdetect2.rs` checks the end
+//! (a 320-column tile) costs 6–10 % more CPU than 512 and keeps `acoupi detect` near
+//! 100 MiB where 512 peaked at 115–166 MB (docs/benchmarks.md). `tests/integration/detect_batdetect2.rs` checks the end
 //! result against batdetect2 itself.
 
 use std::ops::Range;
